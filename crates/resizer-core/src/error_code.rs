@@ -1,0 +1,121 @@
+//! The public error codes of the external contract. Adding a variant is an API change.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, snake_case error code rendered as `{"error": {"code": …}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A query parameter or JSON field is missing, malformed or out of range.
+    InvalidParameter,
+    /// The request body is not valid JSON for the endpoint.
+    InvalidJson,
+    /// The request body is empty where an image was expected.
+    EmptyBody,
+    /// The requested output would exceed the output side limit.
+    OutputTooLarge,
+    /// Missing, unknown or revoked API key (or admin token).
+    Unauthenticated,
+    /// The tenant exists but is suspended.
+    TenantSuspended,
+    /// No such resource.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The bytes are not an image format we support.
+    UnsupportedFormat,
+    /// The bytes claim a supported format but do not decode.
+    UndecodableImage,
+    /// The image header declares more pixels than the limit.
+    TooManyPixels,
+    /// The tenant is over its rate limit.
+    RateLimited,
+    /// A bounded queue, pool or staging area is full.
+    Overloaded,
+    /// A dependency (queue, store) is unavailable.
+    DependencyUnavailable,
+    /// The job did not finish before its deadline.
+    DeadlineExceeded,
+    /// A bug or unexpected condition; details are logged, never rendered.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Returns the HTTP status this code is rendered with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidParameter | Self::InvalidJson | Self::EmptyBody | Self::OutputTooLarge => {
+                400
+            }
+            Self::Unauthenticated => 401,
+            Self::TenantSuspended => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedFormat => 415,
+            Self::UndecodableImage | Self::TooManyPixels => 422,
+            Self::RateLimited => 429,
+            Self::Overloaded | Self::DependencyUnavailable => 503,
+            Self::DeadlineExceeded => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    /// Returns the snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidJson => "invalid_json",
+            Self::EmptyBody => "empty_body",
+            Self::OutputTooLarge => "output_too_large",
+            Self::Unauthenticated => "unauthenticated",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::UndecodableImage => "undecodable_image",
+            Self::TooManyPixels => "too_many_pixels",
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::DependencyUnavailable => "dependency_unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_error_code_serde_name_matches_as_str() {
+        for code in [
+            ErrorCode::TooManyPixels,
+            ErrorCode::RateLimited,
+            ErrorCode::InvalidParameter,
+            ErrorCode::DeadlineExceeded,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn test_error_code_statuses_follow_contract() {
+        assert_eq!(ErrorCode::PayloadTooLarge.http_status(), 413);
+        assert_eq!(ErrorCode::UnsupportedFormat.http_status(), 415);
+        assert_eq!(ErrorCode::TooManyPixels.http_status(), 422);
+        assert_eq!(ErrorCode::Overloaded.http_status(), 503);
+        assert_eq!(ErrorCode::DeadlineExceeded.http_status(), 504);
+    }
+}

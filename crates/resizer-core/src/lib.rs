@@ -1,0 +1,24 @@
+//! Pure domain types shared by every role: ids, API keys, resize parameters,
+//! format negotiation, error codes and rate-limit arithmetic.
+//!
+//! Nothing here does I/O or depends on an async runtime, so every rule can be
+//! unit-tested with plain values (time is passed in, never read).
+//!
+//! # Layout
+//! - [`ids`]: unguessable random identifiers (`ten_…`, `key_…`, `job_…`, `req_…`).
+//! - [`api_key`]: key secrets, their hashes and the constant-time check.
+//! - [`format`]: the image formats we speak and `Accept` negotiation.
+//! - [`params`]: `POST /v1/resize` query parsing and validation.
+//! - [`error_code`]: the closed set of public error codes and their HTTP status.
+//! - [`rate_limit`]: a token bucket driven by an explicit clock.
+
+pub mod api_key;
+pub mod error_code;
+pub mod format;
+pub mod ids;
+pub mod params;
+pub mod rate_limit;
+pub mod time;
+
+pub use error_code::ErrorCode;
+pub use format::ImageFormat;

@@ -1,0 +1,242 @@
+//! Parsing and validation of the `POST /v1/resize` query.
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::ImageFormat;
+
+/// How the image is fitted into the requested box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Scale to fit inside the box, keeping the aspect ratio.
+    #[default]
+    Contain,
+    /// Scale to cover the box, keeping the aspect ratio, and crop the centre.
+    Cover,
+    /// Stretch to exactly the box.
+    Fill,
+}
+
+impl Fit {
+    /// Returns the lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contain => "contain",
+            Self::Cover => "cover",
+            Self::Fill => "fill",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "contain" => Some(Self::Contain),
+            "cover" => Some(Self::Cover),
+            "fill" => Some(Self::Fill),
+            _ => None,
+        }
+    }
+}
+
+/// The requested output format: a fixed one, or negotiated from the input and `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatChoice {
+    /// Same as input unless `Accept` prefers another supported format.
+    #[default]
+    Auto,
+    /// Always this format.
+    Fixed(ImageFormat),
+}
+
+/// Validated resize parameters. Dimensions are within `1..=max_output_side`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeParams {
+    /// Target width in pixels, if given.
+    pub width: Option<u32>,
+    /// Target height in pixels, if given.
+    pub height: Option<u32>,
+    /// Fit mode.
+    pub fit: Fit,
+    /// Output format choice.
+    pub format: FormatChoice,
+    /// Encoder quality 1–100; `None` means the format's default.
+    pub quality: Option<u8>,
+    /// Whether the output may be larger than the input.
+    pub enlarge: bool,
+}
+
+/// Why a query was refused; rendered as `invalid_parameter` (or `output_too_large`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// A parameter's value is malformed or out of range.
+    #[error("parameter `{name}` {reason}")]
+    Invalid {
+        /// The parameter name.
+        name: String,
+        /// What is wrong, as a sentence fragment.
+        reason: String,
+    },
+    /// A requested side exceeds the output limit.
+    #[error("parameter `{name}` is {value}, above the output limit of {limit} pixels")]
+    OutputTooLarge {
+        /// The parameter name.
+        name: &'static str,
+        /// The requested value.
+        value: u64,
+        /// The configured limit.
+        limit: u32,
+    },
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ParamError {
+    ParamError::Invalid {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl ResizeParams {
+    /// Parses query pairs. Unknown or repeated parameters are refused so typos
+    /// surface as errors instead of silently producing the wrong image.
+    pub fn parse(pairs: &[(String, String)], max_output_side: u32) -> Result<Self, ParamError> {
+        let mut params = ResizeParams {
+            width: None,
+            height: None,
+            fit: Fit::Contain,
+            format: FormatChoice::Auto,
+            quality: None,
+            enlarge: false,
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in pairs {
+            if seen.contains(&name.as_str()) {
+                return Err(invalid(name, "is given more than once"));
+            }
+            seen.push(name);
+            match name.as_str() {
+                "width" => params.width = Some(parse_side("width", value, max_output_side)?),
+                "height" => params.height = Some(parse_side("height", value, max_output_side)?),
+                "fit" => {
+                    params.fit = Fit::parse(value)
+                        .ok_or_else(|| invalid("fit", "must be one of contain, cover, fill"))?;
+                }
+                "format" => {
+                    params.format = if value == "auto" {
+                        FormatChoice::Auto
+                    } else {
+                        FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
+                            invalid("format", "must be one of auto, jpeg, png, webp")
+                        })?)
+                    };
+                }
+                "quality" => {
+                    let q: u8 = value
+                        .parse()
+                        .ok()
+                        .filter(|q| (1..=100).contains(q))
+                        .ok_or_else(|| invalid("quality", "must be an integer from 1 to 100"))?;
+                    params.quality = Some(q);
+                }
+                "enlarge" => {
+                    params.enlarge = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(invalid("enlarge", "must be true or false")),
+                    };
+                }
+                other => return Err(invalid(other, "is not a known parameter")),
+            }
+        }
+        if params.width.is_none() && params.height.is_none() {
+            return Err(invalid("width", "or `height` is required"));
+        }
+        Ok(params)
+    }
+}
+
+fn parse_side(name: &'static str, value: &str, max: u32) -> Result<u32, ParamError> {
+    let v: u64 = value
+        .parse()
+        .map_err(|_| invalid(name, "must be a positive integer"))?;
+    if v == 0 {
+        return Err(invalid(name, "must be at least 1"));
+    }
+    if v > u64::from(max) {
+        return Err(ParamError::OutputTooLarge {
+            name,
+            value: v,
+            limit: max,
+        });
+    }
+    Ok(v as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn test_params_defaults() {
+        let p = ResizeParams::parse(&q(&[("width", "300")]), 8192).unwrap();
+        assert_eq!(p.width, Some(300));
+        assert_eq!(p.height, None);
+        assert_eq!(p.fit, Fit::Contain);
+        assert_eq!(p.format, FormatChoice::Auto);
+        assert!(!p.enlarge);
+    }
+
+    #[test]
+    fn test_params_full() {
+        let p = ResizeParams::parse(
+            &q(&[
+                ("width", "10"),
+                ("height", "20"),
+                ("fit", "cover"),
+                ("format", "webp"),
+                ("quality", "55"),
+                ("enlarge", "true"),
+            ]),
+            8192,
+        )
+        .unwrap();
+        assert_eq!(p.fit, Fit::Cover);
+        assert_eq!(p.format, FormatChoice::Fixed(ImageFormat::Webp));
+        assert_eq!(p.quality, Some(55));
+        assert!(p.enlarge);
+    }
+
+    #[test]
+    fn test_params_refuse_bad_values() {
+        for bad in [
+            vec![],
+            vec![("width", "0")],
+            vec![("width", "-3")],
+            vec![("width", "abc")],
+            vec![("width", "10"), ("fit", "stretch")],
+            vec![("width", "10"), ("quality", "0")],
+            vec![("width", "10"), ("quality", "101")],
+            vec![("width", "10"), ("format", "gif")],
+            vec![("width", "10"), ("width", "20")],
+            vec![("width", "10"), ("colour", "red")],
+        ] {
+            let err = ResizeParams::parse(&q(&bad), 8192).unwrap_err();
+            assert!(matches!(err, ParamError::Invalid { .. }), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn test_params_over_output_limit() {
+        let err = ResizeParams::parse(&q(&[("width", "9000")]), 8192).unwrap_err();
+        assert!(matches!(err, ParamError::OutputTooLarge { .. }));
+        let err = ResizeParams::parse(&q(&[("height", "99999999999999999")]), 8192).unwrap_err();
+        assert!(matches!(err, ParamError::OutputTooLarge { .. }));
+    }
+}

@@ -1,0 +1,28 @@
+//! Identity: tenants, API keys and the authentication data plane.
+//!
+//! The management plane ([`IdentityService`] over an [`IdentityStore`]) is
+//! authoritative and consistency-first: every write lands in the store together
+//! with an entry in an ordered change log. The data plane ([`AuthCache`]) is an
+//! in-memory copy built from a snapshot plus those ordered changes; requests
+//! authenticate against it alone.
+//!
+//! # Layout
+//! - [`model`]: tenants, keys and change events.
+//! - [`store`]: the [`IdentityStore`] trait and its SQLite backend.
+//! - [`service`]: validation rules and the write path that notifies caches.
+//! - [`cache`]: the [`AuthCache`]: apply changes, authenticate in constant time.
+//! - [`error`]: [`IdentityError`].
+
+pub mod cache;
+pub mod error;
+pub mod model;
+pub mod service;
+pub mod store;
+
+pub use cache::{AuthCache, AuthContext, AuthError};
+pub use error::IdentityError;
+pub use model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
+pub use service::{ChangeSubscriber, IdentityService, IssuedKeyView, NewTenant};
+pub use cache::LocalFollower;
+pub use store::IdentityStore;
+pub use store::sqlite::SqliteIdentityStore;

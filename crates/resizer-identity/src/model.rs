@@ -1,0 +1,82 @@
+//! Identity records and the change events that replicate them.
+
+use resizer_core::ids::{KeyId, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// A customer account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Unguessable id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Sustained requests per second allowed on each API node.
+    pub rate_limit_rps: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: u32,
+    /// A suspended tenant's keys authenticate but every request gets 403.
+    pub suspended: bool,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Last change, Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A partial update of a tenant; absent fields are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New sustained rate.
+    pub rate_limit_rps: Option<u32>,
+    /// New burst.
+    pub burst: Option<u32>,
+    /// Suspend or reinstate.
+    pub suspended: Option<bool>,
+}
+
+/// One replicated change, in the order the store committed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChangeEvent {
+    /// A tenant was created or changed (limits, suspension, name).
+    TenantUpserted {
+        /// The tenant as it now is.
+        tenant: Tenant,
+    },
+    /// A key was issued.
+    KeyCreated {
+        /// Key id.
+        key_id: KeyId,
+        /// Owner.
+        tenant_id: TenantId,
+        /// SHA-256 of the secret, hex.
+        hash: String,
+    },
+    /// A key was revoked; it must never authenticate again.
+    KeyRevoked {
+        /// Key id.
+        key_id: KeyId,
+    },
+}
+
+/// A change with its position in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Strictly increasing sequence number.
+    pub seq: u64,
+    /// What changed.
+    pub event: ChangeEvent,
+}
+
+/// Everything authentication needs, as of `seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last change included.
+    pub seq: u64,
+    /// All tenants.
+    pub tenants: Vec<Tenant>,
+    /// Live (unrevoked) keys: id, owner, hash.
+    pub keys: Vec<(KeyId, TenantId, String)>,
+}

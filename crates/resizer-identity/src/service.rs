@@ -1,0 +1,201 @@
+//! The management plane's rules: validation, id and key issuance, and
+//! notifying followers after every committed write.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use resizer_core::api_key;
+use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::time::now_unix_secs;
+use serde::Deserialize;
+
+use crate::error::IdentityError;
+use crate::model::{Tenant, TenantPatch};
+use crate::store::IdentityStore;
+
+/// Default sustained rate for a new tenant.
+pub const DEFAULT_RATE_LIMIT_RPS: u32 = 100;
+/// Bounds of `rate_limit_rps` and `burst`.
+pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+const MAX_NAME_LEN: usize = 200;
+
+/// The body of `POST /admin/v1/tenants`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Display name, 1–200 characters.
+    pub name: String,
+    /// Sustained rate; default 100.
+    pub rate_limit_rps: Option<u32>,
+    /// Burst; default twice the rate (capped at the maximum).
+    pub burst: Option<u32>,
+}
+
+/// Something that wants to hear that the change log grew (an auth cache in
+/// the same process). Called after commit and awaited, so in embedded mode a
+/// key works as soon as the admin call that created it returns.
+#[async_trait]
+pub trait ChangeSubscriber: Send + Sync + 'static {
+    /// Brings the subscriber up to date with the store.
+    async fn notify(&self);
+}
+
+/// The management plane.
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
+    subscribers: RwLock<Vec<Arc<dyn ChangeSubscriber>>>,
+}
+
+fn check_name(name: &str) -> Result<(), IdentityError> {
+    let len = name.trim().chars().count();
+    if len == 0 || len > MAX_NAME_LEN {
+        return Err(IdentityError::Invalid(format!(
+            "`name` must be 1 to {MAX_NAME_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_limit(field: &str, value: u32) -> Result<(), IdentityError> {
+    if !LIMIT_RANGE.contains(&value) {
+        return Err(IdentityError::Invalid(format!(
+            "`{field}` must be from {} to {}",
+            LIMIT_RANGE.start(),
+            LIMIT_RANGE.end()
+        )));
+    }
+    Ok(())
+}
+
+/// A newly issued key: the secret is in here once and nowhere else.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedKeyView {
+    /// Key id, used to revoke it.
+    pub key_id: KeyId,
+    /// The bearer secret.
+    pub secret: String,
+    /// Owner.
+    pub tenant_id: TenantId,
+}
+
+impl IdentityService {
+    /// Creates the service over a store.
+    pub fn new(store: Arc<dyn IdentityStore>) -> Self {
+        Self {
+            store,
+            subscribers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Returns the store, for followers that read the change log.
+    pub fn store(&self) -> Arc<dyn IdentityStore> {
+        self.store.clone()
+    }
+
+    /// Registers a follower to be notified after each write.
+    pub fn subscribe(&self, subscriber: Arc<dyn ChangeSubscriber>) {
+        self.subscribers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(subscriber);
+    }
+
+    async fn notify(&self) {
+        let subscribers: Vec<_> = self
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in subscribers {
+            s.notify().await;
+        }
+    }
+
+    /// Creates a tenant with defaults filled in.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, IdentityError> {
+        check_name(&new.name)?;
+        let rps = new.rate_limit_rps.unwrap_or(DEFAULT_RATE_LIMIT_RPS);
+        check_limit("rate_limit_rps", rps)?;
+        let burst = new
+            .burst
+            .unwrap_or_else(|| rps.saturating_mul(2).min(*LIMIT_RANGE.end()));
+        check_limit("burst", burst)?;
+        let now = now_unix_secs();
+        let tenant = Tenant {
+            id: TenantId::random(),
+            name: new.name.trim().to_string(),
+            rate_limit_rps: rps,
+            burst,
+            suspended: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_tenant(&tenant).await?;
+        self.notify().await;
+        Ok(tenant)
+    }
+
+    /// Lists tenants.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
+        self.store.list_tenants().await
+    }
+
+    /// Returns one tenant.
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, IdentityError> {
+        self.store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("tenant {id}")))
+    }
+
+    /// Applies a patch (limits, suspension, name).
+    pub async fn update_tenant(&self, id: &TenantId, patch: TenantPatch) -> Result<Tenant, IdentityError> {
+        if let Some(name) = &patch.name {
+            check_name(name)?;
+        }
+        if let Some(rps) = patch.rate_limit_rps {
+            check_limit("rate_limit_rps", rps)?;
+        }
+        if let Some(burst) = patch.burst {
+            check_limit("burst", burst)?;
+        }
+        let patch = TenantPatch {
+            name: patch.name.map(|n| n.trim().to_string()),
+            ..patch
+        };
+        let tenant = self
+            .store
+            .update_tenant(id, &patch, now_unix_secs())
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("tenant {id}")))?;
+        self.notify().await;
+        Ok(tenant)
+    }
+
+    /// Issues a new key for a tenant; only its hash is stored.
+    pub async fn issue_key(&self, tenant: &TenantId) -> Result<IssuedKeyView, IdentityError> {
+        let issued = api_key::issue();
+        let created = self
+            .store
+            .create_key(tenant, &issued.key_id, &issued.hash.to_hex(), now_unix_secs())
+            .await?;
+        if !created {
+            return Err(IdentityError::NotFound(format!("tenant {tenant}")));
+        }
+        self.notify().await;
+        Ok(IssuedKeyView {
+            key_id: issued.key_id,
+            secret: issued.secret,
+            tenant_id: tenant.clone(),
+        })
+    }
+
+    /// Revokes a key.
+    pub async fn revoke_key(&self, key_id: &KeyId) -> Result<(), IdentityError> {
+        if !self.store.revoke_key(key_id, now_unix_secs()).await? {
+            return Err(IdentityError::NotFound(format!("key {key_id}")));
+        }
+        self.notify().await;
+        Ok(())
+    }
+}

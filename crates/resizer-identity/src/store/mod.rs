@@ -1,0 +1,46 @@
+//! The authoritative identity store.
+//!
+//! Every mutation commits its record and its [`Change`] in one transaction, so
+//! the change log is exactly the history of the records.
+
+pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+use async_trait::async_trait;
+use resizer_core::ids::{KeyId, TenantId};
+
+use crate::error::IdentityError;
+use crate::model::{Change, Snapshot, Tenant, TenantPatch};
+
+/// Storage for tenants, keys and the change log.
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// Inserts a new tenant.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), IdentityError>;
+    /// Lists all tenants, oldest first.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, IdentityError>;
+    /// Returns one tenant.
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, IdentityError>;
+    /// Applies a validated patch and returns the new tenant, or `None` if unknown.
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        patch: &TenantPatch,
+        now: i64,
+    ) -> Result<Option<Tenant>, IdentityError>;
+    /// Stores a key hash for an existing tenant; `false` if the tenant is unknown.
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &KeyId,
+        hash_hex: &str,
+        now: i64,
+    ) -> Result<bool, IdentityError>;
+    /// Revokes a key; `false` if it does not exist. Revoking twice is fine.
+    async fn revoke_key(&self, key_id: &KeyId, now: i64) -> Result<bool, IdentityError>;
+    /// Returns a consistent snapshot for a fresh cache.
+    async fn snapshot(&self) -> Result<Snapshot, IdentityError>;
+    /// Returns up to `limit` changes after `seq`, in order.
+    async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError>;
+}

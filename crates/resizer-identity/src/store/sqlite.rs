@@ -1,0 +1,362 @@
+//! The embedded identity store: one SQLite file in the data directory.
+//!
+//! SQLite calls block, so each runs on tokio's blocking pool behind one
+//! connection lock (writes are rare; reads happen at startup and on change).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use resizer_core::ids::{KeyId, TenantId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::IdentityError;
+use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
+use crate::store::IdentityStore;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    rate_limit_rps INTEGER NOT NULL,
+    burst INTEGER NOT NULL,
+    suspended INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+"#];
+
+/// Identity store on a SQLite file.
+#[derive(Clone)]
+pub struct SqliteIdentityStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn store_err(e: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Store(e.to_string())
+}
+
+impl SqliteIdentityStore {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, IdentityError> {
+        let conn = Connection::open(path).map_err(store_err)?;
+        Self::init(conn)
+    }
+
+    /// Opens a private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, IdentityError> {
+        Self::init(Connection::open_in_memory().map_err(store_err)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, IdentityError> {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(store_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(store_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(store_err)?;
+        let applied: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(store_err)?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction().map_err(store_err)?;
+            tx.execute_batch(migration).map_err(store_err)?;
+            tx.pragma_update(None, "user_version", i + 1).map_err(store_err)?;
+            tx.commit().map_err(store_err)?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, IdentityError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, IdentityError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| store_err("connection lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(store_err)?
+    }
+}
+
+fn row_to_tenant(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    let id: String = row.get(0)?;
+    Ok(Tenant {
+        id: TenantId::parse(&id).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad tenant id".into())
+        })?,
+        name: row.get(1)?,
+        rate_limit_rps: row.get(2)?,
+        burst: row.get(3)?,
+        suspended: row.get::<_, i64>(4)? != 0,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at";
+
+fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent, now: i64) -> Result<(), IdentityError> {
+    let json = serde_json::to_string(event).map_err(store_err)?;
+    tx.execute("INSERT INTO changes (at, event) VALUES (?1, ?2)", params![now, json])
+        .map_err(store_err)?;
+    Ok(())
+}
+
+fn select_tenant(conn: &Connection, id: &str) -> Result<Option<Tenant>, IdentityError> {
+    conn.query_row(
+        &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"),
+        params![id],
+        row_to_tenant,
+    )
+    .optional()
+    .map_err(store_err)
+}
+
+#[async_trait]
+impl IdentityStore for SqliteIdentityStore {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), IdentityError> {
+        let t = tenant.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            tx.execute(
+                &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    t.id.as_str(),
+                    t.name,
+                    t.rate_limit_rps,
+                    t.burst,
+                    t.suspended as i64,
+                    t.created_at,
+                    t.updated_at
+                ],
+            )
+            .map_err(store_err)?;
+            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: t.clone() }, t.created_at)?;
+            tx.commit().map_err(store_err)
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
+        self.run(|conn| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"))
+                .map_err(store_err)?;
+            let rows = stmt.query_map([], row_to_tenant).map_err(store_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(store_err)
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, IdentityError> {
+        let id = id.to_string();
+        self.run(move |conn| select_tenant(conn, &id)).await
+    }
+
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        patch: &TenantPatch,
+        now: i64,
+    ) -> Result<Option<Tenant>, IdentityError> {
+        let id = id.to_string();
+        let patch = patch.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            let Some(mut tenant) = select_tenant(&tx, &id)? else {
+                return Ok(None);
+            };
+            if let Some(name) = patch.name {
+                tenant.name = name;
+            }
+            if let Some(rps) = patch.rate_limit_rps {
+                tenant.rate_limit_rps = rps;
+            }
+            if let Some(burst) = patch.burst {
+                tenant.burst = burst;
+            }
+            if let Some(suspended) = patch.suspended {
+                tenant.suspended = suspended;
+            }
+            tenant.updated_at = now;
+            tx.execute(
+                "UPDATE tenants SET name = ?2, rate_limit_rps = ?3, burst = ?4, suspended = ?5, updated_at = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    tenant.name,
+                    tenant.rate_limit_rps,
+                    tenant.burst,
+                    tenant.suspended as i64,
+                    now
+                ],
+            )
+            .map_err(store_err)?;
+            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: tenant.clone() }, now)?;
+            tx.commit().map_err(store_err)?;
+            Ok(Some(tenant))
+        })
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        key_id: &KeyId,
+        hash_hex: &str,
+        now: i64,
+    ) -> Result<bool, IdentityError> {
+        let (tenant, key_id, hash) = (tenant.clone(), key_id.clone(), hash_hex.to_string());
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            if select_tenant(&tx, tenant.as_str())?.is_none() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO api_keys (key_id, tenant_id, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key_id.as_str(), tenant.as_str(), hash, now],
+            )
+            .map_err(store_err)?;
+            append_change(
+                &tx,
+                &ChangeEvent::KeyCreated {
+                    key_id,
+                    tenant_id: tenant,
+                    hash,
+                },
+                now,
+            )?;
+            tx.commit().map_err(store_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, key_id: &KeyId, now: i64) -> Result<bool, IdentityError> {
+        let key_id = key_id.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            let exists: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM api_keys WHERE key_id = ?1",
+                    params![key_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(store_err)?;
+            match exists {
+                None => Ok(false),
+                Some(Some(_)) => Ok(true),
+                Some(None) => {
+                    tx.execute(
+                        "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1",
+                        params![key_id.as_str(), now],
+                    )
+                    .map_err(store_err)?;
+                    append_change(&tx, &ChangeEvent::KeyRevoked { key_id }, now)?;
+                    tx.commit().map_err(store_err)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, IdentityError> {
+        self.run(|conn| {
+            // One read transaction, so records and seq agree.
+            let tx = conn.transaction().map_err(store_err)?;
+            let seq: i64 = tx
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))
+                .map_err(store_err)?;
+            let tenants = {
+                let mut stmt = tx
+                    .prepare(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
+                    .map_err(store_err)?;
+                let rows = stmt.query_map([], row_to_tenant).map_err(store_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(store_err)?
+            };
+            let keys = {
+                let mut stmt = tx
+                    .prepare("SELECT key_id, tenant_id, hash FROM api_keys WHERE revoked_at IS NULL ORDER BY key_id")
+                    .map_err(store_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                    .map_err(store_err)?;
+                let mut keys = Vec::new();
+                for row in rows {
+                    let (k, t, h) = row.map_err(store_err)?;
+                    if let (Some(k), Some(t)) = (KeyId::parse(&k), TenantId::parse(&t)) {
+                        keys.push((k, t, h));
+                    }
+                }
+                keys
+            };
+            Ok(Snapshot {
+                seq: seq as u64,
+                tenants,
+                keys,
+            })
+        })
+        .await
+    }
+
+    async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT seq, event FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map(params![seq as i64, limit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(store_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, json) = row.map_err(store_err)?;
+                let event: ChangeEvent = serde_json::from_str(&json).map_err(store_err)?;
+                out.push(Change { seq: seq as u64, event });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn test_sqlite_store_passes_contract_in_memory() {
+        let store = Arc::new(SqliteIdentityStore::open_in_memory().unwrap());
+        crate::store::testsuite::run_all(store).await;
+    }
+
+    #[tokio::test]
+    async fn test_sqlite_store_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.sqlite");
+        let store = Arc::new(SqliteIdentityStore::open(&path).unwrap());
+        crate::store::testsuite::run_all(store.clone()).await;
+        let before = store.snapshot().await.unwrap();
+        drop(store);
+        let reopened = SqliteIdentityStore::open(&path).unwrap();
+        assert_eq!(reopened.snapshot().await.unwrap(), before);
+    }
+}

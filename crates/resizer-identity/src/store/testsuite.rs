@@ -1,0 +1,110 @@
+//! The contract every [`IdentityStore`] backend must pass.
+
+use std::sync::Arc;
+
+use resizer_core::api_key;
+use resizer_core::ids::{KeyId, TenantId};
+
+use crate::cache::{AuthCache, AuthError};
+use crate::model::{ChangeEvent, TenantPatch};
+use crate::service::{IdentityService, NewTenant};
+use crate::store::IdentityStore;
+
+fn new_tenant(name: &str) -> NewTenant {
+    NewTenant {
+        name: name.into(),
+        rate_limit_rps: None,
+        burst: None,
+    }
+}
+
+/// Runs every contract check against a fresh, empty store.
+pub async fn run_all(store: Arc<dyn IdentityStore>) {
+    tenants_and_changes(store.clone()).await;
+    keys_are_hashed_and_revocable(store.clone()).await;
+    cache_follows_snapshot_and_increments(store).await;
+}
+
+async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store.clone());
+    let before = store.snapshot().await.unwrap().seq;
+    let t = svc.create_tenant(new_tenant("acme")).await.unwrap();
+    assert_eq!((t.rate_limit_rps, t.burst, t.suspended), (100, 200, false));
+    let t2 = svc
+        .update_tenant(
+            &t.id,
+            TenantPatch {
+                suspended: Some(true),
+                rate_limit_rps: Some(5),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(t2.suspended);
+    assert_eq!(t2.rate_limit_rps, 5);
+    assert_eq!(svc.get_tenant(&t.id).await.unwrap(), t2);
+    assert!(svc.list_tenants().await.unwrap().iter().any(|x| x.id == t.id));
+    let changes = store.changes_since(before, 100).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(changes[0].seq < changes[1].seq);
+    assert!(matches!(&changes[1].event, ChangeEvent::TenantUpserted { tenant } if tenant.suspended));
+    // Unknown tenants and invalid limits are refused.
+    assert!(svc.update_tenant(&TenantId::random(), TenantPatch::default()).await.is_err());
+    let bad = NewTenant {
+        name: "x".into(),
+        rate_limit_rps: Some(0),
+        burst: None,
+    };
+    assert!(svc.create_tenant(bad).await.is_err());
+}
+
+async fn keys_are_hashed_and_revocable(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store.clone());
+    let t = svc.create_tenant(new_tenant("keys")).await.unwrap();
+    let k = svc.issue_key(&t.id).await.unwrap();
+    let snap = store.snapshot().await.unwrap();
+    let (_, owner, hash) = snap.keys.iter().find(|(id, _, _)| *id == k.key_id).unwrap();
+    assert_eq!(owner, &t.id);
+    assert_ne!(hash, &k.secret, "the secret itself must never be stored");
+    assert!(!hash.contains(&k.secret[20..]));
+    assert!(api_key::KeyHash::from_hex(hash).unwrap().verify(&k.secret));
+    svc.revoke_key(&k.key_id).await.unwrap();
+    svc.revoke_key(&k.key_id).await.unwrap();
+    assert!(svc.revoke_key(&KeyId::random()).await.is_err());
+    assert!(svc.issue_key(&TenantId::random()).await.is_err());
+    let snap = store.snapshot().await.unwrap();
+    assert!(!snap.keys.iter().any(|(id, _, _)| *id == k.key_id));
+}
+
+async fn cache_follows_snapshot_and_increments(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store.clone());
+    let t = svc.create_tenant(new_tenant("cache")).await.unwrap();
+    let k1 = svc.issue_key(&t.id).await.unwrap();
+    let cache = AuthCache::new();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    assert_eq!(cache.authenticate(&k1.secret).unwrap().tenant_id, t.id);
+    // Increments after the snapshot.
+    let k2 = svc.issue_key(&t.id).await.unwrap();
+    assert_eq!(cache.authenticate(&k2.secret), Err(AuthError::Unauthenticated));
+    cache.catch_up(store.as_ref()).await.unwrap();
+    assert!(cache.authenticate(&k2.secret).is_ok());
+    svc.revoke_key(&k1.key_id).await.unwrap();
+    svc.update_tenant(
+        &t.id,
+        TenantPatch {
+            suspended: Some(true),
+            ..TenantPatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    assert_eq!(cache.authenticate(&k1.secret), Err(AuthError::Unauthenticated));
+    assert!(matches!(cache.authenticate(&k2.secret), Err(AuthError::Suspended(_))));
+    // Replaying old changes never resurrects a revoked key.
+    let all = store.changes_since(0, 10_000).await.unwrap();
+    cache.apply(&all);
+    assert_eq!(cache.authenticate(&k1.secret), Err(AuthError::Unauthenticated));
+    assert_eq!(cache.seq(), all.last().unwrap().seq);
+}

@@ -1,0 +1,187 @@
+//! Decoders: JPEG through libjpeg-turbo (with DCT-domain downscaling), PNG
+//! through the `png` crate, WebP through libwebp. Output is always 8-bit RGB
+//! or RGBA, interleaved.
+
+use std::io::Cursor;
+
+use resizer_core::ImageFormat;
+use turbojpeg::{Colorspace, PixelFormat, ScalingFactor};
+
+use crate::error::ImagingError;
+use crate::probe::Probe;
+
+/// Interleaved 8-bit pixels.
+#[derive(Debug, Clone)]
+pub struct Pixels {
+    /// Row-major samples, `width * height * channels` bytes, no padding.
+    pub data: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// 3 (RGB) or 4 (RGBA); 1 only inside unit tests.
+    pub channels: u8,
+}
+
+/// How much smaller than the source the resampler should still have to go
+/// after DCT-domain scaling; decoding at exactly the target size would alias.
+const REDUCING_GAP: f64 = 2.0;
+
+/// Picks the JPEG decode scale M/8: the smallest that still leaves the
+/// resampler a shrink of at least [`REDUCING_GAP`].
+pub fn jpeg_scale_eighths(shrink: f64) -> usize {
+    (1..=8)
+        .find(|m| shrink * (*m as f64) / 8.0 >= REDUCING_GAP)
+        .unwrap_or(8)
+}
+
+fn undecodable(e: impl std::fmt::Display) -> ImagingError {
+    ImagingError::Undecodable(e.to_string())
+}
+
+/// Decodes `data`, which [`crate::probe`] has already accepted.
+/// `shrink` is the plan's shrink ratio, used for shrink-on-load.
+pub fn decode(
+    jpeg: &mut turbojpeg::Decompressor,
+    data: &[u8],
+    probe: &Probe,
+    shrink: f64,
+    max_pixels: u64,
+) -> Result<Pixels, ImagingError> {
+    match probe.format {
+        ImageFormat::Jpeg => decode_jpeg(jpeg, data, probe, shrink),
+        ImageFormat::Png => decode_png(data, max_pixels),
+        ImageFormat::Webp => decode_webp(data),
+    }
+}
+
+fn decode_jpeg(
+    dec: &mut turbojpeg::Decompressor,
+    data: &[u8],
+    probe: &Probe,
+    shrink: f64,
+) -> Result<Pixels, ImagingError> {
+    let header = dec.read_header(data).map_err(undecodable)?;
+    let m = jpeg_scale_eighths(shrink);
+    let g = gcd(m, 8);
+    let factor = ScalingFactor::new(m / g, 8 / g);
+    let factor = if turbojpeg::Decompressor::supported_scaling_factors().contains(&factor) {
+        factor
+    } else {
+        ScalingFactor::new(1, 1)
+    };
+    dec.set_scaling_factor(factor).map_err(undecodable)?;
+    let scaled = header.scaled(factor);
+    let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) || probe.cmyk;
+    let format = if cmyk { PixelFormat::CMYK } else { PixelFormat::RGB };
+    let bpp = format.size();
+    let mut image = turbojpeg::Image {
+        pixels: vec![0u8; scaled.width * scaled.height * bpp],
+        width: scaled.width,
+        pitch: scaled.width * bpp,
+        height: scaled.height,
+        format,
+    };
+    dec.decompress(data, image.as_deref_mut()).map_err(undecodable)?;
+    let data = if cmyk {
+        cmyk_to_rgb(&image.pixels, probe.adobe)
+    } else {
+        image.pixels
+    };
+    Ok(Pixels {
+        data,
+        width: scaled.width as u32,
+        height: scaled.height as u32,
+        channels: 3,
+    })
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Converts CMYK to RGB without a profile. Adobe writers store CMYK inverted,
+/// which is why the two cases differ.
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let [c, m, y, k] = if inverted {
+            [px[0], px[1], px[2], px[3]]
+        } else {
+            [255 - px[0], 255 - px[1], 255 - px[2], 255 - px[3]]
+        };
+        let k = u32::from(k);
+        for v in [c, m, y] {
+            out.push(((u32::from(v) * k + 127) / 255) as u8);
+        }
+    }
+    out
+}
+
+fn decode_png(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {
+    // The header was checked against the pixel limit; this bounds what the
+    // decoder may allocate even if a later chunk lies.
+    let limit_bytes = usize::try_from(max_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(data), png::Limits { bytes: limit_bytes });
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(undecodable)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| ImagingError::Undecodable("PNG output size overflows".into()))?;
+    let mut buf = vec![0u8; size];
+    let info = reader.next_frame(&mut buf).map_err(undecodable)?;
+    buf.truncate(info.buffer_size());
+    let (w, h) = (info.width, info.height);
+    let (data, channels) = match info.color_type {
+        png::ColorType::Rgb => (buf, 3),
+        png::ColorType::Rgba => (buf, 4),
+        png::ColorType::Grayscale => (buf.iter().flat_map(|&g| [g, g, g]).collect(), 3),
+        png::ColorType::GrayscaleAlpha => (
+            buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+            4,
+        ),
+        png::ColorType::Indexed => {
+            return Err(ImagingError::Internal("palette PNG was not expanded".into()));
+        }
+    };
+    Ok(Pixels {
+        data,
+        width: w,
+        height: h,
+        channels,
+    })
+}
+
+fn decode_webp(data: &[u8]) -> Result<Pixels, ImagingError> {
+    let image = webp::Decoder::new(data)
+        .decode()
+        .ok_or_else(|| ImagingError::Undecodable("WebP data is corrupt or truncated".into()))?;
+    let channels = if image.is_alpha() { 4 } else { 3 };
+    Ok(Pixels {
+        data: image.to_vec(),
+        width: image.width(),
+        height: image.height(),
+        channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_jpeg_scale_leaves_reducing_gap() {
+        assert_eq!(jpeg_scale_eighths(1.0), 8);
+        assert_eq!(jpeg_scale_eighths(2.0), 8);
+        assert_eq!(jpeg_scale_eighths(5.0), 4);
+        assert_eq!(jpeg_scale_eighths(16.0), 1);
+        assert_eq!(jpeg_scale_eighths(100.0), 1);
+    }
+
+    #[test]
+    fn test_cmyk_conversion_both_conventions() {
+        assert_eq!(cmyk_to_rgb(&[255, 255, 255, 255], true), vec![255, 255, 255]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+        assert_eq!(cmyk_to_rgb(&[0, 255, 255, 0], false), vec![255, 0, 0]);
+    }
+}

@@ -1,0 +1,56 @@
+//! Errors of the imaging pipeline, each mapped to one public error code.
+
+use resizer_core::ErrorCode;
+
+/// Why an image could not be resized.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    /// The bytes are not JPEG, PNG or WebP (or a variant we refuse, like animation).
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    /// The bytes claim a supported format but are corrupt or truncated.
+    #[error("the image could not be decoded: {0}")]
+    Undecodable(String),
+    /// The header declares more pixels than allowed.
+    #[error("the image is {width}x{height} = {pixels} pixels, above the limit of {limit}")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// width × height.
+        pixels: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The computed output would exceed the output side limit.
+    #[error("the output would be {width}x{height}, above the output limit of {limit} pixels per side")]
+    OutputTooLarge {
+        /// Computed output width.
+        width: u64,
+        /// Computed output height.
+        height: u64,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// A bug or resource failure inside a codec.
+    #[error("internal imaging error: {0}")]
+    Internal(String),
+}
+
+impl ImagingError {
+    /// Returns the public error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
+            Self::Undecodable(_) => ErrorCode::UndecodableImage,
+            Self::TooManyPixels { .. } => ErrorCode::TooManyPixels,
+            Self::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+pub(crate) fn truncated(what: &str) -> ImagingError {
+    ImagingError::Undecodable(format!("{what} header is truncated or malformed"))
+}

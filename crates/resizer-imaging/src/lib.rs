@@ -1,0 +1,27 @@
+//! The image pipeline: everything between input bytes and output bytes.
+//!
+//! Synchronous and CPU-bound by design: callers run it on dedicated blocking
+//! threads (the worker pool, `resizer resize`), never on the async runtime.
+//!
+//! # Layout
+//! - [`probe`]: format, dimensions and orientation read from the header only,
+//!   so limits are enforced before a single pixel is allocated.
+//! - [`exif`]: the EXIF orientation tag, from a bounded TIFF walk.
+//! - [`plan`]: pure geometry: from source size and parameters to crop box and output size.
+//! - [`decode`], [`orient`], [`encode`]: the pixel stages.
+//! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
+//! - [`error`]: [`ImagingError`] and its public error code.
+
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod exif;
+pub mod orient;
+pub mod pipeline;
+pub mod plan;
+pub mod probe;
+
+pub use error::ImagingError;
+pub use pipeline::{Limits, Pipeline, ResizeOutput, check};
+pub use plan::{Plan, plan};
+pub use probe::{Probe, probe};

@@ -1,0 +1,149 @@
+//! One resize from bytes to bytes, with per-thread reusable codec state.
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use resizer_core::ImageFormat;
+use resizer_core::params::ResizeParams;
+
+use crate::decode::{self, Pixels};
+use crate::encode;
+use crate::error::ImagingError;
+use crate::orient;
+use crate::plan::{Plan, plan};
+use crate::probe::{Probe, probe};
+
+/// Limits enforced before and during a resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest input, in pixels, read from the header before decoding.
+    pub max_input_pixels: u64,
+    /// Largest output side, in pixels.
+    pub max_output_side: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_input_pixels: 50_000_000,
+            max_output_side: 8192,
+        }
+    }
+}
+
+/// The result of a resize.
+#[derive(Debug, Clone)]
+pub struct ResizeOutput {
+    /// Encoded output.
+    pub bytes: Vec<u8>,
+    /// Output format.
+    pub format: ImageFormat,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// What the input header said.
+    pub input: Probe,
+}
+
+/// Probes the header and applies the input limits; no pixel is decoded.
+pub fn check(data: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
+    let p = probe(data)?;
+    if p.pixels() > limits.max_input_pixels {
+        return Err(ImagingError::TooManyPixels {
+            width: p.width,
+            height: p.height,
+            pixels: p.pixels(),
+            limit: limits.max_input_pixels,
+        });
+    }
+    Ok(p)
+}
+
+/// Codec state reused across jobs on one thread; not `Sync` on purpose.
+pub struct Pipeline {
+    decompressor: turbojpeg::Decompressor,
+    compressor: turbojpeg::Compressor,
+    resizer: Resizer,
+}
+
+impl Pipeline {
+    /// Creates the per-thread state.
+    pub fn try_new() -> Result<Self, ImagingError> {
+        Ok(Self {
+            decompressor: turbojpeg::Decompressor::new()
+                .map_err(|e| ImagingError::Internal(e.to_string()))?,
+            compressor: turbojpeg::Compressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?,
+            resizer: Resizer::new(),
+        })
+    }
+
+    /// Resizes `data` according to `params` into `format`.
+    pub fn run(
+        &mut self,
+        data: &[u8],
+        params: &ResizeParams,
+        format: ImageFormat,
+        limits: &Limits,
+    ) -> Result<ResizeOutput, ImagingError> {
+        let input = check(data, limits)?;
+        let (ow, oh) = input.oriented_size();
+        let plan = plan(ow, oh, params, limits.max_output_side)?;
+        let decoded = decode::decode(
+            &mut self.decompressor,
+            data,
+            &input,
+            plan.shrink(),
+            limits.max_input_pixels,
+        )?;
+        let oriented = orient::apply(decoded, input.orientation);
+        let resized = self.resize(oriented, &plan, ow, oh)?;
+        let (width, height) = (resized.width, resized.height);
+        let bytes = encode::encode(&mut self.compressor, resized, format, params.quality)?;
+        Ok(ResizeOutput {
+            bytes,
+            format,
+            width,
+            height,
+            input,
+        })
+    }
+
+    /// Resamples the plan's source region to the output size. The decoded image
+    /// may be smaller than the displayed size (shrink-on-load), so the crop box
+    /// is rescaled to it first.
+    fn resize(&mut self, src: Pixels, plan: &Plan, ow: u32, oh: u32) -> Result<Pixels, ImagingError> {
+        let fx = f64::from(src.width) / f64::from(ow);
+        let fy = f64::from(src.height) / f64::from(oh);
+        let scaled = Plan {
+            crop_x: plan.crop_x * fx,
+            crop_y: plan.crop_y * fy,
+            crop_w: plan.crop_w * fx,
+            crop_h: plan.crop_h * fy,
+            ..*plan
+        };
+        if scaled.is_identity(src.width, src.height) {
+            return Ok(src);
+        }
+        let pixel_type = match src.channels {
+            3 => PixelType::U8x3,
+            4 => PixelType::U8x4,
+            n => return Err(ImagingError::Internal(format!("unexpected channel count {n}"))),
+        };
+        let channels = src.channels;
+        let src_image = Image::from_vec_u8(src.width, src.height, src.data, pixel_type)
+            .map_err(|e| ImagingError::Internal(e.to_string()))?;
+        let mut dst = Image::new(plan.out_w, plan.out_h, pixel_type);
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+            .crop(scaled.crop_x, scaled.crop_y, scaled.crop_w, scaled.crop_h);
+        self.resizer
+            .resize(&src_image, &mut dst, &options)
+            .map_err(|e| ImagingError::Internal(e.to_string()))?;
+        Ok(Pixels {
+            data: dst.into_vec(),
+            width: plan.out_w,
+            height: plan.out_h,
+            channels,
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! The job descriptor and its result.
+
+use bytes::Bytes;
+use resizer_core::ids::{JobId, RequestId, TenantId};
+use resizer_core::params::ResizeParams;
+use resizer_core::{ErrorCode, ImageFormat};
+use serde::{Deserialize, Serialize};
+
+/// Where a job's input bytes are staged: which API node, under which key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagingLocator {
+    /// The API node holding the bytes (its id in embedded mode, its internal URL when distributed).
+    pub node: String,
+    /// The key inside that node's staging area.
+    pub key: String,
+}
+
+/// A unit of work: a few hundred bytes, never the image itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDescriptor {
+    /// Unguessable job id; results are matched on it.
+    pub job_id: JobId,
+    /// Owner of the input and the result.
+    pub tenant_id: TenantId,
+    /// The originating request, used as the trace id.
+    pub request_id: RequestId,
+    /// Where the worker fetches the input.
+    pub staging: StagingLocator,
+    /// Validated resize parameters.
+    pub params: ResizeParams,
+    /// Output format, already negotiated by the API node.
+    pub output: ImageFormat,
+    /// Wall-clock deadline (Unix ms); past it the job is dropped, not processed.
+    pub deadline_unix_ms: u64,
+    /// When the API node published the job (Unix ms), for queue-wait metrics.
+    pub enqueued_unix_ms: u64,
+}
+
+impl JobDescriptor {
+    /// Returns whether the deadline has passed at `now_unix_ms`.
+    pub fn is_expired(&self, now_unix_ms: u64) -> bool {
+        now_unix_ms >= self.deadline_unix_ms
+    }
+}
+
+/// A successful resize.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    /// Encoded image.
+    pub bytes: Bytes,
+    /// Output format.
+    pub format: ImageFormat,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Input format, from the header.
+    pub input_format: ImageFormat,
+    /// Input width, from the header.
+    pub input_width: u32,
+    /// Input height, from the header.
+    pub input_height: u32,
+    /// CPU time the worker thread spent on the job, in microseconds.
+    pub cpu_micros: u64,
+    /// The worker that did it.
+    pub worker: String,
+}
+
+/// A job that failed in a way the client should hear about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// Public error code.
+    pub code: ErrorCode,
+    /// Public, human message.
+    pub message: String,
+}
+
+/// What a worker reports for a job.
+pub type JobResult = Result<JobOutput, JobFailure>;
+
+/// Returns the current wall-clock time in Unix milliseconds.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,103 @@
+//! The queue seam: a bounded FIFO of job descriptors with explicit ack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::job::JobDescriptor;
+
+/// Why a publish or pull failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The queue is at its bound; the caller should shed load (503).
+    #[error("the job queue is full")]
+    Full,
+    /// The queue cannot be reached or has no leader (503).
+    #[error("the job queue is unavailable: {0}")]
+    Unavailable(String),
+    /// The queue was shut down.
+    #[error("the job queue is closed")]
+    Closed,
+}
+
+/// Acknowledges a delivered job; dropping without ack leaves redelivery to the backend.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// Marks the job done so it is never redelivered.
+    async fn ack(self: Box<Self>) -> Result<(), QueueError>;
+}
+
+/// A job handed to a worker.
+pub struct Delivery {
+    /// The job.
+    pub job: JobDescriptor,
+    /// How to acknowledge it.
+    pub acker: Box<dyn Acker>,
+}
+
+impl Delivery {
+    /// Acknowledges the job.
+    pub async fn ack(self) -> Result<(), QueueError> {
+        self.acker.ack().await
+    }
+}
+
+/// A FIFO job queue implementation.
+#[async_trait]
+pub trait JobQueueBackend: Send + Sync + 'static {
+    /// Appends a job, or fails at once with `Full` when at the bound.
+    async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError>;
+    /// Waits up to `max_wait` for the oldest job.
+    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError>;
+    /// Returns the number of jobs waiting, where the backend knows it cheaply.
+    fn depth(&self) -> Option<u64>;
+}
+
+/// The handle every role uses; counts publishes, rejections and depth for any backend.
+#[derive(Clone)]
+pub struct JobQueue(Arc<dyn JobQueueBackend>);
+
+impl JobQueue {
+    /// Wraps a backend.
+    pub fn new(backend: Arc<dyn JobQueueBackend>) -> Self {
+        Self(backend)
+    }
+
+    /// Returns the embedded bounded in-process queue.
+    pub fn memory(capacity: usize) -> Self {
+        Self::new(Arc::new(crate::memory::MemoryJobQueue::new(capacity)))
+    }
+
+    /// Publishes a job.
+    pub async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
+        let result = self.0.publish(job).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(QueueError::Full) => "full",
+            Err(QueueError::Unavailable(_)) => "unavailable",
+            Err(QueueError::Closed) => "closed",
+        };
+        metrics::counter!("resizer_queue_publish_total", "outcome" => outcome).increment(1);
+        self.record_depth();
+        result
+    }
+
+    /// Pulls the oldest job, waiting up to `max_wait`.
+    pub async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        let result = self.0.pull(max_wait).await;
+        self.record_depth();
+        result
+    }
+
+    /// Returns the number of waiting jobs, if known.
+    pub fn depth(&self) -> Option<u64> {
+        self.0.depth()
+    }
+
+    fn record_depth(&self) {
+        if let Some(depth) = self.0.depth() {
+            metrics::gauge!("resizer_queue_depth").set(depth as f64);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Logs and metrics for every role.
+//!
+//! Logs go to stderr through `tracing`; metrics are recorded with the
+//! `metrics` facade and rendered in the Prometheus text format by [`Metrics`].
+//! Every latency is a histogram (never an average) so p50/p99/p99.9 can be
+//! computed by Prometheus.
+//!
+//! # Layout
+//! - [`init_logging`]: one subscriber, filter from `RESIZER_LOG`-style directives.
+//! - [`Metrics`]: the process-wide recorder and its renderer.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+/// Bucket bounds (seconds) for request and job latencies: 1 ms to 30 s,
+/// dense around the 500 ms p99 budget.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+    2.5, 5.0, 10.0, 30.0,
+];
+
+/// Initialises logging once; later calls are ignored. `directives` uses the
+/// `target=level,...` syntax (e.g. `info` or `info,resizer_api=debug`).
+pub fn init_logging(directives: &str) {
+    let filter: Targets = directives
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(true);
+    let _ = tracing_subscriber::registry().with(layer).with(filter).try_init();
+}
+
+/// The process-wide metrics recorder.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+impl Metrics {
+    /// Installs the recorder on first call and returns it; later calls return the same one.
+    pub fn global() -> Metrics {
+        METRICS
+            .get_or_init(|| {
+                let builder = PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                    .expect("latency buckets are non-empty");
+                let recorder = builder.build_recorder();
+                let handle = recorder.handle();
+                // Another recorder may already be installed (tests embedding several nodes);
+                // ours still renders what it records.
+                let _ = metrics::set_global_recorder(recorder);
+                describe();
+                Metrics { handle }
+            })
+            .clone()
+    }
+
+    /// Renders all metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("resizer_http_requests_total", "HTTP requests by route and status");
+    describe_histogram!(
+        "resizer_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route and status"
+    );
+    describe_gauge!("resizer_http_requests_in_flight", "HTTP requests being served");
+    describe_gauge!("resizer_queue_depth", "Jobs waiting in the queue");
+    describe_counter!("resizer_queue_publish_total", "Job publishes by outcome");
+    describe_gauge!("resizer_worker_jobs_in_flight", "Jobs being processed by workers");
+    describe_counter!("resizer_worker_jobs_total", "Jobs finished by workers, by outcome");
+    describe_histogram!(
+        "resizer_worker_resize_duration_seconds",
+        Unit::Seconds,
+        "Time to decode, resize and encode, by input format"
+    );
+    describe_histogram!(
+        "resizer_worker_queue_wait_seconds",
+        Unit::Seconds,
+        "Time from publish to a worker picking the job up"
+    );
+    describe_counter!(
+        "resizer_worker_cpu_microseconds_total",
+        "Worker thread CPU time spent resizing"
+    );
+    describe_gauge!("resizer_api_staging_bytes", "Bytes held in the staging area");
+    describe_counter!("resizer_api_rejections_total", "Requests refused, by reason");
+    describe_gauge!("resizer_auth_cache_seq", "Last identity change applied to the auth cache");
+    describe_gauge!("resizer_auth_cache_keys", "Live keys in the auth cache");
+}

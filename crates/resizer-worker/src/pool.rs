@@ -1,0 +1,147 @@
+//! A fixed pool of imaging threads.
+//!
+//! Each thread owns a [`Pipeline`] (codec handles and resize buffers reused
+//! across jobs). The submission channel is bounded to the thread count: the
+//! pull loop never has more jobs than threads, so a send never waits long.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use resizer_core::ImageFormat;
+use resizer_core::params::ResizeParams;
+use resizer_imaging::{ImagingError, Limits, Pipeline, ResizeOutput};
+use tokio::sync::oneshot;
+
+use crate::cpu_time::thread_cpu_micros;
+
+/// A finished resize and the CPU time it took.
+pub struct PoolOutput {
+    /// The pipeline's result.
+    pub result: Result<ResizeOutput, ImagingError>,
+    /// Thread CPU time, microseconds.
+    pub cpu_micros: u64,
+}
+
+/// Why a job could not be run on the pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The pool is shutting down.
+    #[error("the imaging pool is shut down")]
+    Closed,
+}
+
+struct Task {
+    input: Bytes,
+    params: ResizeParams,
+    format: ImageFormat,
+    reply: oneshot::Sender<PoolOutput>,
+}
+
+/// The imaging threads.
+pub struct ImagingPool {
+    sender: Option<mpsc::SyncSender<Task>>,
+    threads: Vec<JoinHandle<()>>,
+    size: usize,
+}
+
+impl ImagingPool {
+    /// Starts `threads` imaging threads.
+    pub fn start(threads: usize, limits: Limits) -> Self {
+        let threads = threads.max(1);
+        let (sender, receiver) = mpsc::sync_channel::<Task>(threads);
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let handles = (0..threads)
+            .map(|i| {
+                let receiver = receiver.clone();
+                std::thread::Builder::new()
+                    .name(format!("imaging-{i}"))
+                    .spawn(move || imaging_thread(receiver, limits))
+                    .expect("spawning an imaging thread")
+            })
+            .collect();
+        Self {
+            sender: Some(sender),
+            threads: handles,
+            size: threads,
+        }
+    }
+
+    /// Returns the number of threads.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs one resize on a pool thread and waits for it.
+    pub async fn run(
+        &self,
+        input: Bytes,
+        params: ResizeParams,
+        format: ImageFormat,
+    ) -> Result<PoolOutput, PoolError> {
+        let (reply, receive) = oneshot::channel();
+        let sender = self.sender.as_ref().ok_or(PoolError::Closed)?.clone();
+        let task = Task {
+            input,
+            params,
+            format,
+            reply,
+        };
+        // The channel holds one slot per thread and callers hold a permit per
+        // thread, so this blocks at most for a hand-over.
+        tokio::task::spawn_blocking(move || sender.send(task))
+            .await
+            .map_err(|_| PoolError::Closed)?
+            .map_err(|_| PoolError::Closed)?;
+        receive.await.map_err(|_| PoolError::Closed)
+    }
+}
+
+impl Drop for ImagingPool {
+    fn drop(&mut self) {
+        self.sender = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn imaging_thread(receiver: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Task>>>, limits: Limits) {
+    let mut pipeline_opt: Option<Pipeline> = None;
+    loop {
+        let task = {
+            let Ok(guard) = receiver.lock() else { return };
+            match guard.recv() {
+                Ok(task) => task,
+                Err(_) => return,
+            }
+        };
+        let started = Instant::now();
+        let cpu_start = thread_cpu_micros();
+        let input_format = resizer_imaging::probe::sniff(&task.input);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let pipeline = match pipeline_opt.as_mut() {
+                Some(p) => p,
+                None => pipeline_opt.insert(Pipeline::try_new()?),
+            };
+            pipeline.run(&task.input, &task.params, task.format, &limits)
+        }));
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => {
+                // A codec panicked: its state is suspect, so build a fresh one next time.
+                pipeline_opt = None;
+                tracing::error!("imaging pipeline panicked; input refused");
+                Err(ImagingError::Undecodable("the image could not be processed".into()))
+            }
+        };
+        let cpu_micros = thread_cpu_micros().saturating_sub(cpu_start);
+        let format_label = input_format.map_or("unknown", |f| f.as_str());
+        metrics::histogram!("resizer_worker_resize_duration_seconds", "format" => format_label)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("resizer_worker_cpu_microseconds_total").increment(cpu_micros);
+        let _ = task.reply.send(PoolOutput { result, cpu_micros });
+    }
+}

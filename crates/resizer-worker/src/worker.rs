@@ -1,0 +1,164 @@
+//! The pull loop of a worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use resizer_core::ErrorCode;
+use resizer_queue::job::now_unix_ms;
+use resizer_queue::{Delivery, JobFailure, JobOutput, JobQueue, ResultSink, StagingClient};
+use tokio::sync::{Semaphore, watch};
+
+use crate::pool::ImagingPool;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// A name for logs, metrics and usage records.
+    pub name: String,
+    /// How long one pull waits for a job before checking for shutdown.
+    pub pull_wait: Duration,
+}
+
+/// A worker: pulls jobs while it has free imaging threads.
+pub struct Worker {
+    config: WorkerConfig,
+    queue: JobQueue,
+    staging: Arc<dyn StagingClient>,
+    sink: Arc<dyn ResultSink>,
+    pool: Arc<ImagingPool>,
+}
+
+impl Worker {
+    /// Creates a worker over its queue, transports and pool.
+    pub fn new(
+        config: WorkerConfig,
+        queue: JobQueue,
+        staging: Arc<dyn StagingClient>,
+        sink: Arc<dyn ResultSink>,
+        pool: Arc<ImagingPool>,
+    ) -> Self {
+        Self {
+            config,
+            queue,
+            staging,
+            sink,
+            pool,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then waits for jobs in progress.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = this.pool.size();
+        let permits = Arc::new(Semaphore::new(slots));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Never hold more jobs than free threads: a job pulled but not
+            // started would wait here instead of on another worker.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => continue,
+            };
+            let pulled = tokio::select! {
+                r = this.queue.pull(this.config.pull_wait) => r,
+                _ = shutdown.changed() => continue,
+            };
+            match pulled {
+                Ok(Some(delivery)) => {
+                    let this = this.clone();
+                    tokio::spawn(async move {
+                        this.handle(delivery).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, worker = %this.config.name, "pull failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        // Drain: wait until every permit is back.
+        let _ = permits.acquire_many(slots as u32).await;
+        tracing::info!(worker = %this.config.name, "worker stopped");
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let job = delivery.job.clone();
+        let now = now_unix_ms();
+        metrics::histogram!("resizer_worker_queue_wait_seconds")
+            .record(now.saturating_sub(job.enqueued_unix_ms) as f64 / 1000.0);
+        if job.is_expired(now) {
+            self.finish(delivery, "expired").await;
+            return;
+        }
+        let input: Bytes = match self.staging.fetch(&job.staging).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                // The request was cancelled or already answered.
+                self.finish(delivery, "orphaned").await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "staging fetch failed; job dropped");
+                self.finish(delivery, "orphaned").await;
+                return;
+            }
+        };
+        metrics::gauge!("resizer_worker_jobs_in_flight").increment(1.0);
+        let outcome = self.pool.run(input, job.params.clone(), job.output).await;
+        metrics::gauge!("resizer_worker_jobs_in_flight").decrement(1.0);
+        let (result, label) = match outcome {
+            Ok(out) => match out.result {
+                Ok(r) => (
+                    Ok(JobOutput {
+                        bytes: Bytes::from(r.bytes),
+                        format: r.format,
+                        width: r.width,
+                        height: r.height,
+                        input_format: r.input.format,
+                        input_width: r.input.width,
+                        input_height: r.input.height,
+                        cpu_micros: out.cpu_micros,
+                        worker: self.config.name.clone(),
+                    }),
+                    "succeeded",
+                ),
+                Err(e) => {
+                    let code = e.code();
+                    if code == ErrorCode::Internal {
+                        tracing::error!(job_id = %job.job_id, error = %e, "imaging failed");
+                    }
+                    (
+                        Err(JobFailure {
+                            code,
+                            message: e.to_string(),
+                        }),
+                        "failed",
+                    )
+                }
+            },
+            Err(e) => (
+                Err(JobFailure {
+                    code: ErrorCode::Overloaded,
+                    message: e.to_string(),
+                }),
+                "failed",
+            ),
+        };
+        if let Err(e) = self.sink.deliver(&job, result).await {
+            tracing::warn!(job_id = %job.job_id, error = %e, "result delivery failed");
+        }
+        self.finish(delivery, label).await;
+    }
+
+    async fn finish(&self, delivery: Delivery, outcome: &'static str) {
+        metrics::counter!("resizer_worker_jobs_total", "outcome" => outcome).increment(1);
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(error = %e, "ack failed; the job may be redelivered");
+        }
+    }
+}
