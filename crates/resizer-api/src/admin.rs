@@ -1,0 +1,187 @@
+//! The admin port: tenants and keys, behind the admin token.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use resizer_core::ErrorCode;
+use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::time::rfc3339;
+use resizer_identity::{IdentityService, NewTenant, Tenant, TenantPatch};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{self, ApiError};
+use crate::observe::observe;
+use crate::public::read_body;
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: u64 = 64 * 1024;
+
+/// The admin token, kept only as its SHA-256.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Derives from the plain token.
+    pub fn from_secret(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Wraps a stored hash.
+    pub fn from_hash(hash: [u8; 32]) -> Self {
+        Self(hash)
+    }
+
+    /// Returns the stored hash.
+    pub fn hash(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Compares a presented token in constant time.
+    pub fn verify(&self, presented: &str) -> bool {
+        let candidate: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(self.0.ct_eq(&candidate))
+    }
+}
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    identity: Arc<IdentityService>,
+    token: AdminToken,
+}
+
+/// A tenant as the API shows it.
+#[derive(Debug, Serialize)]
+struct TenantView {
+    id: TenantId,
+    name: String,
+    rate_limit_rps: u32,
+    burst: u32,
+    suspended: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            rate_limit_rps: t.rate_limit_rps,
+            burst: t.burst,
+            suspended: t.suspended,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+impl AdminState {
+    /// Assembles the state.
+    pub fn new(identity: Arc<IdentityService>, token: AdminToken) -> Self {
+        Self { identity, token }
+    }
+
+    /// Returns the admin router.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/admin/v1/tenants", post(create_tenant).get(list_tenants))
+            .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
+            .route("/admin/v1/tenants/{id}/keys", post(create_key))
+            .route("/admin/v1/keys/{key_id}", delete(revoke_key))
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(self.clone(), require_token))
+            .layer(axum::middleware::from_fn(observe))
+            .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+            .with_state(self)
+    }
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match presented {
+        Some(token) if state.token.verify(token) => next.run(request).await,
+        _ => ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response(),
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, MAX_ADMIN_BODY, std::time::Duration::from_secs(10)).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON for this endpoint: {e}")))
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(raw).ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("tenant {raw} not found")))
+}
+
+async fn create_tenant(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let new: NewTenant = read_json(&headers, body).await?;
+    let tenant = state.identity.create_tenant(new).await?;
+    tracing::info!(tenant_id = %tenant.id, "tenant created");
+    Ok((StatusCode::CREATED, Json(TenantView::from(tenant))).into_response())
+}
+
+async fn list_tenants(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let tenants: Vec<TenantView> = state
+        .identity
+        .list_tenants()
+        .await?
+        .into_iter()
+        .map(TenantView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "tenants": tenants })).into_response())
+}
+
+async fn get_tenant(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let tenant = state.identity.get_tenant(&tenant_id(&id)?).await?;
+    Ok(Json(TenantView::from(tenant)).into_response())
+}
+
+async fn update_tenant(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = tenant_id(&id)?;
+    let patch: TenantPatch = read_json(&headers, body).await?;
+    let tenant = state.identity.update_tenant(&id, patch).await?;
+    tracing::info!(tenant_id = %tenant.id, suspended = tenant.suspended, "tenant updated");
+    Ok(Json(TenantView::from(tenant)).into_response())
+}
+
+async fn create_key(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = tenant_id(&id)?;
+    let issued = state.identity.issue_key(&id).await?;
+    tracing::info!(tenant_id = %id, key_id = %issued.key_id, "key issued");
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+async fn revoke_key(State(state): State<AdminState>, Path(key_id): Path<String>) -> Result<Response, ApiError> {
+    let key_id = KeyId::parse(&key_id)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("key {key_id} not found")))?;
+    state.identity.revoke_key(&key_id).await?;
+    tracing::info!(key_id = %key_id, "key revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

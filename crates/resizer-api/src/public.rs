@@ -1,0 +1,281 @@
+//! The public port: resize, health, readiness and metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use resizer_core::ErrorCode;
+use resizer_core::format::negotiate;
+use resizer_core::ids::{JobId, RequestId};
+use resizer_core::params::{FormatChoice, ResizeParams};
+use resizer_core::rate_limit::retry_after_secs;
+use resizer_identity::AuthCache;
+use resizer_imaging::Limits;
+use resizer_queue::job::now_unix_ms;
+use resizer_queue::{JobDescriptor, JobQueue, StagingLocator};
+use resizer_telemetry::Metrics;
+
+use crate::error::{self, ApiError};
+use crate::observe::observe;
+use crate::rate_limit::RateLimiters;
+use crate::results::ResultWaiters;
+use crate::staging::StagingArea;
+
+/// Settings of the public API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// This node's id, written into staging locators.
+    pub node_id: String,
+    /// Largest request body; checked while reading.
+    pub max_body_bytes: u64,
+    /// Input and output limits.
+    pub limits: Limits,
+    /// Time a job may take from publish to result.
+    pub job_deadline: Duration,
+    /// Time allowed to receive a whole request body.
+    pub body_read_timeout: Duration,
+}
+
+/// Everything the public handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ApiConfig,
+    auth: Arc<AuthCache>,
+    queue: JobQueue,
+    staging: Arc<StagingArea>,
+    results: Arc<ResultWaiters>,
+    limiters: RateLimiters,
+    metrics: Metrics,
+    /// False until startup completes and again once draining starts.
+    ready: Arc<AtomicBool>,
+}
+
+impl ApiState {
+    /// Assembles the state.
+    pub fn new(
+        config: ApiConfig,
+        auth: Arc<AuthCache>,
+        queue: JobQueue,
+        staging: Arc<StagingArea>,
+        results: Arc<ResultWaiters>,
+        ready: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                auth,
+                queue,
+                staging,
+                results,
+                limiters: RateLimiters::default(),
+                metrics: Metrics::global(),
+                ready,
+            }),
+        }
+    }
+
+    /// Returns the public router.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/resize", post(resize))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
+            .layer(axum::middleware::from_fn(observe))
+            .with_state(self)
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let s = &state.inner;
+    let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "auth_cache_loaded": s.auth.is_loaded(),
+        "auth_cache_seq": s.auth.seq(),
+        "queue_depth": s.queue.depth(),
+        "staging_bytes": s.staging.used(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+fn reject(reason: &'static str, e: ApiError) -> ApiError {
+    metrics::counter!("resizer_api_rejections_total", "reason" => reason).increment(1);
+    e
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Reads the body up to `max` bytes, refusing early on a declared length and
+/// while streaming otherwise, so an oversized body is never buffered whole.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: u64,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds the limit of {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let limited = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "the request body was not received in time",
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::new(ErrorCode::InvalidParameter, "the request body could not be read")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+async fn resize(
+    State(state): State<ApiState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let s = &state.inner;
+    let cfg = &s.config;
+    // 1. Who is it? From the local cache only.
+    let secret = bearer(&headers).ok_or_else(|| {
+        reject(
+            "unauthenticated",
+            ApiError::new(ErrorCode::Unauthenticated, "an `Authorization: Bearer <key>` header is required"),
+        )
+    })?;
+    let auth = s
+        .auth
+        .authenticate(secret)
+        .map_err(|e| reject("unauthenticated", e.into()))?;
+    // 2. Within its rate? Before any body is read.
+    if let Err(wait) = s.limiters.try_acquire(&auth.tenant_id, auth.rate_limit_rps, auth.burst) {
+        return Err(reject(
+            "rate_limited",
+            ApiError::new(ErrorCode::RateLimited, "the tenant's rate limit is exceeded")
+                .retry_after(retry_after_secs(wait)),
+        ));
+    }
+    // 3. Sensible parameters?
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, "the query string is malformed"))?;
+    let params = ResizeParams::parse(&pairs, cfg.limits.max_output_side)?;
+    // 4. The body, bounded while reading; then the header, before any decode.
+    let input = read_body(&headers, body, cfg.max_body_bytes, cfg.body_read_timeout).await?;
+    if input.is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptyBody, "the request body is empty; send the image bytes"));
+    }
+    let probe = resizer_imaging::check(&input, &cfg.limits)?;
+    let (ow, oh) = probe.oriented_size();
+    resizer_imaging::plan(ow, oh, &params, cfg.limits.max_output_side)?;
+    let output = match params.format {
+        FormatChoice::Fixed(f) => f,
+        FormatChoice::Auto => negotiate(
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+            probe.format,
+        ),
+    };
+    // 5. Stage the bytes and queue a small descriptor.
+    let job_id = JobId::random();
+    let staging_key = job_id.to_string();
+    let _staged = s
+        .staging
+        .put(staging_key.clone(), input)
+        .map_err(|_| reject("staging_full", ApiError::overloaded("staging area full")))?;
+    let (result_rx, _waiter) = s.results.register(job_id.clone());
+    let now = now_unix_ms();
+    let deadline = Instant::now() + cfg.job_deadline;
+    let job = JobDescriptor {
+        job_id: job_id.clone(),
+        tenant_id: auth.tenant_id.clone(),
+        request_id: request_id.clone(),
+        staging: StagingLocator {
+            node: cfg.node_id.clone(),
+            key: staging_key,
+        },
+        params,
+        output,
+        deadline_unix_ms: now + cfg.job_deadline.as_millis() as u64,
+        enqueued_unix_ms: now,
+    };
+    s.queue.publish(&job).await.map_err(|e| reject("queue", e.into()))?;
+    // 6. Wait for the first result, up to the deadline.
+    let result = match tokio::time::timeout_at(deadline.into(), result_rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => {
+            return Err(ApiError::new(ErrorCode::Internal, "the job was lost"));
+        }
+        Err(_) => {
+            return Err(reject(
+                "deadline",
+                ApiError::new(ErrorCode::DeadlineExceeded, "the resize did not finish before its deadline"),
+            ));
+        }
+    };
+    match result {
+        Ok(out) => {
+            tracing::debug!(
+                request_id = %request_id,
+                tenant_id = %auth.tenant_id,
+                job_id = %job_id,
+                width = out.width,
+                height = out.height,
+                "resized"
+            );
+            let mut response = Response::new(Body::from(out.bytes));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(out.format.mime()));
+            Ok(response)
+        }
+        Err(failure) => Err(match failure.code {
+            ErrorCode::Internal => ApiError::new(ErrorCode::Internal, "an internal error occurred"),
+            ErrorCode::Overloaded | ErrorCode::DependencyUnavailable => {
+                ApiError::new(failure.code, failure.message).retry_after(1)
+            }
+            code => ApiError::new(code, failure.message),
+        }),
+    }
+}

@@ -1,0 +1,39 @@
+//! In-process job transport for embedded mode: workers read staged bytes and
+//! deliver results through shared memory, so bytes never leave the process.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use resizer_queue::{JobDescriptor, JobResult, ResultSink, StagingClient, StagingLocator, TransportError};
+
+use crate::results::ResultWaiters;
+use crate::staging::StagingArea;
+
+/// Staging and results of the API node in this process.
+pub struct InProcessTransport {
+    /// This node's id; locators naming another node are not ours to serve.
+    pub node_id: String,
+    /// The staging area.
+    pub staging: Arc<StagingArea>,
+    /// The waiting requests.
+    pub results: Arc<ResultWaiters>,
+}
+
+#[async_trait]
+impl StagingClient for InProcessTransport {
+    async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+        if locator.node != self.node_id {
+            return Err(TransportError::Unreachable(format!("unknown api node {}", locator.node)));
+        }
+        Ok(self.staging.get(&locator.key))
+    }
+}
+
+#[async_trait]
+impl ResultSink for InProcessTransport {
+    async fn deliver(&self, job: &JobDescriptor, result: JobResult) -> Result<(), TransportError> {
+        self.results.complete(&job.job_id, result);
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! The admin token: taken from `RESIZER_ADMIN_TOKEN`, or generated on first
+//! start, printed once and kept only as a hash in the data directory.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use resizer_api::AdminToken;
+use resizer_core::ids::{random_bytes, to_hex};
+
+const HASH_FILE: &str = "admin_token.sha256";
+
+/// Resolves the admin token for this data directory.
+pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
+    if let Ok(token) = std::env::var("RESIZER_ADMIN_TOKEN")
+        && !token.is_empty()
+    {
+        return Ok(AdminToken::from_secret(&token));
+    }
+    let path = data_dir.join(HASH_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let hex = text.trim();
+        let mut hash = [0u8; 32];
+        if hex.len() == 64 {
+            for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+                let s = std::str::from_utf8(chunk).context("admin token hash file")?;
+                hash[i] = u8::from_str_radix(s, 16).context("admin token hash file")?;
+            }
+            return Ok(AdminToken::from_hash(hash));
+        }
+        anyhow::bail!("{} is corrupt; delete it to generate a new admin token", path.display());
+    }
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes);
+    let token = format!("rsza_{}", to_hex(&bytes));
+    let admin = AdminToken::from_secret(&token);
+    write_private(&path, &to_hex(&admin.hash()))?;
+    // Printed once, on stdout, and never logged.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "admin_token={token}")?;
+    writeln!(
+        out,
+        "(generated admin token; shown only this once. Set RESIZER_ADMIN_TOKEN to choose your own.)"
+    )?;
+    out.flush()?;
+    Ok(admin)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

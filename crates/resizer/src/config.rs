@@ -1,0 +1,261 @@
+//! The one typed configuration of every role.
+//!
+//! Precedence, lowest first: built-in defaults < the TOML file given with
+//! `--config` < `RESIZER_<SECTION>__<FIELD>` environment variables < the
+//! contract's flags and variables (`--listen`/`RESIZER_LISTEN`, …).
+//! Unknown keys are errors, so a typo never silently means a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Resizer's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public listener (`/v1/*`, health, metrics). Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Admin listener (`/admin/v1/*`). Default `127.0.0.1:8081`.
+    pub admin_listen: String,
+    /// Where the embedded mode keeps everything. Default `./resizer-data`.
+    pub data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `info,resizer_api=debug`. Default `info`.
+    pub log: String,
+    /// Request and image limits.
+    pub limits: LimitsConfig,
+    /// The job queue.
+    pub queue: QueueConfig,
+    /// The workers.
+    pub worker: WorkerSection,
+    /// The API tier.
+    pub api: ApiSection,
+}
+
+/// Request and image limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes (413 above). Default 16 MiB.
+    pub max_body_bytes: u64,
+    /// Largest input in pixels, read from the header before decoding (422 above). Default 50 M.
+    pub max_input_pixels: u64,
+    /// Largest output side in pixels (400 above). Default 8192.
+    pub max_output_side: u32,
+}
+
+/// The job queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs that may wait; beyond it requests get 503 at once. Default 128.
+    pub capacity: usize,
+}
+
+/// The workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    /// Imaging threads; 0 means one per core. Default 0.
+    pub threads: usize,
+}
+
+/// The API tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Time a job may take from publish to result (504 after). Default 10 000 ms.
+    pub job_deadline_ms: u64,
+    /// Time allowed to receive a request body. Default 30 000 ms.
+    pub body_read_timeout_ms: u64,
+    /// Bytes of input the staging area may hold (503 above). Default 256 MiB.
+    pub staging_max_bytes: u64,
+    /// Time allowed to finish in-flight requests after SIGTERM. Default 30 000 ms.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:8081".into(),
+            data_dir: PathBuf::from("./resizer-data"),
+            log: "info".into(),
+            limits: LimitsConfig::default(),
+            queue: QueueConfig::default(),
+            worker: WorkerSection::default(),
+            api: ApiSection::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_input_pixels: 50_000_000,
+            max_output_side: 8192,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { capacity: 128 }
+    }
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self { threads: 0 }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            job_deadline_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            staging_max_bytes: 256 * 1024 * 1024,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The contract's flags and variables; `None` leaves lower layers in force.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen` / `RESIZER_LISTEN`.
+    pub listen: Option<String>,
+    /// `--admin-listen` / `RESIZER_ADMIN_LISTEN`.
+    pub admin_listen: Option<String>,
+    /// `--data-dir` / `RESIZER_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration from all layers and validates it.
+    pub fn load(file_opt: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut value = toml::Value::try_from(Config::default())?;
+        if let Some(file) = file_opt {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading config file {}", file.display()))?;
+            let from_file: toml::Value =
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", file.display()))?;
+            merge(&mut value, from_file);
+        }
+        for (name, raw) in std::env::vars() {
+            let Some(path) = name.strip_prefix("RESIZER_") else { continue };
+            let Some((section, field)) = path.split_once("__") else { continue };
+            let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
+            let parsed = raw
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .unwrap_or_else(|_| toml::Value::String(raw.clone()));
+            let mut patch = toml::map::Map::new();
+            let mut inner = toml::map::Map::new();
+            inner.insert(field, parsed);
+            patch.insert(section, toml::Value::Table(inner));
+            merge(&mut value, toml::Value::Table(patch));
+        }
+        let mut config: Config = value
+            .try_into()
+            .context("invalid configuration (file or RESIZER_<SECTION>__<FIELD> variables)")?;
+        if let Some(v) = &overrides.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &overrides.admin_listen {
+            config.admin_listen = v.clone();
+        }
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir = v.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("`listen` is not an address: {}", self.listen))?;
+        self.admin_listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("`admin_listen` is not an address: {}", self.admin_listen))?;
+        if self.limits.max_body_bytes == 0 || self.limits.max_input_pixels == 0 || self.limits.max_output_side == 0 {
+            bail!("limits must be positive");
+        }
+        if self.queue.capacity == 0 {
+            bail!("`queue.capacity` must be positive");
+        }
+        if self.api.job_deadline_ms == 0 || self.api.staging_max_bytes == 0 {
+            bail!("`api.job_deadline_ms` and `api.staging_max_bytes` must be positive");
+        }
+        Ok(())
+    }
+
+    /// Returns the number of imaging threads to run.
+    pub fn worker_threads(&self) -> usize {
+        if self.worker.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.worker.threads
+        }
+    }
+}
+
+fn merge(base: &mut toml::Value, patch: toml::Value) {
+    match (base, patch) {
+        (toml::Value::Table(base), toml::Value::Table(patch)) => {
+            for (k, v) in patch {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_config_defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn test_config_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resizer.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_output_side = 4000\n[queue]\ncapacity = 7\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.limits.max_output_side, 4000);
+        assert_eq!(c.limits.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.queue.capacity, 7);
+        let o = Overrides {
+            listen: Some("127.0.0.1:9999".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::load(Some(&file), &o).unwrap().listen, "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn test_config_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resizer.toml");
+        std::fs::write(&file, "[limits]\nmax_body = 5\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+}
