@@ -102,7 +102,10 @@ impl AdminState {
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(self.clone(), require_token))
             .layer(axum::middleware::from_fn(observe))
-            .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/healthz",
+                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            )
             .with_state(self)
     }
 }
@@ -123,8 +126,12 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
 
 async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let bytes = read_body(headers, body, MAX_ADMIN_BODY, std::time::Duration::from_secs(10)).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON for this endpoint: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON for this endpoint: {e}"),
+        )
+    })
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
@@ -178,7 +185,10 @@ async fn create_key(State(state): State<AdminState>, Path(id): Path<String>) -> 
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
-async fn revoke_key(State(state): State<AdminState>, Path(key_id): Path<String>) -> Result<Response, ApiError> {
+async fn revoke_key(
+    State(state): State<AdminState>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ApiError> {
     let key_id = KeyId::parse(&key_id)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("key {key_id} not found")))?;
     state.identity.revoke_key(&key_id).await?;

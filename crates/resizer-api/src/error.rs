@@ -38,13 +38,18 @@ impl ApiError {
 
     /// The refusal for a full queue, pool or staging area: immediate, retryable.
     pub fn overloaded(what: &str) -> Self {
-        Self::new(ErrorCode::Overloaded, format!("the service is overloaded ({what}); retry shortly")).retry_after(1)
+        Self::new(
+            ErrorCode::Overloaded,
+            format!("the service is overloaded ({what}); retry shortly"),
+        )
+        .retry_after(1)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({
             "error": { "code": self.code.as_str(), "message": self.message }
         });

@@ -114,7 +114,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         "queue_depth": s.queue.depth(),
         "staging_bytes": s.staging.used(),
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -165,10 +169,16 @@ pub async fn read_body(
             "the request body was not received in time",
         )),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::new(ErrorCode::InvalidParameter, "the request body could not be read")),
+        Ok(Err(_)) => Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "the request body could not be read",
+        )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
+
+/// Time spent draining an unread body after an early refusal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn resize(
     State(state): State<ApiState>,
@@ -177,13 +187,65 @@ async fn resize(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let mut body_slot = Some(body);
+    let result = resize_inner(&state, request_id, &headers, &uri, &mut body_slot).await;
+    if result.is_err()
+        && let Some(unread) = body_slot
+    {
+        drain_unread(&headers, unread, state.inner.config.max_body_bytes).await;
+    }
+    result
+}
+
+/// Reads and discards a body the handler refused before reading, so the
+/// client, which may still be sending it, gets to read the error instead of
+/// a reset connection. Bounded in bytes and time; nothing is kept. A client
+/// that asked `Expect: 100-continue` has not sent the body, so nothing is read.
+async fn drain_unread(headers: &HeaderMap, body: Body, max: u64) {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let declared_too_large = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > max);
+    if expects_continue || declared_too_large {
+        return;
+    }
+    let mut body = body;
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > max {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+async fn resize_inner(
+    state: &ApiState,
+    request_id: RequestId,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body_slot: &mut Option<Body>,
+) -> Result<Response, ApiError> {
     let s = &state.inner;
     let cfg = &s.config;
     // 1. Who is it? From the local cache only.
-    let secret = bearer(&headers).ok_or_else(|| {
+    let secret = bearer(headers).ok_or_else(|| {
         reject(
             "unauthenticated",
-            ApiError::new(ErrorCode::Unauthenticated, "an `Authorization: Bearer <key>` header is required"),
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "an `Authorization: Bearer <key>` header is required",
+            ),
         )
     })?;
     let auth = s
@@ -191,7 +253,10 @@ async fn resize(
         .authenticate(secret)
         .map_err(|e| reject("unauthenticated", e.into()))?;
     // 2. Within its rate? Before any body is read.
-    if let Err(wait) = s.limiters.try_acquire(&auth.tenant_id, auth.rate_limit_rps, auth.burst) {
+    if let Err(wait) = s
+        .limiters
+        .try_acquire(&auth.tenant_id, auth.rate_limit_rps, auth.burst)
+    {
         return Err(reject(
             "rate_limited",
             ApiError::new(ErrorCode::RateLimited, "the tenant's rate limit is exceeded")
@@ -199,13 +264,19 @@ async fn resize(
         ));
     }
     // 3. Sensible parameters?
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, "the query string is malformed"))?;
     let params = ResizeParams::parse(&pairs, cfg.limits.max_output_side)?;
     // 4. The body, bounded while reading; then the header, before any decode.
-    let input = read_body(&headers, body, cfg.max_body_bytes, cfg.body_read_timeout).await?;
+    let body = body_slot
+        .take()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the body was already read"))?;
+    let input = read_body(headers, body, cfg.max_body_bytes, cfg.body_read_timeout).await?;
     if input.is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyBody, "the request body is empty; send the image bytes"));
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
+            "the request body is empty; send the image bytes",
+        ));
     }
     let probe = resizer_imaging::check(&input, &cfg.limits)?;
     let (ow, oh) = probe.oriented_size();
@@ -240,7 +311,10 @@ async fn resize(
         deadline_unix_ms: now + cfg.job_deadline.as_millis() as u64,
         enqueued_unix_ms: now,
     };
-    s.queue.publish(&job).await.map_err(|e| reject("queue", e.into()))?;
+    s.queue
+        .publish(&job)
+        .await
+        .map_err(|e| reject("queue", e.into()))?;
     // 6. Wait for the first result, up to the deadline.
     let result = match tokio::time::timeout_at(deadline.into(), result_rx).await {
         Ok(Ok(result)) => result,
@@ -250,7 +324,10 @@ async fn resize(
         Err(_) => {
             return Err(reject(
                 "deadline",
-                ApiError::new(ErrorCode::DeadlineExceeded, "the resize did not finish before its deadline"),
+                ApiError::new(
+                    ErrorCode::DeadlineExceeded,
+                    "the resize did not finish before its deadline",
+                ),
             ));
         }
     };

@@ -24,7 +24,10 @@ pub struct InProcessTransport {
 impl StagingClient for InProcessTransport {
     async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
         if locator.node != self.node_id {
-            return Err(TransportError::Unreachable(format!("unknown api node {}", locator.node)));
+            return Err(TransportError::Unreachable(format!(
+                "unknown api node {}",
+                locator.node
+            )));
         }
         Ok(self.staging.get(&locator.key))
     }

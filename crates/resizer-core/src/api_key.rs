@@ -70,11 +70,7 @@ pub fn issue() -> IssuedKey {
         to_hex(&secret_bytes)
     );
     let hash = KeyHash::of(&secret);
-    IssuedKey {
-        key_id,
-        secret,
-        hash,
-    }
+    IssuedKey { key_id, secret, hash }
 }
 
 /// Extracts the key id from a presented secret, or `None` if it is malformed.
@@ -104,14 +100,24 @@ mod tests {
     fn test_other_secret_with_same_key_id_fails() {
         let k = issue();
         let forged = format!("{}{}", &k.secret[..k.secret.len() - 1], "0");
-        let forged = if forged == k.secret { forged.replace('0', "1") } else { forged };
+        let forged = if forged == k.secret {
+            forged.replace('0', "1")
+        } else {
+            forged
+        };
         assert_eq!(key_id_of(&forged), Some(k.key_id.clone()));
         assert!(!k.hash.verify(&forged));
     }
 
     #[test]
     fn test_malformed_secrets_have_no_key_id() {
-        for s in ["", "rsz_", "Bearer x", "rsz_abc_def", "key_00000000000000000000000000000000"] {
+        for s in [
+            "",
+            "rsz_",
+            "Bearer x",
+            "rsz_abc_def",
+            "key_00000000000000000000000000000000",
+        ] {
             assert_eq!(key_id_of(s), None, "{s}");
         }
     }

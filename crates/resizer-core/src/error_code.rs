@@ -46,9 +46,7 @@ impl ErrorCode {
     /// Returns the HTTP status this code is rendered with.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidParameter | Self::InvalidJson | Self::EmptyBody | Self::OutputTooLarge => {
-                400
-            }
+            Self::InvalidParameter | Self::InvalidJson | Self::EmptyBody | Self::OutputTooLarge => 400,
             Self::Unauthenticated => 401,
             Self::TenantSuspended => 403,
             Self::NotFound => 404,

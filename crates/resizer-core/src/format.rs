@@ -127,7 +127,12 @@ fn parse_accept(accept: &str) -> Vec<(String, f32)> {
                 if let Some((k, v)) = param.split_once('=')
                     && k.trim().eq_ignore_ascii_case("q")
                 {
-                    q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(1.0);
+                    q = v
+                        .trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(1.0);
                 }
             }
             Some((range, q))

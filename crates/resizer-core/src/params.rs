@@ -125,9 +125,10 @@ impl ResizeParams {
                     params.format = if value == "auto" {
                         FormatChoice::Auto
                     } else {
-                        FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
-                            invalid("format", "must be one of auto, jpeg, png, webp")
-                        })?)
+                        FormatChoice::Fixed(
+                            ImageFormat::parse(value)
+                                .ok_or_else(|| invalid("format", "must be one of auto, jpeg, png, webp"))?,
+                        )
                     };
                 }
                 "quality" => {

@@ -11,7 +11,7 @@
 //! - [`store`]: the [`IdentityStore`] trait and its SQLite backend.
 //! - [`service`]: validation rules and the write path that notifies caches.
 //! - [`cache`]: the [`AuthCache`]: apply changes, authenticate in constant time.
-//! - [`error`]: [`IdentityError`].
+//! - [`error`]: [`IdentityError`], mapped to public error codes.
 
 pub mod cache;
 pub mod error;
@@ -19,10 +19,10 @@ pub mod model;
 pub mod service;
 pub mod store;
 
+pub use cache::LocalFollower;
 pub use cache::{AuthCache, AuthContext, AuthError};
 pub use error::IdentityError;
 pub use model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
 pub use service::{ChangeSubscriber, IdentityService, IssuedKeyView, NewTenant};
-pub use cache::LocalFollower;
 pub use store::IdentityStore;
 pub use store::sqlite::SqliteIdentityStore;

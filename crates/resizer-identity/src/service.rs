@@ -101,11 +101,7 @@ impl IdentityService {
     }
 
     async fn notify(&self) {
-        let subscribers: Vec<_> = self
-            .subscribers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let subscribers: Vec<_> = self.subscribers.read().unwrap_or_else(|e| e.into_inner()).clone();
         for s in subscribers {
             s.notify().await;
         }

@@ -137,7 +137,9 @@ fn decode_png(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {
         png::ColorType::Rgba => (buf, 4),
         png::ColorType::Grayscale => (buf.iter().flat_map(|&g| [g, g, g]).collect(), 3),
         png::ColorType::GrayscaleAlpha => (
-            buf.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+            buf.chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect(),
             4,
         ),
         png::ColorType::Indexed => {

@@ -94,11 +94,23 @@ impl Pipeline {
             &input,
             plan.shrink(),
             limits.max_input_pixels,
-        )?;
+        )
+        .inspect_err(|_| {
+            // libjpeg-turbo can leave a handle unusable after a failed header
+            // read (the next image reads as width -1), so never reuse one that erred.
+            if let Ok(fresh) = turbojpeg::Decompressor::new() {
+                self.decompressor = fresh;
+            }
+        })?;
         let oriented = orient::apply(decoded, input.orientation);
         let resized = self.resize(oriented, &plan, ow, oh)?;
         let (width, height) = (resized.width, resized.height);
-        let bytes = encode::encode(&mut self.compressor, resized, format, params.quality)?;
+        let bytes =
+            encode::encode(&mut self.compressor, resized, format, params.quality).inspect_err(|_| {
+                if let Ok(fresh) = turbojpeg::Compressor::new() {
+                    self.compressor = fresh;
+                }
+            })?;
         Ok(ResizeOutput {
             bytes,
             format,

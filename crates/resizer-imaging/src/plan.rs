@@ -76,7 +76,11 @@ pub fn plan(src_w: u32, src_h: u32, params: &ResizeParams, max_side: u32) -> Res
         }
         (Some(w), Some(h), Fit::Fill) => {
             let (w, h) = (f64::from(w), f64::from(h));
-            let f = if params.enlarge { 1.0 } else { (sw / w).min(sh / h).min(1.0) };
+            let f = if params.enlarge {
+                1.0
+            } else {
+                (sw / w).min(sh / h).min(1.0)
+            };
             full(side(w * f), side(h * f))
         }
         (w_opt, h_opt, _) => {
@@ -142,9 +146,21 @@ mod tests {
 
     #[test]
     fn test_contain_fits_inside_box() {
-        let p = plan(1600, 1200, &params(Some(320), Some(320), Fit::Contain, false), 8192).unwrap();
+        let p = plan(
+            1600,
+            1200,
+            &params(Some(320), Some(320), Fit::Contain, false),
+            8192,
+        )
+        .unwrap();
         assert_eq!(out(p), (320, 240));
-        let p = plan(1200, 1600, &params(Some(320), Some(320), Fit::Contain, false), 8192).unwrap();
+        let p = plan(
+            1200,
+            1600,
+            &params(Some(320), Some(320), Fit::Contain, false),
+            8192,
+        )
+        .unwrap();
         assert_eq!(out(p), (240, 320));
         let p = plan(1600, 1200, &params(None, Some(600), Fit::Contain, false), 8192).unwrap();
         assert_eq!(out(p), (800, 600));
@@ -169,7 +185,13 @@ mod tests {
 
     #[test]
     fn test_cover_without_enlarge_keeps_box_aspect() {
-        let p = plan(1000, 500, &params(Some(2000), Some(2000), Fit::Cover, false), 8192).unwrap();
+        let p = plan(
+            1000,
+            500,
+            &params(Some(2000), Some(2000), Fit::Cover, false),
+            8192,
+        )
+        .unwrap();
         assert_eq!(out(p), (500, 500));
         assert_eq!((p.crop_x, p.crop_w), (250.0, 500.0));
     }

@@ -68,7 +68,9 @@ pub fn probe(data: &[u8]) -> Result<Probe, ImagingError> {
         }
     };
     if probe.width == 0 || probe.height == 0 {
-        return Err(ImagingError::Undecodable("the header declares a zero dimension".into()));
+        return Err(ImagingError::Undecodable(
+            "the header declares a zero dimension".into(),
+        ));
     }
     Ok(probe)
 }
@@ -78,7 +80,8 @@ fn be16(d: &[u8], off: usize) -> Option<u16> {
 }
 
 fn be32(d: &[u8], off: usize) -> Option<u32> {
-    d.get(off..off + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn le16(d: &[u8], off: usize) -> Option<u16> {
@@ -86,11 +89,13 @@ fn le16(d: &[u8], off: usize) -> Option<u16> {
 }
 
 fn le24(d: &[u8], off: usize) -> Option<u32> {
-    d.get(off..off + 3).map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]))
+    d.get(off..off + 3)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]))
 }
 
 fn le32(d: &[u8], off: usize) -> Option<u32> {
-    d.get(off..off + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(off..off + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn probe_jpeg(d: &[u8]) -> Result<Probe, ImagingError> {
@@ -259,15 +264,27 @@ mod tests {
 
     #[test]
     fn test_probe_unknown_bytes_unsupported() {
-        assert!(matches!(probe(b"hello world, not an image"), Err(ImagingError::UnsupportedFormat(_))));
+        assert!(matches!(
+            probe(b"hello world, not an image"),
+            Err(ImagingError::UnsupportedFormat(_))
+        ));
         assert!(matches!(probe(b""), Err(ImagingError::UnsupportedFormat(_))));
     }
 
     #[test]
     fn test_probe_truncated_headers_undecodable() {
-        assert!(matches!(probe(&[0xFF, 0xD8, 0xFF]), Err(ImagingError::Undecodable(_))));
-        assert!(matches!(probe(&png_header(10, 10)[..18]), Err(ImagingError::Undecodable(_))));
-        assert!(matches!(probe(b"RIFF\0\0\0\0WEBPVP8 "), Err(ImagingError::Undecodable(_))));
+        assert!(matches!(
+            probe(&[0xFF, 0xD8, 0xFF]),
+            Err(ImagingError::Undecodable(_))
+        ));
+        assert!(matches!(
+            probe(&png_header(10, 10)[..18]),
+            Err(ImagingError::Undecodable(_))
+        ));
+        assert!(matches!(
+            probe(b"RIFF\0\0\0\0WEBPVP8 "),
+            Err(ImagingError::Undecodable(_))
+        ));
     }
 
     #[test]

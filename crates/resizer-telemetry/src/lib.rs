@@ -18,8 +18,8 @@ use tracing_subscriber::prelude::*;
 /// Bucket bounds (seconds) for request and job latencies: 1 ms to 30 s,
 /// dense around the 500 ms p99 budget.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
-    2.5, 5.0, 10.0, 30.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+    30.0,
 ];
 
 /// Initialises logging once; later calls are ignored. `directives` uses the
@@ -81,7 +81,10 @@ fn describe() {
     describe_gauge!("resizer_queue_depth", "Jobs waiting in the queue");
     describe_counter!("resizer_queue_publish_total", "Job publishes by outcome");
     describe_gauge!("resizer_worker_jobs_in_flight", "Jobs being processed by workers");
-    describe_counter!("resizer_worker_jobs_total", "Jobs finished by workers, by outcome");
+    describe_counter!(
+        "resizer_worker_jobs_total",
+        "Jobs finished by workers, by outcome"
+    );
     describe_histogram!(
         "resizer_worker_resize_duration_seconds",
         Unit::Seconds,
@@ -98,6 +101,9 @@ fn describe() {
     );
     describe_gauge!("resizer_api_staging_bytes", "Bytes held in the staging area");
     describe_counter!("resizer_api_rejections_total", "Requests refused, by reason");
-    describe_gauge!("resizer_auth_cache_seq", "Last identity change applied to the auth cache");
+    describe_gauge!(
+        "resizer_auth_cache_seq",
+        "Last identity change applied to the auth cache"
+    );
     describe_gauge!("resizer_auth_cache_keys", "Live keys in the auth cache");
 }

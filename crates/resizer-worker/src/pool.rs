@@ -134,7 +134,9 @@ fn imaging_thread(receiver: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Task>
                 // A codec panicked: its state is suspect, so build a fresh one next time.
                 pipeline_opt = None;
                 tracing::error!("imaging pipeline panicked; input refused");
-                Err(ImagingError::Undecodable("the image could not be processed".into()))
+                Err(ImagingError::Undecodable(
+                    "the image could not be processed".into(),
+                ))
             }
         };
         let cpu_micros = thread_cpu_micros().saturating_sub(cpu_start);

@@ -28,7 +28,10 @@ pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
             }
             return Ok(AdminToken::from_hash(hash));
         }
-        anyhow::bail!("{} is corrupt; delete it to generate a new admin token", path.display());
+        anyhow::bail!(
+            "{} is corrupt; delete it to generate a new admin token",
+            path.display()
+        );
     }
     let mut bytes = [0u8; 32];
     random_bytes(&mut bytes);

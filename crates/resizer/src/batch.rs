@@ -44,7 +44,10 @@ pub struct ResizeArgs {
 
 /// Runs the batch and returns a non-zero code if any file failed.
 pub fn run(args: ResizeArgs) -> ExitCode {
-    let mut pairs = vec![("fit".to_string(), args.fit.clone()), ("format".to_string(), args.format.clone())];
+    let mut pairs = vec![
+        ("fit".to_string(), args.fit.clone()),
+        ("format".to_string(), args.format.clone()),
+    ];
     if let Some(w) = args.width {
         pairs.push(("width".into(), w.to_string()));
     }
@@ -82,7 +85,10 @@ pub fn run(args: ResizeArgs) -> ExitCode {
                 let mut pipeline = match Pipeline::try_new() {
                     Ok(p) => p,
                     Err(e) => {
-                        failures.lock().unwrap_or_else(|e| e.into_inner()).push(format!("pipeline: {e}"));
+                        failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(format!("pipeline: {e}"));
                         return;
                     }
                 };
@@ -110,7 +116,11 @@ pub fn run(args: ResizeArgs) -> ExitCode {
         args.files.len(),
         done as f64 / elapsed.max(1e-9)
     );
-    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn one(
@@ -129,7 +139,9 @@ fn one(
     let out = pipeline
         .run(&data, params, format, limits)
         .map_err(|e| e.to_string())?;
-    let stem = file.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
     let path = out_dir.join(format!("{stem}.{}", format.extension()));
     std::fs::write(&path, &out.bytes).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -54,7 +54,7 @@ pub struct QueueConfig {
 }
 
 /// The workers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSection {
     /// Imaging threads; 0 means one per core. Default 0.
@@ -106,12 +106,6 @@ impl Default for QueueConfig {
     }
 }
 
-impl Default for WorkerSection {
-    fn default() -> Self {
-        Self { threads: 0 }
-    }
-}
-
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
@@ -146,8 +140,12 @@ impl Config {
             merge(&mut value, from_file);
         }
         for (name, raw) in std::env::vars() {
-            let Some(path) = name.strip_prefix("RESIZER_") else { continue };
-            let Some((section, field)) = path.split_once("__") else { continue };
+            let Some(path) = name.strip_prefix("RESIZER_") else {
+                continue;
+            };
+            let Some((section, field)) = path.split_once("__") else {
+                continue;
+            };
             let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
             let parsed = raw
                 .parse::<i64>()
@@ -183,7 +181,10 @@ impl Config {
         self.admin_listen
             .parse::<SocketAddr>()
             .with_context(|| format!("`admin_listen` is not an address: {}", self.admin_listen))?;
-        if self.limits.max_body_bytes == 0 || self.limits.max_input_pixels == 0 || self.limits.max_output_side == 0 {
+        if self.limits.max_body_bytes == 0
+            || self.limits.max_input_pixels == 0
+            || self.limits.max_output_side == 0
+        {
             bail!("limits must be positive");
         }
         if self.queue.capacity == 0 {

@@ -30,11 +30,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     // Identity: the authoritative store, and the auth cache that follows it.
-    let store: Arc<dyn IdentityStore> =
-        Arc::new(SqliteIdentityStore::open(&config.data_dir.join("identity.sqlite"))?);
+    let store: Arc<dyn IdentityStore> = Arc::new(SqliteIdentityStore::open(
+        &config.data_dir.join("identity.sqlite"),
+    )?);
     let identity = Arc::new(IdentityService::new(store.clone()));
     let auth = Arc::new(AuthCache::new());
-    auth.catch_up(store.as_ref()).await.context("loading the auth cache")?;
+    auth.catch_up(store.as_ref())
+        .await
+        .context("loading the auth cache")?;
     identity.subscribe(Arc::new(LocalFollower {
         cache: auth.clone(),
         store: store.clone(),
@@ -116,7 +119,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = addr.parse().with_context(|| format!("bad listen address {addr}"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("bad listen address {addr}"))?;
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))

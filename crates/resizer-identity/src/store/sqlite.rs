@@ -63,10 +63,14 @@ impl SqliteIdentityStore {
     }
 
     fn init(mut conn: Connection) -> Result<Self, IdentityError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(store_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(store_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(store_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(store_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(store_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(store_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(store_err)?;
         let applied: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(store_err)?;
@@ -115,8 +119,11 @@ const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, create
 
 fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent, now: i64) -> Result<(), IdentityError> {
     let json = serde_json::to_string(event).map_err(store_err)?;
-    tx.execute("INSERT INTO changes (at, event) VALUES (?1, ?2)", params![now, json])
-        .map_err(store_err)?;
+    tx.execute(
+        "INSERT INTO changes (at, event) VALUES (?1, ?2)",
+        params![now, json],
+    )
+    .map_err(store_err)?;
     Ok(())
 }
 
@@ -149,7 +156,11 @@ impl IdentityStore for SqliteIdentityStore {
                 ],
             )
             .map_err(store_err)?;
-            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: t.clone() }, t.created_at)?;
+            append_change(
+                &tx,
+                &ChangeEvent::TenantUpserted { tenant: t.clone() },
+                t.created_at,
+            )?;
             tx.commit().map_err(store_err)
         })
         .await
@@ -158,7 +169,9 @@ impl IdentityStore for SqliteIdentityStore {
     async fn list_tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
         self.run(|conn| {
             let mut stmt = conn
-                .prepare(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"))
+                .prepare(&format!(
+                    "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"
+                ))
                 .map_err(store_err)?;
             let rows = stmt.query_map([], row_to_tenant).map_err(store_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(store_err)
@@ -324,13 +337,18 @@ impl IdentityStore for SqliteIdentityStore {
                 .prepare("SELECT seq, event FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .map_err(store_err)?;
             let rows = stmt
-                .query_map(params![seq as i64, limit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .query_map(params![seq as i64, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(store_err)?;
             let mut out = Vec::new();
             for row in rows {
                 let (seq, json) = row.map_err(store_err)?;
                 let event: ChangeEvent = serde_json::from_str(&json).map_err(store_err)?;
-                out.push(Change { seq: seq as u64, event });
+                out.push(Change {
+                    seq: seq as u64,
+                    event,
+                });
             }
             Ok(out)
         })

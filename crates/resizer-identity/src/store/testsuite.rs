@@ -50,7 +50,11 @@ async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
     assert!(changes[0].seq < changes[1].seq);
     assert!(matches!(&changes[1].event, ChangeEvent::TenantUpserted { tenant } if tenant.suspended));
     // Unknown tenants and invalid limits are refused.
-    assert!(svc.update_tenant(&TenantId::random(), TenantPatch::default()).await.is_err());
+    assert!(
+        svc.update_tenant(&TenantId::random(), TenantPatch::default())
+            .await
+            .is_err()
+    );
     let bad = NewTenant {
         name: "x".into(),
         rate_limit_rps: Some(0),
@@ -101,7 +105,10 @@ async fn cache_follows_snapshot_and_increments(store: Arc<dyn IdentityStore>) {
     .unwrap();
     cache.catch_up(store.as_ref()).await.unwrap();
     assert_eq!(cache.authenticate(&k1.secret), Err(AuthError::Unauthenticated));
-    assert!(matches!(cache.authenticate(&k2.secret), Err(AuthError::Suspended(_))));
+    assert!(matches!(
+        cache.authenticate(&k2.secret),
+        Err(AuthError::Suspended(_))
+    ));
     // Replaying old changes never resurrects a revoked key.
     let all = store.changes_since(0, 10_000).await.unwrap();
     cache.apply(&all);

@@ -1,0 +1,358 @@
+//! Test harness: runs the real `resizer` binary on ephemeral ports with a
+//! temporary data directory, and decodes outputs with independent decoders.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running `resizer serve`.
+pub struct Server {
+    pub child: Child,
+    pub public: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+pub fn corpus(rel: &str) -> PathBuf {
+    let base = std::env::var_os("RESIZER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/imaging/corpus")
+        });
+    base.join(rel)
+}
+
+pub fn read_corpus(rel: &str) -> Vec<u8> {
+    let path = corpus(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading corpus file {}: {e}", path.display()))
+}
+
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    pub admin_token_env: bool,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            admin_token_env: true,
+            data_dir: None,
+        }
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_env(env: &[(&str, &str)]) -> Server {
+        Self::start_with(Options {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(options: Options) -> Server {
+        let (tmp, data_dir) = match options.data_dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().join("data");
+                (Some(t), d)
+            }
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizer"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .env_remove("RESIZER_ADMIN_TOKEN")
+        .env("RESIZER_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if options.admin_token_env {
+            cmd.env("RESIZER_ADMIN_TOKEN", ADMIN_TOKEN);
+        }
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawning resizer");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out_pipe = child.stdout.take().unwrap();
+        let err_pipe = child.stderr.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<String>();
+        {
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                    stdout.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                    if line.contains("resizer ready") {
+                        let _ = ready_tx.send(line.clone());
+                    }
+                    stderr.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        let line = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("resizer did not become ready:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let field = |name: &str| -> String {
+            line.split_whitespace()
+                .find_map(|t| t.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in ready line: {line}"))
+                .to_string()
+        };
+        Server {
+            public: format!("http://{}", field("public_addr")),
+            admin: format!("http://{}", field("admin_addr")),
+            child,
+            data_dir,
+            stdout,
+            stderr,
+            _tmp: tmp,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_tenant(&self, body: Value) -> Value {
+        let (status, tenant) = self.admin_post("/admin/v1/tenants", Some(body)).await;
+        assert_eq!(status, 201, "{tenant}");
+        tenant
+    }
+
+    pub async fn create_key(&self, tenant_id: &str) -> (String, String) {
+        let (status, key) = self
+            .admin_post(&format!("/admin/v1/tenants/{tenant_id}/keys"), None)
+            .await;
+        assert_eq!(status, 201, "{key}");
+        (
+            key["key_id"].as_str().unwrap().to_string(),
+            key["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A tenant with generous limits and one key; returns (tenant id, secret).
+    pub async fn customer(&self) -> (String, String) {
+        let t = self
+            .create_tenant(serde_json::json!({"name": "customer", "rate_limit_rps": 100000}))
+            .await;
+        let id = t["id"].as_str().unwrap().to_string();
+        let (_, secret) = self.create_key(&id).await;
+        (id, secret)
+    }
+
+    pub async fn resize(&self, key: Option<&str>, query: &str, body: Vec<u8>, accept: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/v1/resize?{query}", self.public))
+            .body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        Reply::from(req.send().await.unwrap()).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub async fn from(resp: reqwest::Response) -> Reply {
+        Reply {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            panic!(
+                "not JSON ({}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts an error reply with this status and code, in the contract's shape.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        let v = self.json();
+        assert_eq!(self.status, status, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(
+            v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        assert_eq!(self.header("content-type").as_deref(), Some("application/json"));
+    }
+}
+
+/// Decoded image, for assertions.
+pub struct Decoded {
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// Interleaved samples, 3 or 4 per pixel.
+    pub pixels: Vec<u8>,
+    pub channels: usize,
+}
+
+/// Decodes an output with decoders independent of the pipeline's own code path.
+pub fn decode(bytes: &[u8]) -> Decoded {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let img = turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB).expect("valid JPEG");
+        Decoded {
+            format: "jpeg",
+            width: img.width as u32,
+            height: img.height as u32,
+            pixels: img.pixels,
+            channels: 3,
+        }
+    } else if bytes.starts_with(b"\x89PNG") {
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().expect("valid PNG");
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).expect("valid PNG data");
+        buf.truncate(info.buffer_size());
+        let channels = match info.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => panic!("unexpected PNG colour type {other:?}"),
+        };
+        Decoded {
+            format: "png",
+            width: info.width,
+            height: info.height,
+            pixels: buf,
+            channels,
+        }
+    } else if bytes.starts_with(b"RIFF") {
+        let img = webp::Decoder::new(bytes).decode().expect("valid WebP");
+        Decoded {
+            format: "webp",
+            width: img.width(),
+            height: img.height(),
+            channels: if img.is_alpha() { 4 } else { 3 },
+            pixels: img.to_vec(),
+        }
+    } else {
+        panic!("output is not an image: {:?}", &bytes[..bytes.len().min(16)]);
+    }
+}
+
+/// Builds a PNG with the given RGBA pixels.
+pub fn make_png_rgba(width: u32, height: u32, rgba: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().unwrap();
+    w.write_image_data(rgba).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+/// A PNG whose header claims `width`×`height` but that carries no pixel data.
+pub fn png_header_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let w = enc.write_header().unwrap();
+    drop(w);
+    out
+}
+
+/// Inserts an EXIF APP1 segment with `orientation` after the JPEG's SOI marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
+    let tiff = resizer_imaging::exif::tiff_with_orientation(orientation);
+    let mut seg = vec![0xFF, 0xE1];
+    seg.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    seg.extend_from_slice(b"Exif\0\0");
+    seg.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&seg);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}

@@ -1,0 +1,229 @@
+//! `POST /v1/resize` through the real binary: formats, fits, orientation,
+//! alpha and negotiation, checked by decoding the output.
+
+mod common;
+
+use common::{Server, decode, make_png_rgba, read_corpus, with_exif_orientation};
+
+const INPUTS: [(&str, &str); 3] = [
+    ("jpeg", "jpeg-256k/a01_BytheWater.jpg"),
+    ("png", "png/c01_FallenLeaf.png"),
+    ("webp", "webp/d01_Grey.webp"),
+];
+
+#[tokio::test]
+async fn test_resize_every_format_pair_and_fit() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    // All three inputs are 1600×1200.
+    let expected = [
+        ("contain", (267, 200)),
+        ("cover", (300, 200)),
+        ("fill", (300, 200)),
+    ];
+    for (in_name, path) in INPUTS {
+        let input = read_corpus(path);
+        for out in ["jpeg", "png", "webp"] {
+            for (fit, (w, h)) in expected {
+                let q = format!("width=300&height=200&fit={fit}&format={out}");
+                let r = server.resize(Some(&key), &q, input.clone(), None).await;
+                assert_eq!(
+                    r.status,
+                    200,
+                    "{in_name}->{out} {fit}: {}",
+                    String::from_utf8_lossy(&r.body)
+                );
+                assert_eq!(r.header("content-type").unwrap(), format!("image/{out}"));
+                assert!(r.header("x-request-id").unwrap().starts_with("req_"));
+                let d = decode(&r.body);
+                assert_eq!(d.format, out, "{in_name}->{out} {fit}");
+                assert_eq!((d.width, d.height), (w, h), "{in_name}->{out} {fit}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn test_resize_content_is_the_picture_not_noise() {
+    // A left-white / right-black PNG must stay left-light / right-dark after resize.
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let (w, h) = (200u32, 100u32);
+    let mut rgba = Vec::new();
+    for _y in 0..h {
+        for x in 0..w {
+            let v = if x < w / 2 { 255 } else { 0 };
+            rgba.extend_from_slice(&[v, v, v, 255]);
+        }
+    }
+    let input = make_png_rgba(w, h, &rgba);
+    for out in ["jpeg", "png", "webp"] {
+        let r = server
+            .resize(
+                Some(&key),
+                &format!("width=100&format={out}"),
+                input.clone(),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let d = decode(&r.body);
+        assert_eq!((d.width, d.height), (100, 50));
+        let px = |x: usize, y: usize| d.pixels[(y * d.width as usize + x) * d.channels];
+        assert!(px(10, 25) > 230, "{out}: left is {}", px(10, 25));
+        assert!(px(90, 25) < 25, "{out}: right is {}", px(90, 25));
+    }
+}
+
+#[tokio::test]
+async fn test_resize_applies_exif_orientation_and_strips_metadata() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let rotated = with_exif_orientation(&read_corpus("jpeg-256k/a01_BytheWater.jpg"), 6);
+    let r = server
+        .resize(Some(&key), "width=300", rotated.clone(), None)
+        .await;
+    assert_eq!(r.status, 200);
+    let d = decode(&r.body);
+    // 1600×1200 stored, displayed 1200×1600 after a quarter turn.
+    assert_eq!((d.width, d.height), (300, 400));
+    assert!(
+        !r.body.windows(6).any(|w| w == b"Exif\0\0"),
+        "EXIF must be stripped"
+    );
+    // Every orientation yields the displayed size.
+    for o in 1..=8u8 {
+        let input = with_exif_orientation(&read_corpus("jpeg-256k/a01_BytheWater.jpg"), o);
+        let r = server
+            .resize(Some(&key), "width=160&height=160", input, None)
+            .await;
+        let d = decode(&r.body);
+        let expected = if o >= 5 { (120, 160) } else { (160, 120) };
+        assert_eq!((d.width, d.height), expected, "orientation {o}");
+    }
+}
+
+#[tokio::test]
+async fn test_resize_alpha_kept_or_flattened_on_white() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    // Left half fully transparent red, right half opaque blue.
+    let (w, h) = (64u32, 32u32);
+    let mut rgba = Vec::new();
+    for _y in 0..h {
+        for x in 0..w {
+            if x < w / 2 {
+                rgba.extend_from_slice(&[255, 0, 0, 0]);
+            } else {
+                rgba.extend_from_slice(&[0, 0, 255, 255]);
+            }
+        }
+    }
+    let input = make_png_rgba(w, h, &rgba);
+    let at = |d: &common::Decoded, x: usize, y: usize| -> Vec<u8> {
+        let i = (y * d.width as usize + x) * d.channels;
+        d.pixels[i..i + d.channels].to_vec()
+    };
+    let png = decode(
+        &server
+            .resize(Some(&key), "width=32&format=png", input.clone(), None)
+            .await
+            .body,
+    );
+    assert_eq!(png.channels, 4);
+    assert_eq!(at(&png, 2, 8)[3], 0, "transparent stays transparent");
+    assert_eq!(at(&png, 30, 8)[3], 255);
+    let webp = decode(
+        &server
+            .resize(Some(&key), "width=32&format=webp", input.clone(), None)
+            .await
+            .body,
+    );
+    assert_eq!(webp.channels, 4, "WebP keeps alpha");
+    assert!(at(&webp, 2, 8)[3] < 10);
+    let jpeg = decode(
+        &server
+            .resize(Some(&key), "width=32&format=jpeg", input, None)
+            .await
+            .body,
+    );
+    let left = at(&jpeg, 2, 8);
+    assert!(
+        left.iter().all(|&c| c > 235),
+        "transparent area flattened onto white: {left:?}"
+    );
+    let right = at(&jpeg, 30, 8);
+    assert!(
+        right[2] > 200 && right[0] < 40,
+        "opaque blue stays blue: {right:?}"
+    );
+}
+
+#[tokio::test]
+async fn test_resize_format_auto_follows_accept_q_values() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let jpeg = read_corpus("jpeg-256k/a02_ColdRipple.jpg");
+    let cases = [
+        (None, "image/jpeg"),
+        (Some("image/avif,image/webp,*/*"), "image/jpeg"),
+        (Some("image/webp,image/*;q=0.8"), "image/webp"),
+        (Some("image/png"), "image/png"),
+    ];
+    for (accept, expected) in cases {
+        let r = server.resize(Some(&key), "width=100", jpeg.clone(), accept).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type").as_deref(), Some(expected), "{accept:?}");
+        assert_eq!(decode(&r.body).format, &expected[6..]);
+    }
+    // Portrait input, contain within a square.
+    let d = decode(
+        &server
+            .resize(Some(&key), "width=160&height=160", jpeg, None)
+            .await
+            .body,
+    );
+    assert_eq!((d.width, d.height), (120, 160));
+}
+
+#[tokio::test]
+async fn test_resize_never_enlarges_unless_asked() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let input = read_corpus("webp/d02_Dune.webp");
+    let d = decode(
+        &server
+            .resize(Some(&key), "width=3200", input.clone(), None)
+            .await
+            .body,
+    );
+    assert_eq!((d.width, d.height), (1600, 1200));
+    let d = decode(
+        &server
+            .resize(Some(&key), "width=2000&enlarge=true", input, None)
+            .await
+            .body,
+    );
+    assert_eq!((d.width, d.height), (2000, 1500));
+}
+
+#[tokio::test]
+async fn test_resize_large_jpeg_uses_quality() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let input = read_corpus("jpeg-1m/b01_EveningGlow.jpg");
+    let low = server
+        .resize(Some(&key), "width=800&quality=20", input.clone(), None)
+        .await;
+    let high = server
+        .resize(Some(&key), "width=800&quality=95", input, None)
+        .await;
+    assert_eq!((low.status, high.status), (200, 200));
+    assert!(
+        low.body.len() * 2 < high.body.len(),
+        "{} vs {}",
+        low.body.len(),
+        high.body.len()
+    );
+    assert_eq!(decode(&low.body).width, 800);
+}

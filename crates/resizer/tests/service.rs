@@ -1,0 +1,279 @@
+//! The service around the resize: admin API, admin token, health, metrics,
+//! graceful drain, and the `resizer resize` batch command.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN_TOKEN, Options, Server, decode, read_corpus};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn test_admin_api_validates_and_protects() {
+    let server = Server::start();
+    let url = |p: &str| format!("{}{p}", server.admin);
+    // Token required, compared exactly.
+    for token in [None, Some("wrong"), Some("test-admin-token-012345678")] {
+        let mut req = server.client.get(url("/admin/v1/tenants"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = common::Reply::from(req.send().await.unwrap()).await;
+        r.assert_error(401, "unauthenticated");
+    }
+    // Defaults and validation.
+    let t = server.create_tenant(json!({"name": "acme"})).await;
+    assert_eq!(
+        (t["rate_limit_rps"].as_u64(), t["burst"].as_u64()),
+        (Some(100), Some(200))
+    );
+    assert_eq!(t["suspended"], false);
+    assert!(t["id"].as_str().unwrap().starts_with("ten_"));
+    let post = |body: &'static str| {
+        server
+            .client
+            .post(url("/admin/v1/tenants"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    common::Reply::from(post("{not json").await.unwrap())
+        .await
+        .assert_error(400, "invalid_json");
+    common::Reply::from(post(r#"{"name":"x","colour":"red"}"#).await.unwrap())
+        .await
+        .assert_error(400, "invalid_json");
+    common::Reply::from(post(r#"{"name":"x","rate_limit_rps":0}"#).await.unwrap())
+        .await
+        .assert_error(400, "invalid_parameter");
+    common::Reply::from(post(r#"{"name":"x","burst":1000001}"#).await.unwrap())
+        .await
+        .assert_error(400, "invalid_parameter");
+    common::Reply::from(post(r#"{"name":""}"#).await.unwrap())
+        .await
+        .assert_error(400, "invalid_parameter");
+    // Unknown ids.
+    let (status, body) = server
+        .admin_post(
+            "/admin/v1/tenants/ten_00000000000000000000000000000000/keys",
+            None,
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let r = server
+        .client
+        .delete(url("/admin/v1/keys/key_00000000000000000000000000000000"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Patch and list.
+    let id = t["id"].as_str().unwrap();
+    let patched: Value = server
+        .client
+        .patch(url(&format!("/admin/v1/tenants/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"rate_limit_rps": 7, "burst": 9}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (patched["rate_limit_rps"].as_u64(), patched["burst"].as_u64()),
+        (Some(7), Some(9))
+    );
+    let list: Value = server
+        .client
+        .get(url("/admin/v1/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["tenants"].as_array().unwrap().iter().any(|t| t["id"] == id));
+    // Admin routes are not on the public port.
+    let r = common::Reply::from(
+        server
+            .client
+            .get(format!("{}/admin/v1/tenants", server.public))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(404, "not_found");
+    // Key secrets are never logged.
+    let (_, secret) = server.create_key(id).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!server.stderr.lock().unwrap().contains(&secret[20..]));
+}
+
+#[tokio::test]
+async fn test_generated_admin_token_printed_once_and_persisted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let first = Server::start_with(Options {
+        admin_token_env: false,
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    let token = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = first.stdout.lock().unwrap().clone();
+            if let Some(line) = out.lines().find(|l| l.starts_with("admin_token=")) {
+                break line.trim_start_matches("admin_token=").to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no admin token printed: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(
+        !first.stderr.lock().unwrap().contains(&token),
+        "the token must not be logged"
+    );
+    drop(first);
+    let second = Server::start_with(Options {
+        admin_token_env: false,
+        data_dir: Some(data_dir),
+        ..Options::default()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.stdout.lock().unwrap().contains("admin_token="),
+        "printed only once"
+    );
+    let r = second
+        .client
+        .get(format!("{}/admin/v1/tenants", second.admin))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn test_health_readiness_and_metrics() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let get = |p: &str| server.client.get(format!("{}{p}", server.public)).send();
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    server
+        .resize(Some(&key), "width=80", read_corpus("png/c04_Storm.png"), None)
+        .await;
+    server
+        .resize(Some(&key), "width=80", b"nope".to_vec(), None)
+        .await;
+    let text = get("/metrics").await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"resizer_http_requests_total{route="/v1/resize",status="200"}"#,
+        r#"resizer_http_requests_total{route="/v1/resize",status="415"}"#,
+        r#"resizer_http_request_duration_seconds_bucket{route="/v1/resize",status="200",le="0.5"}"#,
+        "resizer_queue_depth",
+        "resizer_worker_jobs_in_flight",
+        r#"resizer_worker_resize_duration_seconds_bucket{format="png""#,
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn test_sigterm_drains_in_flight_requests_then_exits_zero() {
+    let mut server = Server::start_env(&[("RESIZER_WORKER__THREADS", "1")]);
+    let (_, key) = server.customer().await;
+    let big = read_corpus("jpeg-1m/b05_Blinds.jpg");
+    let mut in_flight = Vec::new();
+    for _ in 0..3 {
+        let (client, url, key, body) = (
+            server.client.clone(),
+            format!("{}/v1/resize?width=1900&format=png", server.public),
+            key.clone(),
+            big.clone(),
+        );
+        in_flight.push(tokio::spawn(async move {
+            common::Reply::from(client.post(url).bearer_auth(key).body(body).send().await.unwrap()).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for t in in_flight {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(decode(&r.body).width, 1900);
+    }
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.wait_exit(Duration::from_secs(20));
+        (exit, server.stderr.lock().unwrap().clone())
+    })
+    .await
+    .unwrap();
+    let (exit, log) = exit;
+    assert!(exit.is_some_and(|s| s.success()), "exit {exit:?}:\n{log}");
+    assert!(log.contains("resizer stopped"));
+}
+
+#[test]
+fn test_batch_resize_command_writes_one_output_per_input() {
+    let out = tempfile::tempdir().unwrap();
+    let inputs = [
+        common::corpus("jpeg-256k/a07_Kite.jpg"),
+        common::corpus("png/c05_ColorfulCups.png"),
+        common::corpus("webp/d05_RainDrops.webp"),
+    ];
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_resizer"))
+        .args([
+            "resize",
+            "--width",
+            "320",
+            "--height",
+            "320",
+            "--threads",
+            "2",
+            "-o",
+        ])
+        .arg(out.path())
+        .args(&inputs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The JPEG is portrait (1200×1600), the others landscape.
+    for (name, format, size) in [
+        ("a07_Kite.jpg", "jpeg", (240, 320)),
+        ("c05_ColorfulCups.png", "png", (320, 240)),
+        ("d05_RainDrops.webp", "webp", (320, 240)),
+    ] {
+        let bytes = std::fs::read(out.path().join(name)).unwrap();
+        let d = decode(&bytes);
+        assert_eq!(d.format, format);
+        assert_eq!((d.width, d.height), size, "{name}");
+    }
+    // A failing input makes the exit code non-zero but does not stop the others.
+    let bad = out.path().join("bad.jpg");
+    std::fs::write(&bad, b"not an image").unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_resizer"))
+        .args(["resize", "--width", "64", "--format", "webp", "-o"])
+        .arg(out.path().join("second"))
+        .arg(&bad)
+        .arg(&inputs[0])
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    assert!(out.path().join("second/a07_Kite.webp").exists());
+}
