@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub job_deadline: Duration,
     /// Time allowed to receive a whole request body.
     pub body_read_timeout: Duration,
+    /// Resize requests served at once; the next is refused with 503 before its body is read.
+    pub max_in_flight: usize,
 }
 
 /// Everything the public handlers share.
@@ -57,6 +59,8 @@ struct Inner {
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
     limiters: RateLimiters,
+    /// One permit per resize request in progress; bounds memory held by bodies being read.
+    in_flight: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
     /// False until startup completes and again once draining starts.
     ready: Arc<AtomicBool>,
@@ -74,14 +78,15 @@ impl ApiState {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
                 auth,
                 queue,
                 staging,
                 results,
                 limiters: RateLimiters::default(),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
                 metrics: Metrics::global(),
                 ready,
+                config,
             }),
         }
     }
@@ -238,6 +243,12 @@ async fn resize_inner(
 ) -> Result<Response, ApiError> {
     let s = &state.inner;
     let cfg = &s.config;
+    // 0. Room for one more? Refused before anything is read.
+    let _permit = s
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| reject("in_flight", ApiError::overloaded("too many requests in progress")))?;
     // 1. Who is it? From the local cache only.
     let secret = bearer(headers).ok_or_else(|| {
         reject(

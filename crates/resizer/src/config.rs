@@ -73,6 +73,8 @@ pub struct ApiSection {
     pub staging_max_bytes: u64,
     /// Time allowed to finish in-flight requests after SIGTERM. Default 30 000 ms.
     pub drain_timeout_ms: u64,
+    /// Resize requests in progress at once; beyond it 503 before the body is read. Default 256.
+    pub max_in_flight: usize,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for ApiSection {
             body_read_timeout_ms: 30_000,
             staging_max_bytes: 256 * 1024 * 1024,
             drain_timeout_ms: 30_000,
+            max_in_flight: 256,
         }
     }
 }
@@ -186,6 +189,9 @@ impl Config {
             || self.limits.max_output_side == 0
         {
             bail!("limits must be positive");
+        }
+        if self.api.max_in_flight == 0 {
+            bail!("`api.max_in_flight` must be positive");
         }
         if self.queue.capacity == 0 {
             bail!("`queue.capacity` must be positive");

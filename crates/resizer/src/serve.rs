@@ -76,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             limits,
             job_deadline: Duration::from_millis(config.api.job_deadline_ms),
             body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
+            max_in_flight: config.api.max_in_flight,
         },
         auth,
         queue,

@@ -209,21 +209,9 @@ async fn test_queue_full_503_with_retry_after_immediately() {
     let server = Server::start_env(&[("RESIZER_QUEUE__CAPACITY", "1"), ("RESIZER_WORKER__THREADS", "1")]);
     let (_, key) = server.customer().await;
     let big = read_corpus("jpeg-1m/b04_BytheWater.jpg");
-    let mut tasks = Vec::new();
-    for _ in 0..12 {
-        let (client, url, key, body) = (
-            server.client.clone(),
-            format!("{}/v1/resize?width=2560&format=png", server.public),
-            key.clone(),
-            big.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let r =
-                common::Reply::from(client.post(url).bearer_auth(key).body(body).send().await.unwrap()).await;
-            (r, started.elapsed())
-        }));
-    }
+    let tasks: Vec<_> = (0..12)
+        .map(|_| server.spawn_resize(&key, "width=2560&format=png", big.clone()))
+        .collect();
     let mut ok = 0;
     let mut refused = 0;
     for t in tasks {
@@ -328,4 +316,33 @@ async fn test_hostile_inputs_never_take_the_server_down() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn test_in_flight_bound_503_before_reading_the_body() {
+    let server = Server::start_env(&[
+        ("RESIZER_API__MAX_IN_FLIGHT", "1"),
+        ("RESIZER_WORKER__THREADS", "1"),
+    ]);
+    let (_, key) = server.customer().await;
+    let big = read_corpus("jpeg-1m/b01_EveningGlow.jpg");
+    let tasks: Vec<_> = (0..6)
+        .map(|_| server.spawn_resize(&key, "width=2560&format=png", big.clone()))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (r, elapsed) = t.await.unwrap();
+        if r.status == 503 {
+            r.assert_error(503, "overloaded");
+            assert!(r.header("retry-after").is_some());
+            assert!(
+                elapsed < std::time::Duration::from_secs(2),
+                "refusal took {elapsed:?}"
+            );
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 503].contains(s)), "{statuses:?}");
 }

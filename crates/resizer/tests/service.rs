@@ -86,16 +86,7 @@ async fn test_admin_api_validates_and_protects() {
         (patched["rate_limit_rps"].as_u64(), patched["burst"].as_u64()),
         (Some(7), Some(9))
     );
-    let list: Value = server
-        .client
-        .get(url("/admin/v1/tenants"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.admin_get("/admin/v1/tenants").await;
     assert!(list["tenants"].as_array().unwrap().iter().any(|t| t["id"] == id));
     // Admin routes are not on the public port.
     let r = common::Reply::from(
@@ -195,26 +186,18 @@ async fn test_sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut server = Server::start_env(&[("RESIZER_WORKER__THREADS", "1")]);
     let (_, key) = server.customer().await;
     let big = read_corpus("jpeg-1m/b05_Blinds.jpg");
-    let mut in_flight = Vec::new();
-    for _ in 0..3 {
-        let (client, url, key, body) = (
-            server.client.clone(),
-            format!("{}/v1/resize?width=1900&format=png", server.public),
-            key.clone(),
-            big.clone(),
-        );
-        in_flight.push(tokio::spawn(async move {
-            common::Reply::from(client.post(url).bearer_auth(key).body(body).send().await.unwrap()).await
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let in_flight: Vec<_> = (0..3)
+        .map(|_| server.spawn_resize(&key, "width=1900&format=png", big.clone()))
+        .collect();
+    // Long enough for the connections to be accepted, far shorter than the three jobs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     for t in in_flight {
-        let r = t.await.unwrap();
+        let (r, _) = t.await.unwrap();
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(decode(&r.body).width, 1900);
     }

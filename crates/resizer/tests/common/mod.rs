@@ -202,6 +202,38 @@ impl Server {
         Reply::from(req.send().await.unwrap()).await
     }
 
+    /// Starts a resize in the background; resolves to the reply and its latency.
+    pub fn spawn_resize(
+        &self,
+        key: &str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> tokio::task::JoinHandle<(Reply, Duration)> {
+        let request = self
+            .client
+            .post(format!("{}/v1/resize?{query}", self.public))
+            .bearer_auth(key)
+            .body(body);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reply = Reply::from(request.send().await.unwrap()).await;
+            (reply, started.elapsed())
+        })
+    }
+
+    /// GETs an admin path with the admin token and returns the JSON body.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
