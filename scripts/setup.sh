@@ -10,6 +10,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# PostgreSQL server binaries for the identity store tests (a throwaway cluster, see test-postgres.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 
 if ((${#need[@]})); then
     echo "setup: installing ${need[*]}" >&2
@@ -19,4 +21,4 @@ if ((${#need[@]})); then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: build dependencies present (cc, make, cmake, nasm)" >&2
+echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql)" >&2

@@ -57,6 +57,8 @@ impl AdminToken {
 pub struct AdminState {
     identity: Arc<IdentityService>,
     token: AdminToken,
+    /// When set, the identity change feed is served too, to holders of this cluster secret.
+    feed_secret: Option<AdminToken>,
 }
 
 /// A tenant as the API shows it.
@@ -88,37 +90,109 @@ impl From<Tenant> for TenantView {
 impl AdminState {
     /// Assembles the state.
     pub fn new(identity: Arc<IdentityService>, token: AdminToken) -> Self {
-        Self { identity, token }
+        Self {
+            identity,
+            token,
+            feed_secret: None,
+        }
+    }
+
+    /// Also serves the change feed (`/internal/v1/identity/*`) to API nodes
+    /// presenting the cluster secret.
+    pub fn with_feed(mut self, cluster_secret: AdminToken) -> Self {
+        self.feed_secret = Some(cluster_secret);
+        self
     }
 
     /// Returns the admin router.
     pub fn router(self) -> Router {
-        Router::new()
+        let mut router = Router::new()
             .route("/admin/v1/tenants", post(create_tenant).get(list_tenants))
             .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
             .route("/admin/v1/tenants/{id}/keys", post(create_key))
             .route("/admin/v1/keys/{key_id}", delete(revoke_key))
-            .fallback(error::not_found)
-            .method_not_allowed_fallback(error::method_not_allowed)
-            .layer(axum::middleware::from_fn_with_state(self.clone(), require_token))
-            .layer(axum::middleware::from_fn(observe))
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
+        if self.feed_secret.is_some() {
+            router = router.merge(
+                Router::new()
+                    .route("/internal/v1/identity/snapshot", get(feed_snapshot))
+                    .route("/internal/v1/identity/changes", get(feed_changes))
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        self.clone(),
+                        require_cluster_secret,
+                    )),
+            );
+        }
+        router
             .route(
                 "/healthz",
                 get(|| async { Json(serde_json::json!({"status": "ok"})) }),
             )
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
+            .layer(axum::middleware::from_fn(observe))
             .with_state(self)
     }
 }
 
-async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    let presented = request
+fn presented_bearer(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
+        .map(|(_, token)| token.trim())
+}
+
+async fn require_cluster_secret(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    match (presented_bearer(&request), &state.feed_secret) {
+        (Some(token), Some(secret)) if secret.verify(token) => next.run(request).await,
+        _ => ApiError::new(ErrorCode::Unauthenticated, "a valid cluster secret is required").into_response(),
+    }
+}
+
+async fn feed_snapshot(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let snapshot = state.identity.store().snapshot().await?;
+    Ok(Json(snapshot).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ChangesQuery {
+    after: u64,
+    limit: Option<u32>,
+    wait_ms: Option<u64>,
+}
+
+/// Long-poll: answers at once when there are changes after `after`,
+/// otherwise waits up to `wait_ms` (at most the feed's long-poll bound) for one.
+async fn feed_changes(
+    State(state): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let wait =
+        std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(resizer_identity::feed::LONG_POLL);
+    let deadline = tokio::time::Instant::now() + wait;
+    let store = state.identity.store();
+    loop {
+        // Subscribe before reading, so a write between the two still wakes us.
+        let mut changed = state.identity.watch_changes();
+        let changes = store.changes_since(q.after, limit).await?;
+        if !changes.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(resizer_identity::feed::ChangesPage { changes }).into_response());
+        }
+        if tokio::time::timeout_at(deadline, changed.changed())
+            .await
+            .is_err()
+        {
+            return Ok(Json(resizer_identity::feed::ChangesPage { changes: Vec::new() }).into_response());
+        }
+    }
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    match presented_bearer(&request) {
         Some(token) if state.token.verify(token) => next.run(request).await,
         _ => ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response(),
     }

@@ -112,10 +112,15 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<ApiState>) -> Response {
     let s = &state.inner;
     let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded();
+    let age_opt = s.auth.age().map(|a| a.as_secs_f64());
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "auth_cache_loaded": s.auth.is_loaded(),
         "auth_cache_seq": s.auth.seq(),
+        "auth_cache_source": s.auth.source().as_str(),
+        // Seconds since the identity feed last answered; null if it never did in this process.
+        "auth_cache_age_seconds": age_opt,
+        "auth_cache_stale": age_opt.is_none_or(|age| age > STALE_AFTER_SECS),
         "queue_depth": s.queue.depth(),
         "staging_bytes": s.staging.used(),
     });
@@ -181,6 +186,9 @@ pub async fn read_body(
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
+
+/// Past this age the auth cache is reported stale (still serving: availability first).
+const STALE_AFTER_SECS: f64 = 30.0;
 
 /// Time spent draining an unread body after an early refusal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -12,9 +12,9 @@ use resizer_core::api_key::{self, KeyHash};
 use resizer_core::ids::{KeyId, TenantId};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, Snapshot};
+use crate::model::{Change, ChangeEvent, Snapshot, Tenant};
 use crate::service::ChangeSubscriber;
-use crate::store::IdentityStore;
+use crate::store::{ChangeSource, IdentityStore, now_unix_ms};
 
 /// Who a request is, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +42,6 @@ pub enum AuthError {
 }
 
 #[derive(Debug, Clone)]
-struct TenantEntry {
-    rate_limit_rps: u32,
-    burst: u32,
-    suspended: bool,
-}
-
-#[derive(Debug, Clone)]
 struct KeyEntry {
     tenant_id: TenantId,
     hash: KeyHash,
@@ -58,16 +51,59 @@ struct KeyEntry {
 struct State {
     seq: u64,
     loaded: bool,
-    tenants: HashMap<TenantId, TenantEntry>,
+    tenants: HashMap<TenantId, Tenant>,
     keys: HashMap<KeyId, KeyEntry>,
 }
 
+/// Where the cache's contents came from, for readiness detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSource {
+    /// Nothing loaded yet.
+    Empty,
+    /// A snapshot file written by an earlier run (the management plane was unreachable).
+    SnapshotFile,
+    /// The authoritative store or its change feed.
+    Feed,
+}
+
+impl CacheSource {
+    /// Returns a short name for logs and `/readyz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::SnapshotFile => "snapshot_file",
+            Self::Feed => "feed",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Freshness {
+    source: CacheSource,
+    /// When the cache last heard from its source (success, even with no news).
+    last_sync: Option<std::time::Instant>,
+}
+
 /// The in-memory authentication data.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuthCache {
     state: RwLock<State>,
+    freshness: std::sync::Mutex<Freshness>,
     /// Serialises catch-ups so changes are applied once and in order.
     catch_up_lock: tokio::sync::Mutex<()>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            freshness: std::sync::Mutex::new(Freshness {
+                source: CacheSource::Empty,
+                last_sync: None,
+            }),
+            catch_up_lock: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 /// Changes read per round trip while catching up.
@@ -97,6 +133,44 @@ impl AuthCache {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records that the source answered, and which source it was.
+    pub fn mark_synced(&self, source: CacheSource) {
+        let mut f = self.freshness.lock().unwrap_or_else(|e| e.into_inner());
+        f.source = source;
+        if source == CacheSource::Feed {
+            f.last_sync = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Returns where the contents came from.
+    pub fn source(&self) -> CacheSource {
+        self.freshness.lock().unwrap_or_else(|e| e.into_inner()).source
+    }
+
+    /// Returns the time since the source last answered, `None` if it never did in this process.
+    pub fn age(&self) -> Option<std::time::Duration> {
+        let f = self.freshness.lock().unwrap_or_else(|e| e.into_inner());
+        f.last_sync.map(|t| t.elapsed())
+    }
+
+    /// Exports the contents, for a local snapshot file.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let state = self.read();
+        let mut tenants: Vec<Tenant> = state.tenants.values().cloned().collect();
+        tenants.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut keys: Vec<(KeyId, TenantId, String)> = state
+            .keys
+            .iter()
+            .map(|(k, e)| (k.clone(), e.tenant_id.clone(), e.hash.to_hex()))
+            .collect();
+        keys.sort();
+        Snapshot {
+            seq: state.seq,
+            tenants,
+            keys,
+        }
+    }
+
     /// Replaces the contents with a snapshot.
     pub fn load(&self, snapshot: Snapshot) {
         let mut state = State {
@@ -105,14 +179,7 @@ impl AuthCache {
             ..State::default()
         };
         for t in snapshot.tenants {
-            state.tenants.insert(
-                t.id,
-                TenantEntry {
-                    rate_limit_rps: t.rate_limit_rps,
-                    burst: t.burst,
-                    suspended: t.suspended,
-                },
-            );
+            state.tenants.insert(t.id.clone(), t);
         }
         for (key_id, tenant_id, hash) in snapshot.keys {
             if let Some(hash) = KeyHash::from_hex(&hash) {
@@ -123,23 +190,22 @@ impl AuthCache {
         self.record_metrics();
     }
 
-    /// Applies changes newer than the current sequence, in order; older ones are ignored.
-    pub fn apply(&self, changes: &[Change]) {
+    /// Applies changes newer than the current sequence, in order; older ones
+    /// are ignored. Returns how many were applied.
+    pub fn apply(&self, changes: &[Change]) -> usize {
+        let mut applied = 0;
+        let now_ms = now_unix_ms();
         let mut state = self.write();
         for change in changes {
             if change.seq <= state.seq {
                 continue;
             }
+            applied += 1;
+            metrics::histogram!("resizer_auth_replication_lag_seconds")
+                .record(now_ms.saturating_sub(change.at_ms) as f64 / 1000.0);
             match &change.event {
                 ChangeEvent::TenantUpserted { tenant } => {
-                    state.tenants.insert(
-                        tenant.id.clone(),
-                        TenantEntry {
-                            rate_limit_rps: tenant.rate_limit_rps,
-                            burst: tenant.burst,
-                            suspended: tenant.suspended,
-                        },
-                    );
+                    state.tenants.insert(tenant.id.clone(), tenant.clone());
                 }
                 ChangeEvent::KeyCreated {
                     key_id,
@@ -164,20 +230,26 @@ impl AuthCache {
         }
         drop(state);
         self.record_metrics();
+        applied
     }
 
-    /// Brings the cache up to date from the store: a snapshot the first time, then increments.
-    pub async fn catch_up(&self, store: &dyn IdentityStore) -> Result<(), IdentityError> {
+    /// Brings the cache up to date from a source: a snapshot the first time,
+    /// then increments. Returns how many changes were applied.
+    pub async fn catch_up(&self, source: &dyn ChangeSource) -> Result<usize, IdentityError> {
         let _guard = self.catch_up_lock.lock().await;
-        if !self.is_loaded() {
-            self.load(store.snapshot().await?);
+        if !self.is_loaded() || self.source() == CacheSource::SnapshotFile && self.age().is_none() {
+            // A snapshot file may be older than the source's retained history; the source's own
+            // snapshot is the safe way back.
+            self.load(source.snapshot().await?);
         }
+        let mut applied = 0;
         loop {
-            let changes = store.changes_since(self.seq(), CATCH_UP_BATCH).await?;
+            let changes = source.changes_since(self.seq(), CATCH_UP_BATCH).await?;
             if changes.is_empty() {
-                return Ok(());
+                self.mark_synced(CacheSource::Feed);
+                return Ok(applied);
             }
-            self.apply(&changes);
+            applied += self.apply(&changes);
         }
     }
 
@@ -208,6 +280,7 @@ impl AuthCache {
     fn record_metrics(&self) {
         let state = self.read();
         metrics::gauge!("resizer_auth_cache_seq").set(state.seq as f64);
+        metrics::gauge!("resizer_auth_cache_tenants").set(state.tenants.len() as f64);
         metrics::gauge!("resizer_auth_cache_keys").set(state.keys.len() as f64);
     }
 }
@@ -223,7 +296,8 @@ pub struct LocalFollower {
 #[async_trait]
 impl ChangeSubscriber for LocalFollower {
     async fn notify(&self) {
-        if let Err(e) = self.cache.catch_up(self.store.as_ref()).await {
+        let source: &dyn ChangeSource = self.store.as_ref();
+        if let Err(e) = self.cache.catch_up(source).await {
             tracing::warn!(error = %e, "auth cache catch-up failed");
         }
     }

@@ -11,18 +11,20 @@
 //! - [`store`]: the [`IdentityStore`] trait and its SQLite backend.
 //! - [`service`]: validation rules and the write path that notifies caches.
 //! - [`cache`]: the [`AuthCache`]: apply changes, authenticate in constant time.
+//! - [`feed`]: following the change log over HTTP, with a local snapshot file for restarts.
 //! - [`error`]: [`IdentityError`], mapped to public error codes.
 
 pub mod cache;
 pub mod error;
+pub mod feed;
 pub mod model;
 pub mod service;
 pub mod store;
 
 pub use cache::LocalFollower;
-pub use cache::{AuthCache, AuthContext, AuthError};
+pub use cache::{AuthCache, AuthContext, AuthError, CacheSource};
 pub use error::IdentityError;
 pub use model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
 pub use service::{ChangeSubscriber, IdentityService, IssuedKeyView, NewTenant};
-pub use store::IdentityStore;
 pub use store::sqlite::SqliteIdentityStore;
+pub use store::{ChangeSource, IdentityStore};

@@ -66,6 +66,8 @@ pub enum ChangeEvent {
 pub struct Change {
     /// Strictly increasing sequence number.
     pub seq: u64,
+    /// Commit time on the management plane, Unix ms; followers measure replication lag from it.
+    pub at_ms: u64,
     /// What changed.
     pub event: ChangeEvent,
 }

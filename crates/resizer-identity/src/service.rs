@@ -44,6 +44,8 @@ pub trait ChangeSubscriber: Send + Sync + 'static {
 pub struct IdentityService {
     store: Arc<dyn IdentityStore>,
     subscribers: RwLock<Vec<Arc<dyn ChangeSubscriber>>>,
+    /// Bumped after every committed write, so feed long-polls wake at once.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 fn check_name(name: &str) -> Result<(), IdentityError> {
@@ -84,7 +86,20 @@ impl IdentityService {
         Self {
             store,
             subscribers: RwLock::new(Vec::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Returns a receiver that sees a new value after each write (or
+    /// [`IdentityService::signal_change`]); subscribe before reading the log.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Wakes feed readers; also used by a poller that sees writes made by
+    /// another identity instance sharing the store.
+    pub fn signal_change(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Returns the store, for followers that read the change log.
@@ -101,6 +116,7 @@ impl IdentityService {
     }
 
     async fn notify(&self) {
+        self.signal_change();
         let subscribers: Vec<_> = self.subscribers.read().unwrap_or_else(|e| e.into_inner()).clone();
         for s in subscribers {
             s.notify().await;

@@ -31,6 +31,48 @@ pub struct Config {
     pub worker: WorkerSection,
     /// The API tier.
     pub api: ApiSection,
+    /// The identity service and how API nodes reach it.
+    pub identity: IdentitySection,
+    /// Secrets shared by the nodes of one cluster.
+    pub cluster: ClusterSection,
+}
+
+/// The identity service and how API nodes reach it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    /// PostgreSQL URL of the authoritative store (`resizer identity`); empty means
+    /// SQLite in the data directory. Default empty.
+    pub database_url: String,
+    /// Base URL of the identity service's admin listener, where `resizer api`
+    /// follows the change feed. Default `http://127.0.0.1:8081`.
+    pub url: String,
+}
+
+impl Default for IdentitySection {
+    fn default() -> Self {
+        Self {
+            database_url: String::new(),
+            url: "http://127.0.0.1:8081".into(),
+        }
+    }
+}
+
+/// Secrets shared by the nodes of one cluster.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// Bearer secret for internal endpoints (the identity feed); prefer
+    /// `RESIZER_CLUSTER_SECRET` to writing it in a file. Required by `api` and `identity`.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ClusterSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSection")
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Request and image limits.
@@ -88,6 +130,8 @@ impl Default for Config {
             queue: QueueConfig::default(),
             worker: WorkerSection::default(),
             api: ApiSection::default(),
+            identity: IdentitySection::default(),
+            cluster: ClusterSection::default(),
         }
     }
 }
@@ -172,6 +216,11 @@ impl Config {
         if let Some(v) = &overrides.data_dir {
             config.data_dir = v.clone();
         }
+        if let Ok(secret) = std::env::var("RESIZER_CLUSTER_SECRET")
+            && !secret.is_empty()
+        {
+            config.cluster.secret = secret;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -200,6 +249,14 @@ impl Config {
             bail!("`api.job_deadline_ms` and `api.staging_max_bytes` must be positive");
         }
         Ok(())
+    }
+
+    /// Returns the cluster secret, or an error naming how to set it.
+    pub fn cluster_secret(&self) -> anyhow::Result<&str> {
+        if self.cluster.secret.len() < 16 {
+            bail!("a cluster secret of at least 16 characters is required: set RESIZER_CLUSTER_SECRET");
+        }
+        Ok(&self.cluster.secret)
     }
 
     /// Returns the number of imaging threads to run.

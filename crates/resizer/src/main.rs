@@ -2,13 +2,17 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration and its layers.
-//! - [`serve`]: the composition root of `resizer serve` (every role, embedded backends).
+//! - [`node`]: wiring shared by the roles (job path, listeners, drain on SIGTERM).
+//! - [`serve`]: `resizer serve`, every role in one process with embedded backends.
+//! - [`roles`]: `resizer identity` and `resizer api`, the distributed roles.
 //! - [`admin_token`]: the admin token: from the environment, or generated once.
 //! - [`batch`]: `resizer resize`, the pipeline on local files.
 
 mod admin_token;
 mod batch;
 mod config;
+mod node;
+mod roles;
 mod serve;
 
 use std::path::PathBuf;
@@ -26,6 +30,10 @@ struct Cli {
 enum Command {
     /// Run every role in one process with embedded backends (in-process queue, SQLite, local files).
     Serve(ServeArgs),
+    /// Run the identity service: the admin API and the change feed over PostgreSQL (or SQLite).
+    Identity(ServeArgs),
+    /// Run an API node: the public REST tier, authenticating from a cache of the identity feed.
+    Api(ServeArgs),
     /// Resize local files with the same pipeline the workers use, without the service.
     Resize(batch::ResizeArgs),
 }
@@ -48,35 +56,49 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let overrides = config::Overrides {
-                listen: args.listen,
-                admin_listen: args.admin_listen,
-                data_dir: args.data_dir,
-            };
-            let config = match config::Config::load(args.config.as_deref(), &overrides) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("resizer: {e:#}");
-                    return std::process::ExitCode::from(2);
-                }
-            };
-            resizer_telemetry::init_logging(&std::env::var("RESIZER_LOG").unwrap_or(config.log.clone()));
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("resizer-rt")
-                .build()
-                .expect("building the tokio runtime");
-            match runtime.block_on(serve::run(config)) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("fatal: {e:#}");
-                    eprintln!("resizer: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+    let (args, role) = match cli.command {
+        Command::Resize(args) => return batch::run(args),
+        Command::Serve(args) => (args, Role::Serve),
+        Command::Identity(args) => (args, Role::Identity),
+        Command::Api(args) => (args, Role::Api),
+    };
+    let overrides = config::Overrides {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        data_dir: args.data_dir,
+    };
+    let config = match config::Config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("resizer: {e:#}");
+            return std::process::ExitCode::from(2);
         }
-        Command::Resize(args) => batch::run(args),
+    };
+    resizer_telemetry::init_logging(&std::env::var("RESIZER_LOG").unwrap_or(config.log.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("resizer-rt")
+        .build()
+        .expect("building the tokio runtime");
+    let result = runtime.block_on(async move {
+        match role {
+            Role::Serve => serve::run(config).await,
+            Role::Identity => roles::run_identity(config).await,
+            Role::Api => roles::run_api(config).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("fatal: {e:#}");
+            eprintln!("resizer: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+enum Role {
+    Serve,
+    Identity,
+    Api,
 }

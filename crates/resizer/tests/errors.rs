@@ -346,3 +346,51 @@ async fn test_in_flight_bound_503_before_reading_the_body() {
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(statuses.iter().all(|s| [200, 503].contains(s)), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn test_rate_limit_burst_of_50_at_5_rps_leaves_other_tenants_alone() {
+    let server = Server::start();
+    let limited = server
+        .create_tenant(json!({"name": "five", "rate_limit_rps": 5, "burst": 5}))
+        .await;
+    let (_, five) = server.create_key(limited["id"].as_str().unwrap()).await;
+    let other = server
+        .create_tenant(json!({"name": "other", "rate_limit_rps": 5, "burst": 5}))
+        .await;
+    let (_, other_key) = server.create_key(other["id"].as_str().unwrap()).await;
+    let image = read_corpus("webp/d05_RainDrops.webp");
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| server.spawn_resize(&five, "width=32", image.clone()))
+        .collect();
+    // The other tenant, in the same second, within its own limit.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        others.push(
+            server
+                .resize(Some(&other_key), "width=32", image.clone(), None)
+                .await
+                .status,
+        );
+    }
+    let (mut ok, mut limited_count) = (0, 0);
+    for t in tasks {
+        let (r, _) = t.await.unwrap();
+        match r.status {
+            200 => ok += 1,
+            429 => {
+                r.assert_error(429, "rate_limited");
+                assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+                limited_count += 1;
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst, plus what the bucket refilled at 5/s while the requests ran.
+    let allowed = 5 + (elapsed * 5.0).ceil() as usize;
+    assert!((5..=allowed).contains(&ok), "{ok} succeeded in {elapsed:.2} s");
+    assert_eq!(ok + limited_count, 50);
+    assert!(limited_count >= 50 - allowed);
+    assert_eq!(others, vec![200; 4], "the other tenant is unaffected");
+}

@@ -3,6 +3,8 @@
 //! Every mutation commits its record and its [`Change`] in one transaction, so
 //! the change log is exactly the history of the records.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -13,9 +15,19 @@ use resizer_core::ids::{KeyId, TenantId};
 use crate::error::IdentityError;
 use crate::model::{Change, Snapshot, Tenant, TenantPatch};
 
+/// Where a follower reads the change log: a store directly, or the identity
+/// service's feed over the network.
+#[async_trait]
+pub trait ChangeSource: Send + Sync + 'static {
+    /// Returns a consistent snapshot for a fresh cache.
+    async fn snapshot(&self) -> Result<Snapshot, IdentityError>;
+    /// Returns up to `limit` changes after `seq`, in order.
+    async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError>;
+}
+
 /// Storage for tenants, keys and the change log.
 #[async_trait]
-pub trait IdentityStore: Send + Sync + 'static {
+pub trait IdentityStore: ChangeSource {
     /// Inserts a new tenant.
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), IdentityError>;
     /// Lists all tenants, oldest first.
@@ -39,8 +51,13 @@ pub trait IdentityStore: Send + Sync + 'static {
     ) -> Result<bool, IdentityError>;
     /// Revokes a key; `false` if it does not exist. Revoking twice is fine.
     async fn revoke_key(&self, key_id: &KeyId, now: i64) -> Result<bool, IdentityError>;
-    /// Returns a consistent snapshot for a fresh cache.
-    async fn snapshot(&self) -> Result<Snapshot, IdentityError>;
-    /// Returns up to `limit` changes after `seq`, in order.
-    async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError>;
+    /// Returns the sequence number of the newest change (0 when empty).
+    async fn latest_seq(&self) -> Result<u64, IdentityError>;
+}
+
+/// Returns the current time in Unix milliseconds, the change log's clock.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
 use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
-use crate::store::IdentityStore;
+use crate::store::{ChangeSource, IdentityStore, now_unix_ms};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[r#"
@@ -117,11 +117,11 @@ fn row_to_tenant(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
 
 const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at";
 
-fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent, now: i64) -> Result<(), IdentityError> {
+fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent) -> Result<(), IdentityError> {
     let json = serde_json::to_string(event).map_err(store_err)?;
     tx.execute(
         "INSERT INTO changes (at, event) VALUES (?1, ?2)",
-        params![now, json],
+        params![now_unix_ms() as i64, json],
     )
     .map_err(store_err)?;
     Ok(())
@@ -156,11 +156,7 @@ impl IdentityStore for SqliteIdentityStore {
                 ],
             )
             .map_err(store_err)?;
-            append_change(
-                &tx,
-                &ChangeEvent::TenantUpserted { tenant: t.clone() },
-                t.created_at,
-            )?;
+            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: t.clone() })?;
             tx.commit().map_err(store_err)
         })
         .await
@@ -222,7 +218,7 @@ impl IdentityStore for SqliteIdentityStore {
                 ],
             )
             .map_err(store_err)?;
-            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: tenant.clone() }, now)?;
+            append_change(&tx, &ChangeEvent::TenantUpserted { tenant: tenant.clone() })?;
             tx.commit().map_err(store_err)?;
             Ok(Some(tenant))
         })
@@ -254,7 +250,6 @@ impl IdentityStore for SqliteIdentityStore {
                     tenant_id: tenant,
                     hash,
                 },
-                now,
             )?;
             tx.commit().map_err(store_err)?;
             Ok(true)
@@ -283,7 +278,7 @@ impl IdentityStore for SqliteIdentityStore {
                         params![key_id.as_str(), now],
                     )
                     .map_err(store_err)?;
-                    append_change(&tx, &ChangeEvent::KeyRevoked { key_id }, now)?;
+                    append_change(&tx, &ChangeEvent::KeyRevoked { key_id })?;
                     tx.commit().map_err(store_err)?;
                     Ok(true)
                 }
@@ -292,6 +287,19 @@ impl IdentityStore for SqliteIdentityStore {
         .await
     }
 
+    async fn latest_seq(&self) -> Result<u64, IdentityError> {
+        self.run(|conn| {
+            let seq: i64 = conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))
+                .map_err(store_err)?;
+            Ok(seq as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ChangeSource for SqliteIdentityStore {
     async fn snapshot(&self) -> Result<Snapshot, IdentityError> {
         self.run(|conn| {
             // One read transaction, so records and seq agree.
@@ -334,19 +342,20 @@ impl IdentityStore for SqliteIdentityStore {
     async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError> {
         self.run(move |conn| {
             let mut stmt = conn
-                .prepare("SELECT seq, event FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .prepare("SELECT seq, at, event FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .map_err(store_err)?;
             let rows = stmt
                 .query_map(params![seq as i64, limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                 })
                 .map_err(store_err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (seq, json) = row.map_err(store_err)?;
+                let (seq, at_ms, json) = row.map_err(store_err)?;
                 let event: ChangeEvent = serde_json::from_str(&json).map_err(store_err)?;
                 out.push(Change {
                     seq: seq as u64,
+                    at_ms: at_ms as u64,
                     event,
                 });
             }

@@ -38,18 +38,26 @@ pub fn read_corpus(rel: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading corpus file {}: {e}", path.display()))
 }
 
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+
 pub struct Options {
+    /// `serve`, `api` or `identity`.
+    pub role: &'static str,
     pub env: Vec<(String, String)>,
     pub admin_token_env: bool,
     pub data_dir: Option<PathBuf>,
+    /// Fixed admin listen address (to restart a node on the same port).
+    pub admin_listen: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            role: "serve",
             env: Vec::new(),
             admin_token_env: true,
             data_dir: None,
+            admin_listen: None,
         }
     }
 }
@@ -76,19 +84,24 @@ impl Server {
             }
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_resizer"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .env_remove("RESIZER_ADMIN_TOKEN")
-        .env("RESIZER_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let admin_listen = options
+            .admin_listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        cmd.arg(options.role);
+        if options.role != "identity" {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        if options.role != "api" {
+            cmd.args(["--admin-listen", &admin_listen]);
+        }
+        cmd.arg("--data-dir")
+            .arg(&data_dir)
+            .env("RESIZER_CLUSTER_SECRET", CLUSTER_SECRET)
+            .env_remove("RESIZER_ADMIN_TOKEN")
+            .env("RESIZER_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if options.admin_token_env {
             cmd.env("RESIZER_ADMIN_TOKEN", ADMIN_TOKEN);
         }
@@ -113,7 +126,7 @@ impl Server {
             let stderr = stderr.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                    if line.contains("resizer ready") {
+                    if line.contains("ready") && line.contains("INFO") && line.contains("_addr=") {
                         let _ = ready_tx.send(line.clone());
                     }
                     stderr.lock().unwrap().push_str(&(line + "\n"));
@@ -130,7 +143,7 @@ impl Server {
         let field = |name: &str| -> String {
             line.split_whitespace()
                 .find_map(|t| t.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name} in ready line: {line}"))
+                .unwrap_or("")
                 .to_string()
         };
         Server {
@@ -232,6 +245,36 @@ impl Server {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Returns the JSON of `/readyz` and its status.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}/readyz", self.public))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Whether this node accepts `key` right now: an empty body gets 400 once
+    /// authenticated, 401 or 403 before.
+    pub async fn auth_status(&self, key: &str) -> u16 {
+        self.client
+            .post(format!("{}/v1/resize?width=10", self.public))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Sends SIGKILL and waits for the process to go.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

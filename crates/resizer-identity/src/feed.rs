@@ -1,0 +1,247 @@
+//! Following the identity change log over the network: the HTTP client for
+//! the identity service's feed, and the follower task that keeps an API
+//! node's [`AuthCache`] current and writes its local snapshot file.
+//!
+//! The feed is a snapshot plus long-polled increments from a sequence
+//! number, so a follower resumes after a disconnect exactly where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::cache::{AuthCache, CacheSource};
+use crate::error::IdentityError;
+use crate::model::{Change, Snapshot};
+use crate::store::ChangeSource;
+
+/// Longest pause between attempts while the feed is down. Short, because the
+/// replication SLA (1 s) counts from the management plane's return; the cost
+/// is at most two cheap failed connects per second per API node.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Longest a feed request waits for news before answering empty.
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
+/// The body of `GET /internal/v1/identity/changes`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ChangesPage {
+    /// Changes after the requested sequence, in order.
+    pub changes: Vec<Change>,
+}
+
+/// The identity service's feed, over HTTP.
+pub struct HttpChangeSource {
+    base_url: String,
+    secret: String,
+    client: reqwest::Client,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Store(format!("identity feed: {e}"))
+}
+
+impl HttpChangeSource {
+    /// Creates a client for the feed at `base_url` (the identity service's admin listener).
+    pub fn new(base_url: &str, secret: &str) -> Result<Self, IdentityError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(LONG_POLL + Duration::from_secs(10))
+            .build()
+            .map_err(unavailable)?;
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            secret: secret.to_string(),
+            client,
+        })
+    }
+
+    /// Returns changes after `seq`, waiting up to `wait` for the first one.
+    pub async fn wait_changes(
+        &self,
+        seq: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<Change>, IdentityError> {
+        let url = format!(
+            "{}/internal/v1/identity/changes?after={seq}&limit={limit}&wait_ms={}",
+            self.base_url,
+            wait.as_millis()
+        );
+        let page: ChangesPage = self.get(&url).await?;
+        Ok(page.changes)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, IdentityError> {
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!("status {}", response.status())));
+        }
+        response.json().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl ChangeSource for HttpChangeSource {
+    async fn snapshot(&self) -> Result<Snapshot, IdentityError> {
+        self.get(&format!("{}/internal/v1/identity/snapshot", self.base_url))
+            .await
+    }
+
+    async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError> {
+        self.wait_changes(seq, limit, Duration::ZERO).await
+    }
+}
+
+/// Loads a snapshot file written by an earlier run, if there is one.
+pub fn load_snapshot_file(cache: &AuthCache, path: &Path) -> Result<bool, IdentityError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(IdentityError::Store(format!("reading {}: {e}", path.display()))),
+    };
+    let snapshot: Snapshot = serde_json::from_str(&text)
+        .map_err(|e| IdentityError::Store(format!("parsing {}: {e}", path.display())))?;
+    cache.load(snapshot);
+    cache.mark_synced(CacheSource::SnapshotFile);
+    Ok(true)
+}
+
+/// Writes the cache atomically (temp file, fsync, rename), readable by the owner only.
+pub fn save_snapshot_file(cache: &AuthCache, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let json = serde_json::to_vec(&cache.to_snapshot())?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Keeps an [`AuthCache`] current from an [`HttpChangeSource`].
+pub struct FeedFollower {
+    /// The cache to feed.
+    pub cache: Arc<AuthCache>,
+    /// The identity service's feed.
+    pub source: Arc<HttpChangeSource>,
+    /// Where to keep the local snapshot, for restarts while the feed is down.
+    pub snapshot_path: Option<PathBuf>,
+}
+
+impl FeedFollower {
+    /// Follows the feed until `shutdown` turns true. Failures back off
+    /// exponentially with jitter up to [`MAX_BACKOFF`]; the cache keeps serving.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        let mut failing = false;
+        let ticker = {
+            let cache = self.cache.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    record_age(&cache);
+                }
+            })
+        };
+        let _stop_ticker = AbortOnDrop(ticker);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let step = async {
+                if !self.cache.is_loaded() || self.cache.age().is_none() {
+                    // First contact in this process: the source's own snapshot, then increments.
+                    self.cache.catch_up(self.source.as_ref()).await.map(|_| true)
+                } else {
+                    let changes = self
+                        .source
+                        .wait_changes(self.cache.seq(), 1000, LONG_POLL)
+                        .await?;
+                    let applied = self.cache.apply(&changes);
+                    self.cache.mark_synced(CacheSource::Feed);
+                    Ok(applied > 0)
+                }
+            };
+            let outcome = tokio::select! {
+                r = step => r,
+                _ = shutdown.changed() => return,
+            };
+            record_age(&self.cache);
+            match outcome {
+                Ok(changed) => {
+                    if failing {
+                        tracing::info!(
+                            seq = self.cache.seq(),
+                            "identity feed reachable again; auth cache caught up"
+                        );
+                        failing = false;
+                    }
+                    backoff = Duration::from_millis(100);
+                    if changed
+                        && let Some(path) = &self.snapshot_path
+                        && let Err(e) = save_snapshot_file(&self.cache, path)
+                    {
+                        tracing::warn!(error = %e, path = %path.display(), "writing the auth snapshot failed");
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(
+                            error = %e,
+                            seq = self.cache.seq(),
+                            "identity feed unreachable; authenticating from the cached copy"
+                        );
+                        failing = true;
+                    }
+                    let jitter = Duration::from_millis(u64::from(jitter_ms(backoff)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff / 2 + jitter) => {},
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Exports the time since the feed last answered.
+fn record_age(cache: &AuthCache) {
+    if let Some(age) = cache.age() {
+        metrics::gauge!("resizer_auth_cache_age_seconds").set(age.as_secs_f64());
+    }
+}
+
+/// A random delay in `[0, backoff/2]`, so followers do not retry in lockstep.
+fn jitter_ms(backoff: Duration) -> u32 {
+    let mut b = [0u8; 4];
+    resizer_core::ids::random_bytes(&mut b);
+    let half = (backoff.as_millis() / 2).max(1) as u32;
+    u32::from_le_bytes(b) % half
+}

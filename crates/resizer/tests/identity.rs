@@ -1,0 +1,296 @@
+//! The identity split, for real: `resizer identity` on PostgreSQL, two
+//! `resizer api` nodes following its change feed, and the partial-availability
+//! cases (management plane down, API node restarted during the outage).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_TOKEN, Options, Server, read_corpus};
+use serde_json::{Value, json};
+
+/// A fresh database on the throwaway cluster that `scripts/test.sh` starts.
+async fn fresh_database() -> Option<String> {
+    let Ok(base) = std::env::var("RESIZER_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "RESIZER_TEST_DATABASE_URL must be set in CI (scripts/test.sh starts PostgreSQL)"
+        );
+        eprintln!("skipped: RESIZER_TEST_DATABASE_URL is not set; run scripts/test.sh");
+        return None;
+    };
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).unwrap();
+    let name = format!(
+        "resizer_it_{}",
+        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}
+
+fn identity(db: &str, admin_listen: Option<String>, data_dir: Option<std::path::PathBuf>) -> Server {
+    Server::start_with(Options {
+        role: "identity",
+        env: vec![("RESIZER_IDENTITY__DATABASE_URL".into(), db.into())],
+        admin_listen,
+        data_dir,
+        ..Options::default()
+    })
+}
+
+fn api(identity_url: &str, data_dir: Option<std::path::PathBuf>) -> Server {
+    Server::start_with(Options {
+        role: "api",
+        env: vec![("RESIZER_IDENTITY__URL".into(), identity_url.into())],
+        data_dir,
+        ..Options::default()
+    })
+}
+
+async fn wait_ready(node: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = node.readyz().await;
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "api node not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls until every node answers `want` for `key`; returns the time it took.
+async fn until_all(nodes: &[&Server], key: &str, want: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    for node in nodes {
+        loop {
+            let status = node.auth_status(key).await;
+            if status == want {
+                break;
+            }
+            assert!(
+                started.elapsed() < within,
+                "node {} still answers {status}, not {want}, after {:?}; its log:\n{}",
+                node.public,
+                started.elapsed(),
+                node.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    started.elapsed()
+}
+
+async fn admin_patch(server: &Server, path: &str, body: Value) -> u16 {
+    server
+        .client
+        .patch(format!("{}{path}", server.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn admin_delete(server: &Server, path: &str) -> u16 {
+    server
+        .client
+        .delete(format!("{}{path}", server.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+const SLA: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn test_changes_reach_every_api_node_within_a_second() {
+    let Some(db) = fresh_database().await else { return };
+    let idp = identity(&db, None, None);
+    let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+
+    let tenant = idp
+        .create_tenant(json!({"name": "acme", "rate_limit_rps": 1000}))
+        .await;
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let (key_id, key) = idp.create_key(tenant_id).await;
+    until_all(&[&a, &b], &key, 400, SLA).await;
+    for node in [&a, &b] {
+        let r = node
+            .resize(Some(&key), "width=64", read_corpus("webp/d01_Grey.webp"), None)
+            .await;
+        assert_eq!(r.status, 200);
+    }
+
+    // Revocation: refused on both within the SLA, and never again.
+    assert_eq!(admin_delete(&idp, &format!("/admin/v1/keys/{key_id}")).await, 204);
+    until_all(&[&a, &b], &key, 401, SLA).await;
+
+    // Suspension: 403 on both.
+    let (_, key2) = idp.create_key(tenant_id).await;
+    until_all(&[&a, &b], &key2, 400, SLA).await;
+    assert_eq!(
+        admin_patch(
+            &idp,
+            &format!("/admin/v1/tenants/{tenant_id}"),
+            json!({"suspended": true})
+        )
+        .await,
+        200
+    );
+    until_all(&[&a, &b], &key2, 403, SLA).await;
+    assert_eq!(a.auth_status(&key).await, 401, "a revoked key stays revoked");
+
+    // The feed is not open without the cluster secret, and admin needs the admin token.
+    let r = idp
+        .client
+        .get(format!("{}/internal/v1/identity/snapshot", idp.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = idp
+        .client
+        .get(format!("{}/internal/v1/identity/snapshot", idp.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // API nodes serve no admin routes.
+    let r = a
+        .client
+        .get(format!("{}/admin/v1/tenants", a.public))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn test_api_nodes_keep_serving_through_identity_outage() {
+    let Some(db) = fresh_database().await else { return };
+    let idp_dir = tempfile::tempdir().unwrap();
+    let mut idp = identity(&db, None, Some(idp_dir.path().to_path_buf()));
+    let identity_addr = idp.admin.trim_start_matches("http://").to_string();
+    let a_dir = tempfile::tempdir().unwrap();
+    let mut a = api(&idp.admin, Some(a_dir.path().to_path_buf()));
+    let b = api(&idp.admin, None);
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let tenant = idp
+        .create_tenant(json!({"name": "steady", "rate_limit_rps": 1000}))
+        .await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_string();
+    let (_, key) = idp.create_key(&tenant_id).await;
+    until_all(&[&a, &b], &key, 400, SLA).await;
+    // Let api-1 write its snapshot file.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The management plane goes away: existing keys keep working, nodes stay ready.
+    idp.kill9();
+    let image = read_corpus("jpeg-256k/a08_OneStandsOut.jpg");
+    for node in [&a, &b] {
+        assert_eq!(
+            node.resize(Some(&key), "width=100", image.clone(), None)
+                .await
+                .status,
+            200
+        );
+        let (status, ready) = node.readyz().await;
+        assert_eq!(status, 200, "{ready}");
+        assert_eq!(ready["auth_cache_source"], "feed");
+    }
+
+    // api-1 restarts during the outage: it serves from its local snapshot, and says so.
+    a.kill9();
+    let a = api(
+        &format!("http://{identity_addr}"),
+        Some(a_dir.path().to_path_buf()),
+    );
+    let (status, ready) = a.readyz().await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["auth_cache_source"], "snapshot_file");
+    assert_eq!(ready["auth_cache_stale"], true);
+    assert_eq!(
+        a.resize(Some(&key), "width=100", image.clone(), None)
+            .await
+            .status,
+        200
+    );
+    assert!(
+        a.stderr
+            .lock()
+            .unwrap()
+            .contains("starts from the local snapshot")
+    );
+
+    // A new node with no snapshot cannot know any key: not ready.
+    let c = api(&format!("http://{identity_addr}"), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, ready) = c.readyz().await;
+    assert_eq!(status, 503, "{ready}");
+
+    // The management plane returns on the same address; a key created after that
+    // works everywhere within the SLA.
+    let idp = identity(&db, Some(identity_addr), Some(idp_dir.path().to_path_buf()));
+    let (_, fresh_key) = idp.create_key(&tenant_id).await;
+    let took = until_all(&[&a, &b, &c], &fresh_key, 400, SLA).await;
+    eprintln!("new key accepted on all three nodes {took:?} after creation");
+    let (_, ready) = a.readyz().await;
+    assert_eq!(ready["auth_cache_source"], "feed");
+    assert_eq!(ready["auth_cache_stale"], false);
+}
+
+/// `cargo test --release -p resizer --test identity -- --ignored --nocapture measure`
+#[tokio::test]
+#[ignore = "measurement; run explicitly"]
+async fn measure_replication_lag_over_1000_key_creations() {
+    let Some(db) = fresh_database().await else { return };
+    let idp = identity(&db, None, None);
+    let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let tenant = idp
+        .create_tenant(json!({"name": "lag", "rate_limit_rps": 1000000}))
+        .await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_string();
+    let mut lags = Vec::new();
+    for _ in 0..1000 {
+        let (_, key) = idp.create_key(&tenant_id).await;
+        let created = Instant::now();
+        for node in [&a, &b] {
+            while node.auth_status(&key).await != 400 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            lags.push(created.elapsed());
+        }
+    }
+    lags.sort();
+    let pct = |p: f64| lags[((lags.len() as f64 * p) as usize).min(lags.len() - 1)];
+    eprintln!(
+        "replication lag, key created -> accepted, {} observations (2 nodes x 1000 keys): p50 {:?} p99 {:?} p99.9 {:?} max {:?}",
+        lags.len(),
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        lags.last().unwrap()
+    );
+}
