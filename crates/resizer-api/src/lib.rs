@@ -12,11 +12,13 @@
 //! - [`transport`]: in-process [`resizer_queue::StagingClient`] and
 //!   [`resizer_queue::ResultSink`] over the two above, for embedded mode.
 //! - [`rate_limit`]: per-tenant token buckets.
+//! - [`joins`]: identical in-flight requests share one job; per-tenant in-flight caps.
 //! - [`observe`]: request ids and request metrics, applied to every route.
 //! - [`error`]: [`ApiError`] and the JSON error body.
 
 pub mod admin;
 pub mod error;
+pub mod joins;
 pub mod observe;
 pub mod public;
 pub mod rate_limit;

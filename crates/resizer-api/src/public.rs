@@ -24,6 +24,7 @@ use resizer_queue::{JobDescriptor, JobQueue, StagingLocator};
 use resizer_telemetry::Metrics;
 
 use crate::error::{self, ApiError};
+use crate::joins::{Joins, Part, TenantSlots, join_key};
 use crate::observe::observe;
 use crate::rate_limit::RateLimiters;
 use crate::results::ResultWaiters;
@@ -44,6 +45,8 @@ pub struct ApiConfig {
     pub body_read_timeout: Duration,
     /// Resize requests served at once; the next is refused with 503 before its body is read.
     pub max_in_flight: usize,
+    /// Resize requests one tenant may have in progress on this node (fairness); 429 above.
+    pub max_in_flight_per_tenant: usize,
 }
 
 /// Everything the public handlers share.
@@ -61,6 +64,10 @@ struct Inner {
     limiters: RateLimiters,
     /// One permit per resize request in progress; bounds memory held by bodies being read.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Requests in progress per tenant.
+    tenant_slots: Arc<TenantSlots>,
+    /// Identical requests in flight, sharing one job.
+    joins: Arc<Joins>,
     metrics: Metrics,
     /// False until startup completes and again once draining starts.
     ready: Arc<AtomicBool>,
@@ -84,6 +91,8 @@ impl ApiState {
                 results,
                 limiters: RateLimiters::default(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+                tenant_slots: TenantSlots::new(),
+                joins: Joins::new(),
                 metrics: Metrics::global(),
                 ready,
                 config,
@@ -282,6 +291,20 @@ async fn resize_inner(
                 .retry_after(retry_after_secs(wait)),
         ));
     }
+    // 2b. Within its fair share of this node? One tenant cannot take every slot.
+    let _tenant_slot = s
+        .tenant_slots
+        .try_take(&auth.tenant_id, cfg.max_in_flight_per_tenant)
+        .ok_or_else(|| {
+            reject(
+                "tenant_in_flight",
+                ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many requests in progress for this tenant",
+                )
+                .retry_after(1),
+            )
+        })?;
     // 3. Sensible parameters?
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, "the query string is malformed"))?;
@@ -307,7 +330,70 @@ async fn resize_inner(
             probe.format,
         ),
     };
-    // 5. Stage the bytes and queue a small descriptor.
+    // 5. Join an identical job in flight, or run one.
+    let deadline = Instant::now() + cfg.job_deadline;
+    let key = join_key(&auth.tenant_id, &input, &params, output);
+    let mut input_opt = Some(input);
+    let outcome = loop {
+        match s.joins.enter(key) {
+            Part::Leader(leader) => {
+                let input = input_opt.take().unwrap_or_default();
+                let outcome = run_job(s, &auth.tenant_id, &request_id, params, output, input, deadline).await;
+                leader.complete(&outcome);
+                break outcome;
+            }
+            Part::Follower(mut rx) => {
+                metrics::counter!("resizer_api_joins_total").increment(1);
+                match tokio::time::timeout_at(deadline.into(), rx.wait_for(|v| v.is_some())).await {
+                    Ok(Ok(shared)) => break shared.clone().unwrap_or_else(|| Err(lost())),
+                    // The leader's client went away before an outcome: lead ourselves.
+                    Ok(Err(_)) => continue,
+                    Err(_) => break Err(deadline_exceeded()),
+                }
+            }
+        }
+    };
+    let out = outcome?;
+    tracing::debug!(
+        request_id = %request_id,
+        tenant_id = %auth.tenant_id,
+        width = out.width,
+        height = out.height,
+        "resized"
+    );
+    let mut response = Response::new(Body::from(out.bytes));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(out.format.mime()));
+    Ok(response)
+}
+
+fn lost() -> ApiError {
+    ApiError::new(ErrorCode::Internal, "the job was lost")
+}
+
+fn deadline_exceeded() -> ApiError {
+    reject(
+        "deadline",
+        ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            "the resize did not finish before its deadline",
+        ),
+    )
+}
+
+/// Stages the input, publishes a small descriptor and waits for the first
+/// result up to the deadline.
+async fn run_job(
+    s: &Inner,
+    tenant_id: &resizer_core::ids::TenantId,
+    request_id: &RequestId,
+    params: ResizeParams,
+    output: resizer_core::ImageFormat,
+    input: Bytes,
+    deadline: Instant,
+) -> Result<resizer_queue::JobOutput, ApiError> {
+    let cfg = &s.config;
     let job_id = JobId::random();
     let staging_key = job_id.to_string();
     let _staged = s
@@ -316,10 +402,10 @@ async fn resize_inner(
         .map_err(|_| reject("staging_full", ApiError::overloaded("staging area full")))?;
     let (result_rx, _waiter) = s.results.register(job_id.clone());
     let now = now_unix_ms();
-    let deadline = Instant::now() + cfg.job_deadline;
+    let remaining = deadline.saturating_duration_since(Instant::now());
     let job = JobDescriptor {
-        job_id: job_id.clone(),
-        tenant_id: auth.tenant_id.clone(),
+        job_id,
+        tenant_id: tenant_id.clone(),
         request_id: request_id.clone(),
         staging: StagingLocator {
             node: cfg.node_id.clone(),
@@ -327,51 +413,23 @@ async fn resize_inner(
         },
         params,
         output,
-        deadline_unix_ms: now + cfg.job_deadline.as_millis() as u64,
+        deadline_unix_ms: now + remaining.as_millis() as u64,
         enqueued_unix_ms: now,
     };
     s.queue
         .publish(&job)
         .await
         .map_err(|e| reject("queue", e.into()))?;
-    // 6. Wait for the first result, up to the deadline.
     let result = match tokio::time::timeout_at(deadline.into(), result_rx).await {
         Ok(Ok(result)) => result,
-        Ok(Err(_)) => {
-            return Err(ApiError::new(ErrorCode::Internal, "the job was lost"));
-        }
-        Err(_) => {
-            return Err(reject(
-                "deadline",
-                ApiError::new(
-                    ErrorCode::DeadlineExceeded,
-                    "the resize did not finish before its deadline",
-                ),
-            ));
-        }
+        Ok(Err(_)) => return Err(lost()),
+        Err(_) => return Err(deadline_exceeded()),
     };
-    match result {
-        Ok(out) => {
-            tracing::debug!(
-                request_id = %request_id,
-                tenant_id = %auth.tenant_id,
-                job_id = %job_id,
-                width = out.width,
-                height = out.height,
-                "resized"
-            );
-            let mut response = Response::new(Body::from(out.bytes));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(out.format.mime()));
-            Ok(response)
+    result.map_err(|failure| match failure.code {
+        ErrorCode::Internal => ApiError::new(ErrorCode::Internal, "an internal error occurred"),
+        ErrorCode::Overloaded | ErrorCode::DependencyUnavailable => {
+            ApiError::new(failure.code, failure.message).retry_after(1)
         }
-        Err(failure) => Err(match failure.code {
-            ErrorCode::Internal => ApiError::new(ErrorCode::Internal, "an internal error occurred"),
-            ErrorCode::Overloaded | ErrorCode::DependencyUnavailable => {
-                ApiError::new(failure.code, failure.message).retry_after(1)
-            }
-            code => ApiError::new(code, failure.message),
-        }),
-    }
+        code => ApiError::new(code, failure.message),
+    })
 }

@@ -117,6 +117,9 @@ pub struct ApiSection {
     pub drain_timeout_ms: u64,
     /// Resize requests in progress at once; beyond it 503 before the body is read. Default 256.
     pub max_in_flight: usize,
+    /// Resize requests one tenant may have in progress on a node, so a flood from one
+    /// tenant leaves room for the others; beyond it 429. Default 64.
+    pub max_in_flight_per_tenant: usize,
 }
 
 impl Default for Config {
@@ -160,6 +163,7 @@ impl Default for ApiSection {
             staging_max_bytes: 256 * 1024 * 1024,
             drain_timeout_ms: 30_000,
             max_in_flight: 256,
+            max_in_flight_per_tenant: 64,
         }
     }
 }
@@ -239,7 +243,7 @@ impl Config {
         {
             bail!("limits must be positive");
         }
-        if self.api.max_in_flight == 0 {
+        if self.api.max_in_flight == 0 || self.api.max_in_flight_per_tenant == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
         if self.queue.capacity == 0 {

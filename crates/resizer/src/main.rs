@@ -7,9 +7,11 @@
 //! - [`roles`]: `resizer identity` and `resizer api`, the distributed roles.
 //! - [`admin_token`]: the admin token: from the environment, or generated once.
 //! - [`batch`]: `resizer resize`, the pipeline on local files.
+//! - [`capacity`]: `resizer capacity`, the article's fleet arithmetic with measured numbers.
 
 mod admin_token;
 mod batch;
+mod capacity;
 mod config;
 mod node;
 mod roles;
@@ -36,6 +38,8 @@ enum Command {
     Api(ServeArgs),
     /// Resize local files with the same pipeline the workers use, without the service.
     Resize(batch::ResizeArgs),
+    /// Measure conversions per core and print the fleet size for a target load.
+    Capacity(capacity::CapacityArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +62,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let (args, role) = match cli.command {
         Command::Resize(args) => return batch::run(args),
+        Command::Capacity(args) => return capacity::run(args),
         Command::Serve(args) => (args, Role::Serve),
         Command::Identity(args) => (args, Role::Identity),
         Command::Api(args) => (args, Role::Api),

@@ -209,8 +209,9 @@ async fn test_queue_full_503_with_retry_after_immediately() {
     let server = Server::start_env(&[("RESIZER_QUEUE__CAPACITY", "1"), ("RESIZER_WORKER__THREADS", "1")]);
     let (_, key) = server.customer().await;
     let big = read_corpus("jpeg-1m/b04_BytheWater.jpg");
+    // Distinct widths, so no request joins another's job.
     let tasks: Vec<_> = (0..12)
-        .map(|_| server.spawn_resize(&key, "width=2560&format=png", big.clone()))
+        .map(|i| server.spawn_resize(&key, &format!("width={}&format=png", 2500 + i), big.clone()))
         .collect();
     let mut ok = 0;
     let mut refused = 0;

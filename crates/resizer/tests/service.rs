@@ -260,3 +260,53 @@ fn test_batch_resize_command_writes_one_output_per_input() {
     assert!(!status.success());
     assert!(out.path().join("second/a07_Kite.webp").exists());
 }
+
+#[test]
+fn test_capacity_command_measures_and_does_the_fleet_arithmetic() {
+    let given = std::process::Command::new(env!("CARGO_BIN_EXE_resizer"))
+        .args([
+            "capacity",
+            "--target-rps",
+            "10000",
+            "--headroom",
+            "0.2",
+            "--per-core",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(given.status.success());
+    let text = String::from_utf8_lossy(&given.stdout);
+    assert!(
+        text.contains("cores to provision: 1250; servers of 32 cores: 40"),
+        "{text}"
+    );
+    assert!(text.contains("20000 messages/s"), "{text}");
+
+    let measured = std::process::Command::new(env!("CARGO_BIN_EXE_resizer"))
+        .args([
+            "capacity",
+            "--seconds",
+            "0.3",
+            "--cores-per-server",
+            "16",
+            "--corpus",
+        ])
+        .arg(common::corpus("jpeg-256k"))
+        .output()
+        .unwrap();
+    assert!(
+        measured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&measured.stderr)
+    );
+    let text = String::from_utf8_lossy(&measured.stdout);
+    let per_core: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("conversions per core: "))
+        .and_then(|l| l.split('/').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no measured figure in {text}"));
+    assert!(per_core > 1.0, "{text}");
+    assert!(text.contains("servers of 16 cores"), "{text}");
+}
