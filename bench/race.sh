@@ -32,7 +32,9 @@ wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; 
 
 echo "== start the three servers" >&2
 DATA=$(mktemp -d "$RACE/data.XXXX")
-RESIZER_ADMIN_TOKEN=race-admin RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 \
+# Joining identical requests is switched off: the corpus repeats every 20 requests, and the
+# peers cannot join, so joined requests would flatter Resizer.
+RESIZER_ADMIN_TOKEN=race-admin RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 RESIZER_API__JOIN_IDENTICAL=false \
   "$ROOT/target/release/resizer" serve --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:18081 --data-dir "$DATA" \
   >"$RACE/resizer.log" 2>&1 & PIDS+=($!)
 (cd "$RACE/sharp" && PORT=18090 NODE_PATH="$RACE/sharp/node_modules" exec node "$SHARED/bench/peers/sharp-server/server.js" >"$RACE/sharp.log" 2>&1) & PIDS+=($!)

@@ -49,6 +49,8 @@ pub enum Part {
     Leader(LeaderGuard),
     /// Wait for the leader's outcome.
     Follower(watch::Receiver<Option<SharedOutcome>>),
+    /// Joining is off: run the job without sharing it.
+    Alone,
 }
 
 /// Removes the entry when the leader is done (or gone); followers of a leader

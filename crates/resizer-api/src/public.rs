@@ -47,6 +47,8 @@ pub struct ApiConfig {
     pub max_in_flight: usize,
     /// Resize requests one tenant may have in progress on this node (fairness); 429 above.
     pub max_in_flight_per_tenant: usize,
+    /// Whether identical concurrent requests of a tenant share one job.
+    pub join_identical: bool,
 }
 
 /// Everything the public handlers share.
@@ -335,7 +337,16 @@ async fn resize_inner(
     let key = join_key(&auth.tenant_id, &input, &params, output);
     let mut input_opt = Some(input);
     let outcome = loop {
-        match s.joins.enter(key) {
+        let part = if cfg.join_identical {
+            s.joins.enter(key)
+        } else {
+            Part::Alone
+        };
+        match part {
+            Part::Alone => {
+                let input = input_opt.take().unwrap_or_default();
+                break run_job(s, &auth.tenant_id, &request_id, params, output, input, deadline).await;
+            }
             Part::Leader(leader) => {
                 let input = input_opt.take().unwrap_or_default();
                 let outcome = run_job(s, &auth.tenant_id, &request_id, params, output, input, deadline).await;

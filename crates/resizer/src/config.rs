@@ -120,6 +120,9 @@ pub struct ApiSection {
     /// Resize requests one tenant may have in progress on a node, so a flood from one
     /// tenant leaves room for the others; beyond it 429. Default 64.
     pub max_in_flight_per_tenant: usize,
+    /// Concurrent identical requests of one tenant (same input bytes and parameters) share
+    /// one job. Turn off only to benchmark against services that cannot. Default true.
+    pub join_identical: bool,
 }
 
 impl Default for Config {
@@ -164,6 +167,7 @@ impl Default for ApiSection {
             drain_timeout_ms: 30_000,
             max_in_flight: 256,
             max_in_flight_per_tenant: 64,
+            join_identical: true,
         }
     }
 }
@@ -198,10 +202,14 @@ impl Config {
                 continue;
             };
             let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
-            let parsed = raw
-                .parse::<i64>()
-                .map(toml::Value::Integer)
-                .unwrap_or_else(|_| toml::Value::String(raw.clone()));
+            let parsed = match raw.as_str() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => raw
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .unwrap_or_else(|_| toml::Value::String(raw.clone())),
+            };
             let mut patch = toml::map::Map::new();
             let mut inner = toml::map::Map::new();
             inner.insert(field, parsed);

@@ -97,6 +97,7 @@ impl JobPath {
                 body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
                 max_in_flight: config.api.max_in_flight,
                 max_in_flight_per_tenant: config.api.max_in_flight_per_tenant,
+                join_identical: config.api.join_identical,
             },
             auth,
             self.queue.clone(),

@@ -109,3 +109,45 @@ async fn test_one_tenants_flood_leaves_room_for_another() {
     }
     assert!(refused >= 1, "the flooding tenant is capped");
 }
+
+#[tokio::test]
+async fn test_client_disconnect_cancels_its_queued_job() {
+    let server = Server::start_env(&[("RESIZER_WORKER__THREADS", "1")]);
+    let (_, key) = server.customer().await;
+    // Occupy the only imaging thread.
+    let busy = server.spawn_resize(
+        &key,
+        "width=2500&format=png",
+        read_corpus("jpeg-1m/b05_Blinds.jpg"),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A request whose client gives up while its job waits in the queue.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(format!("{}/v1/resize?width=2400&format=png", server.public))
+        .bearer_auth(&key)
+        .body(read_corpus("jpeg-1m/b01_EveningGlow.jpg"))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let (r, _) = busy.await.unwrap();
+    assert_eq!(r.status, 200);
+    // The worker reaches the abandoned job, finds its input gone and drops it unprocessed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let orphaned = metric(&server, "resizer_worker_jobs_total{outcome=\"orphaned\"}").await;
+        if orphaned >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned job was processed or lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let succeeded = metric(&server, "resizer_worker_jobs_total{outcome=\"succeeded\"}").await;
+    assert_eq!(succeeded, 1.0, "only the request that waited was resized");
+}
