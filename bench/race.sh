@@ -6,6 +6,7 @@
 #
 #   bench/race.sh            # installs peers under $RACE_DIR (default /tmp/resizer-race), runs, stops everything
 #   DUR=10 bench/race.sh     # seconds per measurement (default 8)
+#   PEERS="resizer" bench/race.sh   # a subset of the contestants
 #
 # Loopback only, bounded in time (about 10 minutes), every server stopped by PID on exit.
 set -euo pipefail
@@ -59,9 +60,14 @@ run() { # peer, label, args...
   local peer=$1 label=$2; shift 2
   echo "== $peer: $label" >&2
   # shellcheck disable=SC2086
-  "$BENCH" ${TARGET[$peer]} --json "$@" "$CORPUS" | while read -r line; do echo "{\"peer\":\"$peer\",\"label\":\"$label\",\"r\":$line}"; done | tee -a "$OUT" >&2
+  "$BENCH" ${TARGET[$peer]} --json "$@" "$CORPUS" | while read -r line; do
+    case $line in
+      "{"*) echo "{\"peer\":\"$peer\",\"label\":\"$label\",\"r\":$line}" | tee -a "$OUT" >&2 ;;
+      *) echo "$peer $label: $line" | tee -a "$RACE/summary.txt" >&2 ;;
+    esac
+  done
 }
-for peer in resizer sharp thumbor; do
+for peer in ${PEERS:-resizer sharp thumbor}; do
   run "$peer" c16 --concurrency 16 --duration "$DUR"
   run "$peer" rate200 --rate 200 --duration "$DUR"
   run "$peer" sweep --sweep --start 150 --step 75 --max 1500 --duration "$DUR" --warmup 1 --p99-bound-ms 500
@@ -87,14 +93,14 @@ def good(r):
 print("\n== results (fit 320x320, JPEG q80, 20 corpus JPEGs of ~256 KB, whole machine)")
 print(f"{'peer':8} {'best ok/s (p99<500ms)':>22} {'c16 ok/s':>9} {'c16 p99 ms':>10} {'@200/s p50':>10} {'p99':>7} {'p99.9':>7}")
 best = {}
-for peer in ["resizer", "sharp", "thumbor"]:
+for peer in [p for p in ["resizer", "sharp", "thumbor"] if pick(p, "c16")]:
     sweep = [r for r in pick(peer, "sweep") if good(r)]
     best[peer] = max((r["ok_per_s"] for r in sweep), default=0.0)
     c16 = pick(peer, "c16")[0]; r200 = pick(peer, "rate200")[0]
     best[peer + "_c16p99"] = c16["p99_ms"]
     print(f"{peer:8} {best[peer]:22.1f} {c16['ok_per_s']:9.1f} {c16['p99_ms']:10.1f} {r200['p50_ms']:10.1f} {r200['p99_ms']:7.1f} {r200['p999_ms']:7.1f}")
 for peer in ["sharp", "thumbor"]:
-    if best[peer]:
+    if best.get(peer):
         print(f"resizer / {peer}: throughput {best['resizer']/best[peer]:.2f}x, c16 p99 {best['resizer_c16p99']:.1f} vs {best[peer + '_c16p99']:.1f} ms")
 o = pick("resizer", "overload2x")
 if o:

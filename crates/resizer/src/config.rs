@@ -91,7 +91,9 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Jobs that may wait; beyond it requests get 503 at once. Default 128.
+    /// Jobs that may wait; beyond it requests get 503 at once. 0 (the default) means
+    /// 8 per imaging thread: a job waits for at most about 8 others per core, which keeps
+    /// queueing well inside the latency budget instead of spending it before refusing.
     pub capacity: usize,
 }
 
@@ -154,7 +156,7 @@ impl Default for LimitsConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { capacity: 128 }
+        Self { capacity: 0 }
     }
 }
 
@@ -254,9 +256,7 @@ impl Config {
         if self.api.max_in_flight == 0 || self.api.max_in_flight_per_tenant == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
-        if self.queue.capacity == 0 {
-            bail!("`queue.capacity` must be positive");
-        }
+
         if self.api.job_deadline_ms == 0 || self.api.staging_max_bytes == 0 {
             bail!("`api.job_deadline_ms` and `api.staging_max_bytes` must be positive");
         }
@@ -269,6 +269,15 @@ impl Config {
             bail!("a cluster secret of at least 16 characters is required: set RESIZER_CLUSTER_SECRET");
         }
         Ok(&self.cluster.secret)
+    }
+
+    /// Returns the queue bound: as configured, or 8 jobs per imaging thread.
+    pub fn queue_capacity(&self) -> usize {
+        if self.queue.capacity == 0 {
+            8 * self.worker_threads()
+        } else {
+            self.queue.capacity
+        }
     }
 
     /// Returns the number of imaging threads to run.

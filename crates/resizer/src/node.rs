@@ -43,7 +43,7 @@ pub struct JobPath {
 impl JobPath {
     /// Starts the workers.
     pub fn start(config: &Config, node_id: &str) -> Self {
-        let queue = JobQueue::memory(config.queue.capacity);
+        let queue = JobQueue::memory(config.queue_capacity());
         let staging = StagingArea::new(config.api.staging_max_bytes);
         let results = ResultWaiters::new();
         let transport = Arc::new(InProcessTransport {
