@@ -88,7 +88,7 @@ pub struct LimitsConfig {
 }
 
 /// The job queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Jobs that may wait; beyond it requests get 503 at once. 0 (the default) means
@@ -151,12 +151,6 @@ impl Default for LimitsConfig {
             max_input_pixels: 50_000_000,
             max_output_side: 8192,
         }
-    }
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self { capacity: 0 }
     }
 }
 

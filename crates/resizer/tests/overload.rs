@@ -112,18 +112,23 @@ async fn test_one_tenants_flood_leaves_room_for_another() {
 
 #[tokio::test]
 async fn test_client_disconnect_cancels_its_queued_job() {
-    let server = Server::start_env(&[("RESIZER_WORKER__THREADS", "1")]);
+    let server = Server::start_env(&[
+        ("RESIZER_WORKER__THREADS", "1"),
+        ("RESIZER_API__JOB_DEADLINE_MS", "60000"),
+    ]);
     let (_, key) = server.customer().await;
-    // Occupy the only imaging thread.
-    let busy = server.spawn_resize(
-        &key,
-        "width=2500&format=png",
-        read_corpus("jpeg-1m/b05_Blinds.jpg"),
-    );
+    // Occupy the only imaging thread for seconds: an enlarged 5000-pixel-wide PNG.
+    let busy: Vec<_> = (0..1)
+        .map(|i| {
+            let query = format!("width={}&enlarge=true&format=png", 5000 - i);
+            server.spawn_resize(&key, &query, read_corpus("jpeg-1m/b05_Blinds.jpg"))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // A request whose client gives up while its job waits in the queue.
+    // A request whose client gives up while its job waits behind them: long enough to be
+    // published, far shorter than the work ahead of it.
     let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(150))
+        .timeout(Duration::from_millis(400))
         .build()
         .unwrap();
     let gave_up = impatient
@@ -133,8 +138,10 @@ async fn test_client_disconnect_cancels_its_queued_job() {
         .send()
         .await;
     assert!(gave_up.is_err(), "the client timed out");
-    let (r, _) = busy.await.unwrap();
-    assert_eq!(r.status, 200);
+    for t in busy {
+        let (r, _) = t.await.unwrap();
+        assert_eq!(r.status, 200);
+    }
     // The worker reaches the abandoned job, finds its input gone and drops it unprocessed.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -142,10 +149,22 @@ async fn test_client_disconnect_cancels_its_queued_job() {
         if orphaned >= 1.0 {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the abandoned job was processed or lost"
-        );
+        if std::time::Instant::now() >= deadline {
+            let text = server
+                .client
+                .get(format!("{}/metrics", server.public))
+                .send()
+                .await
+                .unwrap();
+            let text = text.text().await.unwrap();
+            let lines: Vec<_> = text
+                .lines()
+                .filter(|l| {
+                    l.contains("jobs_total") || l.contains("publish_total") || l.contains("resize\",status")
+                })
+                .collect();
+            panic!("the abandoned job was processed or lost: {lines:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let succeeded = metric(&server, "resizer_worker_jobs_total{outcome=\"succeeded\"}").await;

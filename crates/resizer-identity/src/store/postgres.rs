@@ -260,19 +260,7 @@ impl IdentityStore for PostgresIdentityStore {
                 let Some(mut tenant) = select_tenant(&tx, &id).await? else {
                     return Ok(None);
                 };
-                if let Some(name) = patch.name {
-                    tenant.name = name;
-                }
-                if let Some(rps) = patch.rate_limit_rps {
-                    tenant.rate_limit_rps = rps;
-                }
-                if let Some(burst) = patch.burst {
-                    tenant.burst = burst;
-                }
-                if let Some(suspended) = patch.suspended {
-                    tenant.suspended = suspended;
-                }
-                tenant.updated_at = now;
+                patch.apply_to(&mut tenant, now);
                 tx.execute(
                     "UPDATE tenants SET name = $2, rate_limit_rps = $3, burst = $4, suspended = $5, updated_at = $6 WHERE id = $1",
                     &[
