@@ -120,7 +120,8 @@ pub struct ApiSection {
     /// Resize requests in progress at once; beyond it 503 before the body is read. Default 256.
     pub max_in_flight: usize,
     /// Resize requests one tenant may have in progress on a node, so a flood from one
-    /// tenant leaves room for the others; beyond it 429. Default 64.
+    /// tenant leaves room for the others; beyond it 429. 0 (the default) means half of the
+    /// node's job slots (queue bound + imaging threads): one tenant can never fill the queue.
     pub max_in_flight_per_tenant: usize,
     /// Concurrent identical requests of one tenant (same input bytes and parameters) share
     /// one job. Turn off only to benchmark against services that cannot. Default true.
@@ -162,7 +163,7 @@ impl Default for ApiSection {
             staging_max_bytes: 256 * 1024 * 1024,
             drain_timeout_ms: 30_000,
             max_in_flight: 256,
-            max_in_flight_per_tenant: 64,
+            max_in_flight_per_tenant: 0,
             join_identical: true,
         }
     }
@@ -247,7 +248,7 @@ impl Config {
         {
             bail!("limits must be positive");
         }
-        if self.api.max_in_flight == 0 || self.api.max_in_flight_per_tenant == 0 {
+        if self.api.max_in_flight == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
 
@@ -271,6 +272,15 @@ impl Config {
             8 * self.worker_threads()
         } else {
             self.queue.capacity
+        }
+    }
+
+    /// Returns the per-tenant in-flight cap: as configured, or half the node's job slots.
+    pub fn tenant_in_flight_cap(&self) -> usize {
+        if self.api.max_in_flight_per_tenant == 0 {
+            ((self.queue_capacity() + self.worker_threads()) / 2).max(1)
+        } else {
+            self.api.max_in_flight_per_tenant
         }
     }
 
@@ -307,6 +317,17 @@ mod tests {
     #[test]
     fn test_config_defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn test_default_bounds_follow_the_worker_count() {
+        let mut c = Config::default();
+        c.worker.threads = 2;
+        assert_eq!(c.queue_capacity(), 16);
+        // One tenant may hold at most half of the 18 job slots.
+        assert_eq!(c.tenant_in_flight_cap(), 9);
+        c.api.max_in_flight_per_tenant = 3;
+        assert_eq!(c.tenant_in_flight_cap(), 3);
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl JobPath {
                 job_deadline: Duration::from_millis(config.api.job_deadline_ms),
                 body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
                 max_in_flight: config.api.max_in_flight,
-                max_in_flight_per_tenant: config.api.max_in_flight_per_tenant,
+                max_in_flight_per_tenant: config.tenant_in_flight_cap(),
                 join_identical: config.api.join_identical,
             },
             auth,

@@ -26,7 +26,11 @@ async fn metric(server: &Server, name: &str) -> f64 {
 
 #[tokio::test]
 async fn test_identical_requests_join_one_job_per_tenant() {
-    let server = Server::start_env(&[("RESIZER_WORKER__THREADS", "1")]);
+    // About joining, not fairness: lift the per-tenant cap.
+    let server = Server::start_env(&[
+        ("RESIZER_WORKER__THREADS", "1"),
+        ("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "100"),
+    ]);
     let (_, key_a) = server.customer().await;
     let (_, key_b) = server.customer().await;
     let big = read_corpus("jpeg-1m/b02_Path.jpg");
