@@ -4,51 +4,50 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use resizer_core::ErrorCode;
+use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{KeyId, TenantId};
 use resizer_core::time::rfc3339;
 use resizer_identity::{IdentityService, NewTenant, Tenant, TenantPatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::error::{self, ApiError};
 use crate::observe::observe;
-use crate::public::read_body;
+use crate::public::{bearer, read_body};
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
 
-/// The admin token, kept only as its SHA-256.
+/// The admin token (or cluster secret), kept only as its SHA-256 and compared
+/// in constant time, exactly like an API key.
 #[derive(Clone)]
-pub struct AdminToken([u8; 32]);
+pub struct AdminToken(KeyHash);
 
 impl AdminToken {
     /// Derives from the plain token.
     pub fn from_secret(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self(KeyHash::of(token))
     }
 
     /// Wraps a stored hash.
-    pub fn from_hash(hash: [u8; 32]) -> Self {
+    pub fn from_hash(hash: KeyHash) -> Self {
         Self(hash)
     }
 
     /// Returns the stored hash.
-    pub fn hash(&self) -> [u8; 32] {
-        self.0
+    pub fn hash(&self) -> &KeyHash {
+        &self.0
     }
 
     /// Compares a presented token in constant time.
     pub fn verify(&self, presented: &str) -> bool {
-        let candidate: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        bool::from(self.0.ct_eq(&candidate))
+        self.0.verify(presented)
     }
 }
 
@@ -135,18 +134,8 @@ impl AdminState {
     }
 }
 
-fn presented_bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-}
-
 async fn require_cluster_secret(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    match (presented_bearer(&request), &state.feed_secret) {
+    match (bearer(request.headers()), &state.feed_secret) {
         (Some(token), Some(secret)) if secret.verify(token) => next.run(request).await,
         _ => ApiError::new(ErrorCode::Unauthenticated, "a valid cluster secret is required").into_response(),
     }
@@ -166,10 +155,13 @@ struct ChangesQuery {
 
 /// Long-poll: answers at once when there are changes after `after`,
 /// otherwise waits up to `wait_ms` (at most the feed's long-poll bound) for one.
-async fn feed_changes(
-    State(state): State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
-) -> Result<Response, ApiError> {
+async fn feed_changes(State(state): State<AdminState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = axum::extract::Query::<ChangesQuery>::try_from_uri(&uri).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            "`after` (a sequence number) is required; `limit` and `wait_ms` are integers",
+        )
+    })?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let wait =
         std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(resizer_identity::feed::LONG_POLL);
@@ -192,7 +184,7 @@ async fn feed_changes(
 }
 
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    match presented_bearer(&request) {
+    match bearer(request.headers()) {
         Some(token) if state.token.verify(token) => next.run(request).await,
         _ => ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response(),
     }

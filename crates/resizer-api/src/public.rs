@@ -17,9 +17,9 @@ use resizer_core::format::negotiate;
 use resizer_core::ids::{JobId, RequestId};
 use resizer_core::params::{FormatChoice, ResizeParams};
 use resizer_core::rate_limit::retry_after_secs;
+use resizer_core::time::now_unix_ms;
 use resizer_identity::AuthCache;
 use resizer_imaging::Limits;
-use resizer_queue::job::now_unix_ms;
 use resizer_queue::{JobDescriptor, JobQueue, StagingLocator};
 use resizer_telemetry::Metrics;
 
@@ -156,7 +156,8 @@ fn reject(reason: &'static str, e: ApiError) -> ApiError {
     e
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// Returns the token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -334,13 +335,15 @@ async fn resize_inner(
     };
     // 5. Join an identical job in flight, or run one.
     let deadline = Instant::now() + cfg.job_deadline;
-    let key = join_key(&auth.tenant_id, &input, &params, output);
+    // Hashing the body is the join's only cost, so it is paid only when joining is on.
+    let key_opt = cfg
+        .join_identical
+        .then(|| join_key(&auth.tenant_id, &input, &params, output));
     let mut input_opt = Some(input);
     let outcome = loop {
-        let part = if cfg.join_identical {
-            s.joins.enter(key)
-        } else {
-            Part::Alone
+        let part = match key_opt {
+            Some(key) => s.joins.enter(key),
+            None => Part::Alone,
         };
         match part {
             Part::Alone => {

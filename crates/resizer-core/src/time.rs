@@ -27,6 +27,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Returns the current Unix time in milliseconds: job deadlines and the identity change log.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Returns the current Unix time in seconds.
 pub fn now_unix_secs() -> i64 {
     std::time::SystemTime::now()

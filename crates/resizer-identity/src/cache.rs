@@ -14,7 +14,9 @@ use resizer_core::ids::{KeyId, TenantId};
 use crate::error::IdentityError;
 use crate::model::{Change, ChangeEvent, Snapshot, Tenant};
 use crate::service::ChangeSubscriber;
-use crate::store::{ChangeSource, IdentityStore, now_unix_ms};
+use resizer_core::time::now_unix_ms;
+
+use crate::store::{ChangeSource, IdentityStore};
 
 /// Who a request is, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,10 +77,3 @@ pub struct JobFailure {
 
 /// What a worker reports for a job.
 pub type JobResult = Result<JobOutput, JobFailure>;
-
-/// Returns the current wall-clock time in Unix milliseconds.
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -89,12 +89,19 @@ impl ImagingPool {
             format,
             reply,
         };
-        // The channel holds one slot per thread and callers hold a permit per
-        // thread, so this blocks at most for a hand-over.
-        tokio::task::spawn_blocking(move || sender.send(task))
-            .await
-            .map_err(|_| PoolError::Closed)?
-            .map_err(|_| PoolError::Closed)?;
+        // The channel holds one slot per thread and the worker holds one permit per
+        // thread, so the hand-over normally succeeds at once; only another caller
+        // sharing the pool could find it full, and then a blocking thread waits.
+        match sender.try_send(task) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(task)) => {
+                tokio::task::spawn_blocking(move || sender.send(task))
+                    .await
+                    .map_err(|_| PoolError::Closed)?
+                    .map_err(|_| PoolError::Closed)?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(PoolError::Closed),
+        }
         receive.await.map_err(|_| PoolError::Closed)
     }
 }

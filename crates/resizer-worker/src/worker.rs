@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use resizer_core::ErrorCode;
-use resizer_queue::job::now_unix_ms;
+use resizer_core::time::now_unix_ms;
 use resizer_queue::{Delivery, JobFailure, JobOutput, JobQueue, ResultSink, StagingClient};
 use tokio::sync::{Semaphore, watch};
 

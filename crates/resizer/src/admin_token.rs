@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use resizer_api::AdminToken;
+use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{random_bytes, to_hex};
 
 const HASH_FILE: &str = "admin_token.sha256";
@@ -19,25 +20,19 @@ pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
     }
     let path = data_dir.join(HASH_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let hex = text.trim();
-        let mut hash = [0u8; 32];
-        if hex.len() == 64 {
-            for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-                let s = std::str::from_utf8(chunk).context("admin token hash file")?;
-                hash[i] = u8::from_str_radix(s, 16).context("admin token hash file")?;
-            }
-            return Ok(AdminToken::from_hash(hash));
-        }
-        anyhow::bail!(
-            "{} is corrupt; delete it to generate a new admin token",
-            path.display()
-        );
+        let hash = KeyHash::from_hex(text.trim()).with_context(|| {
+            format!(
+                "{} is corrupt; delete it to generate a new admin token",
+                path.display()
+            )
+        })?;
+        return Ok(AdminToken::from_hash(hash));
     }
     let mut bytes = [0u8; 32];
     random_bytes(&mut bytes);
     let token = format!("rsza_{}", to_hex(&bytes));
     let admin = AdminToken::from_secret(&token);
-    write_private(&path, &to_hex(&admin.hash()))?;
+    write_private(&path, &admin.hash().to_hex())?;
     // Printed once, on stdout, and never logged.
     let mut out = std::io::stdout().lock();
     writeln!(out, "admin_token={token}")?;

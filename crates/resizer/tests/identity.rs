@@ -173,6 +173,17 @@ async fn test_changes_reach_every_api_node_within_a_second() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    // A malformed feed query is a JSON 400, like every other refusal.
+    let r = common::Reply::from(
+        idp.client
+            .get(format!("{}/internal/v1/identity/changes?after=abc", idp.admin))
+            .bearer_auth(common::CLUSTER_SECRET)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(400, "invalid_parameter");
     // API nodes serve no admin routes.
     let r = a
         .client

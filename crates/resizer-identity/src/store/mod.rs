@@ -54,10 +54,3 @@ pub trait IdentityStore: ChangeSource {
     /// Returns the sequence number of the newest change (0 when empty).
     async fn latest_seq(&self) -> Result<u64, IdentityError>;
 }
-
-/// Returns the current time in Unix milliseconds, the change log's clock.
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -15,7 +15,9 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::IdentityError;
 use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
-use crate::store::{ChangeSource, IdentityStore, now_unix_ms};
+use resizer_core::time::now_unix_ms;
+
+use crate::store::{ChangeSource, IdentityStore};
 
 /// Migrations, applied in order under an advisory lock; `schema_migrations` records them.
 const MIGRATIONS: &[&str] = &[r#"

@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
 use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
-use crate::store::{ChangeSource, IdentityStore, now_unix_ms};
+use resizer_core::time::now_unix_ms;
+
+use crate::store::{ChangeSource, IdentityStore};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[r#"
