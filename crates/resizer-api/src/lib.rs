@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`public`]: `POST /v1/resize`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`admin`]: tenants and keys on the admin port, behind the admin token.
+//! - [`internal`]: the internal port of a distributed API node: workers fetch staged
+//!   input and deliver results there, behind the cluster secret.
 //! - [`staging`]: the bounded staging area holding input bytes until a worker fetches them.
 //! - [`results`]: job id → waiting request; the first result wins.
 //! - [`transport`]: in-process [`resizer_queue::StagingClient`] and
@@ -18,6 +20,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod internal;
 pub mod joins;
 pub mod observe;
 pub mod public;
@@ -28,4 +31,5 @@ pub mod transport;
 
 pub use admin::{AdminState, AdminToken};
 pub use error::ApiError;
+pub use internal::InternalState;
 pub use public::{ApiConfig, ApiState};

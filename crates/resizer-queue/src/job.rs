@@ -66,6 +66,59 @@ pub struct JobOutput {
     pub worker: String,
 }
 
+/// Everything about a [`JobOutput`] but its bytes: what travels beside the
+/// image when a worker hands a result to an API node over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOutputMeta {
+    /// Output format.
+    pub format: ImageFormat,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Input format.
+    pub input_format: ImageFormat,
+    /// Input width.
+    pub input_width: u32,
+    /// Input height.
+    pub input_height: u32,
+    /// Worker CPU time in microseconds.
+    pub cpu_micros: u64,
+    /// The worker that did it.
+    pub worker: String,
+}
+
+impl JobOutput {
+    /// Splits off the metadata.
+    pub fn meta(&self) -> JobOutputMeta {
+        JobOutputMeta {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            input_format: self.input_format,
+            input_width: self.input_width,
+            input_height: self.input_height,
+            cpu_micros: self.cpu_micros,
+            worker: self.worker.clone(),
+        }
+    }
+
+    /// Joins metadata and bytes.
+    pub fn from_meta(meta: JobOutputMeta, bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            format: meta.format,
+            width: meta.width,
+            height: meta.height,
+            input_format: meta.input_format,
+            input_width: meta.input_width,
+            input_height: meta.input_height,
+            cpu_micros: meta.cpu_micros,
+            worker: meta.worker,
+        }
+    }
+}
+
 /// A job that failed in a way the client should hear about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFailure {

@@ -4,18 +4,20 @@
 //! - [`job`]: the small descriptor that travels through the queue and the result that comes back.
 //! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`] (FIFO, bounded, explicit ack).
 //! - [`memory`]: the embedded backend, a bounded in-process FIFO.
+//! - [`jetstream`]: the distributed backend on NATS JetStream.
 //! - [`transport`]: [`StagingClient`] (worker fetches input bytes from the API node that
 //!   holds them) and [`ResultSink`] (worker hands the result back).
 //!
 //! # Backends
-//! Embedded: [`memory::MemoryJobQueue`]. The distributed (NATS JetStream)
-//! backend implements the same trait; image bytes never ride the queue.
+//! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
+//! work-queue streams replicated by Raft. Image bytes never ride the queue.
 
+pub mod jetstream;
 pub mod job;
 pub mod memory;
 pub mod queue;
 pub mod transport;
 
-pub use job::{JobDescriptor, JobFailure, JobOutput, JobResult, StagingLocator};
+pub use job::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, JobResult, StagingLocator};
 pub use queue::{Delivery, JobQueue, JobQueueBackend, QueueError};
 pub use transport::{ResultSink, StagingClient, TransportError};

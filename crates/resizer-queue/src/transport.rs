@@ -6,6 +6,14 @@ use bytes::Bytes;
 
 use crate::job::{JobDescriptor, JobResult, StagingLocator};
 
+/// Over HTTP (distributed mode), a worker fetches `GET {node}/internal/v1/staging/{key}`
+/// and delivers `POST {node}/internal/v1/results/{job_id}` with this header set to
+/// `ok` (body: the image, [`META_HEADER`]: its metadata) or `failed` (body: a JSON
+/// [`crate::JobFailure`]). Both require `Authorization: Bearer <cluster secret>`.
+pub const OUTCOME_HEADER: &str = "x-resizer-outcome";
+/// Header carrying a successful result's [`crate::JobOutputMeta`] as JSON.
+pub const META_HEADER: &str = "x-resizer-meta";
+
 /// Why a fetch or a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {

@@ -88,13 +88,39 @@ pub struct LimitsConfig {
 }
 
 /// The job queue.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Jobs that may wait; beyond it requests get 503 at once. 0 (the default) means
-    /// 8 per imaging thread: a job waits for at most about 8 others per core, which keeps
-    /// queueing well inside the latency budget instead of spending it before refusing.
+    /// 8 per imaging thread in process (a job waits for at most about 8 others per core,
+    /// which keeps queueing well inside the latency budget instead of spending it before
+    /// refusing) and 1,024 for the whole JetStream queue.
     pub capacity: usize,
+    /// NATS server URLs, comma-separated (`nats://127.0.0.1:4222,...`). Empty (the default)
+    /// means the in-process queue; set, `api` publishes to JetStream and `worker` pulls from it.
+    pub nats_url: String,
+    /// JetStream streams the queue is spread over, so publishing survives the loss of one
+    /// stream's leader. Default 3.
+    pub streams: usize,
+    /// Replicas per stream: 3 on a three-server cluster, 1 on a single server. Default 1.
+    pub replicas: usize,
+    /// Time one publish attempt waits for the stream's ack before trying the next stream. Default 250 ms.
+    pub publish_timeout_ms: u64,
+    /// Time a job may stay unacked before JetStream redelivers it to another worker. Default 4,000 ms.
+    pub ack_wait_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 0,
+            nats_url: String::new(),
+            streams: 3,
+            replicas: 1,
+            publish_timeout_ms: 250,
+            ack_wait_ms: 4000,
+        }
+    }
 }
 
 /// The workers.
@@ -103,6 +129,8 @@ pub struct QueueConfig {
 pub struct WorkerSection {
     /// Imaging threads; 0 means one per core. Default 0.
     pub threads: usize,
+    /// Name in logs, metrics and usage records (`resizer worker`); empty means a random one.
+    pub name: String,
 }
 
 /// The API tier.
@@ -126,6 +154,11 @@ pub struct ApiSection {
     /// Concurrent identical requests of one tenant (same input bytes and parameters) share
     /// one job. Turn off only to benchmark against services that cannot. Default true.
     pub join_identical: bool,
+    /// Internal listener of a distributed API node, where workers fetch staged input and
+    /// deliver results (cluster secret required). Default `127.0.0.1:8082`.
+    pub internal_listen: String,
+    /// The URL workers use to reach `internal_listen`; empty means `http://` + the bound address.
+    pub internal_url: String,
 }
 
 impl Default for Config {
@@ -165,6 +198,8 @@ impl Default for ApiSection {
             max_in_flight: 256,
             max_in_flight_per_tenant: 0,
             join_identical: true,
+            internal_listen: "127.0.0.1:8082".into(),
+            internal_url: String::new(),
         }
     }
 }
@@ -248,6 +283,15 @@ impl Config {
         {
             bail!("limits must be positive");
         }
+        self.api.internal_listen.parse::<SocketAddr>().with_context(|| {
+            format!(
+                "`api.internal_listen` is not an address: {}",
+                self.api.internal_listen
+            )
+        })?;
+        if self.queue.streams == 0 || self.queue.replicas == 0 || self.queue.publish_timeout_ms == 0 {
+            bail!("`queue.streams`, `queue.replicas` and `queue.publish_timeout_ms` must be positive");
+        }
         if self.api.max_in_flight == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
@@ -266,19 +310,40 @@ impl Config {
         Ok(&self.cluster.secret)
     }
 
-    /// Returns the queue bound: as configured, or 8 jobs per imaging thread.
+    /// Returns whether the job queue is NATS JetStream rather than in process.
+    pub fn distributed_queue(&self) -> bool {
+        !self.queue.nats_url.trim().is_empty()
+    }
+
+    /// Returns the NATS server URLs.
+    pub fn nats_servers(&self) -> Vec<String> {
+        self.queue
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// Returns the queue bound: as configured, or the mode's default.
     pub fn queue_capacity(&self) -> usize {
-        if self.queue.capacity == 0 {
+        if self.queue.capacity == 0 && self.distributed_queue() {
+            1024
+        } else if self.queue.capacity == 0 {
             8 * self.worker_threads()
         } else {
             self.queue.capacity
         }
     }
 
-    /// Returns the per-tenant in-flight cap: as configured, or half the node's job slots.
+    /// Returns the per-tenant in-flight cap: as configured, or half the node's job slots
+    /// (and at most half its in-flight bound).
     pub fn tenant_in_flight_cap(&self) -> usize {
         if self.api.max_in_flight_per_tenant == 0 {
-            ((self.queue_capacity() + self.worker_threads()) / 2).max(1)
+            ((self.queue_capacity() + self.worker_threads()) / 2)
+                .min(self.api.max_in_flight / 2)
+                .max(1)
         } else {
             self.api.max_in_flight_per_tenant
         }

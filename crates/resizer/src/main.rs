@@ -4,7 +4,7 @@
 //! - [`config`]: the typed configuration and its layers.
 //! - [`node`]: wiring shared by the roles (job path, listeners, drain on SIGTERM).
 //! - [`serve`]: `resizer serve`, every role in one process with embedded backends.
-//! - [`roles`]: `resizer identity` and `resizer api`, the distributed roles.
+//! - [`roles`]: `resizer identity`, `resizer api` and `resizer worker`, the distributed roles.
 //! - [`admin_token`]: the admin token: from the environment, or generated once.
 //! - [`batch`]: `resizer resize`, the pipeline on local files.
 //! - [`capacity`]: `resizer capacity`, the article's fleet arithmetic with measured numbers.
@@ -36,6 +36,8 @@ enum Command {
     Identity(ServeArgs),
     /// Run an API node: the public REST tier, authenticating from a cache of the identity feed.
     Api(ServeArgs),
+    /// Run a worker: pull resize jobs from NATS JetStream and process them.
+    Worker(ServeArgs),
     /// Resize local files with the same pipeline the workers use, without the service.
     Resize(batch::ResizeArgs),
     /// Measure conversions per core and print the fleet size for a target load.
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => (args, Role::Serve),
         Command::Identity(args) => (args, Role::Identity),
         Command::Api(args) => (args, Role::Api),
+        Command::Worker(args) => (args, Role::Worker),
     };
     let overrides = config::Overrides {
         listen: args.listen,
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Role::Serve => serve::run(config).await,
             Role::Identity => roles::run_identity(config).await,
             Role::Api => roles::run_api(config).await,
+            Role::Worker => roles::run_worker(config).await,
         }
     });
     match result {
@@ -106,4 +110,5 @@ enum Role {
     Serve,
     Identity,
     Api,
+    Worker,
 }

@@ -10,16 +10,23 @@ use anyhow::Context;
 use resizer_api::results::ResultWaiters;
 use resizer_api::staging::StagingArea;
 use resizer_api::transport::InProcessTransport;
-use resizer_api::{ApiConfig, ApiState};
+use resizer_api::{AdminToken, ApiConfig, ApiState, InternalState};
 use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
+use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+
+/// Largest result a worker may deliver to an API node (an 8192² PNG fits).
+const MAX_RESULT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How often an API node checks that the queue's stream leaders are spread over the servers.
+const LEADER_BALANCE_EVERY: Duration = Duration::from_secs(5);
 
 /// Returns the imaging limits from the configuration.
 pub fn limits(config: &Config) -> Limits {
@@ -29,19 +36,77 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The job path of one API node with its own workers: bounded in-process
-/// queue, staging area, result waiters and the worker pool.
+/// The job path of one API node: queue, staging area, result waiters and,
+/// in embedded mode, the worker pool.
 pub struct JobPath {
     queue: JobQueue,
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
-    worker_task: JoinHandle<()>,
-    stop_workers: watch::Sender<bool>,
+    /// In-process workers (embedded mode); none when workers are separate processes.
+    local: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    /// Housekeeping tasks, aborted at stop.
+    background: Vec<JoinHandle<()>>,
     threads: usize,
 }
 
+/// Returns the JetStream queue settings from the configuration.
+pub fn jetstream_config(config: &Config) -> JetStreamConfig {
+    let mut js = JetStreamConfig::new(config.nats_servers());
+    js.streams = config.queue.streams;
+    js.replicas = config.queue.replicas;
+    js.max_jobs = config.queue_capacity() as u64;
+    js.publish_timeout = Duration::from_millis(config.queue.publish_timeout_ms);
+    js.ack_wait = Duration::from_millis(config.queue.ack_wait_ms);
+    js
+}
+
 impl JobPath {
-    /// Starts the workers.
+    /// The distributed job path: jobs go to JetStream; workers are other processes
+    /// and reach this node's staging and results over its internal port.
+    pub async fn distributed(config: &Config) -> anyhow::Result<Self> {
+        let queue = Arc::new(
+            JetStreamQueue::connect(jetstream_config(config), false)
+                .await
+                .context("connecting to NATS JetStream")?,
+        );
+        let balancer = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    // Jittered, so API nodes rarely act at the same moment.
+                    let mut jitter = [0u8; 1];
+                    resizer_core::ids::random_bytes(&mut jitter);
+                    tokio::time::sleep(
+                        LEADER_BALANCE_EVERY + Duration::from_millis(u64::from(jitter[0]) * 20),
+                    )
+                    .await;
+                    if let Err(e) = queue.balance_leaders().await {
+                        tracing::debug!(error = %e, "leader balancing skipped");
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            queue: JobQueue::new(queue),
+            staging: StagingArea::new(config.api.staging_max_bytes),
+            results: ResultWaiters::new(),
+            local: None,
+            background: vec![balancer],
+            threads: 0,
+        })
+    }
+
+    /// Returns the internal port's state (staging and results, behind the cluster secret).
+    pub fn internal(&self, config: &Config) -> anyhow::Result<InternalState> {
+        Ok(InternalState::new(
+            AdminToken::from_secret(config.cluster_secret()?),
+            self.staging.clone(),
+            self.results.clone(),
+            MAX_RESULT_BYTES,
+        ))
+    }
+
+    /// The embedded job path: a bounded in-process queue and this process's workers.
     pub fn start(config: &Config, node_id: &str) -> Self {
         let queue = JobQueue::memory(config.queue_capacity());
         let staging = StagingArea::new(config.api.staging_max_bytes);
@@ -69,8 +134,8 @@ impl JobPath {
             queue,
             staging,
             results,
-            worker_task,
-            stop_workers,
+            local: Some((worker_task, stop_workers)),
+            background: Vec::new(),
             threads,
         }
     }
@@ -109,8 +174,13 @@ impl JobPath {
 
     /// Stops pulling and waits (bounded) for jobs in progress.
     pub async fn stop(self) {
-        let _ = self.stop_workers.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.worker_task).await;
+        for task in &self.background {
+            task.abort();
+        }
+        if let Some((task, stop)) = self.local {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
     }
 }
 
@@ -138,33 +208,60 @@ pub async fn serve_until_signal(
     ready: Arc<AtomicBool>,
     drain: Duration,
 ) {
+    serve_in_stages(servers, Vec::new(), ready, drain).await;
+}
+
+/// Like [`serve_until_signal`], but `late` servers keep serving until the
+/// others have drained: a draining API node still lets workers fetch the
+/// input and deliver the result of the requests it is finishing.
+pub async fn serve_in_stages(
+    servers: Vec<(TcpListener, axum::Router)>,
+    late: Vec<(TcpListener, axum::Router)>,
+    ready: Arc<AtomicBool>,
+    drain: Duration,
+) {
     let (stop_serving, serving_stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for (listener, router) in servers {
-        let mut stop = serving_stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
+    let (stop_late, late_stopped) = watch::channel(false);
+    let spawn_all = |servers: Vec<(TcpListener, axum::Router)>, stopped: watch::Receiver<bool>| {
+        servers
+            .into_iter()
+            .map(|(listener, router)| {
+                let mut stop = stopped.clone();
+                tokio::spawn(async move {
+                    let result = axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|stopped| *stopped).await;
+                        })
+                        .await;
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "server failed");
+                    }
                 })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server failed");
-            }
-        }));
-    }
+            })
+            .collect::<Vec<_>>()
+    };
+    let tasks = spawn_all(servers, serving_stopped);
+    let late_tasks = spawn_all(late, late_stopped);
     shutdown_signal().await;
     tracing::info!("shutdown requested; draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
     let _ = stop_serving.send(true);
+    let deadline = tokio::time::Instant::now() + drain;
     let all = async {
         for t in tasks {
             let _ = t.await;
         }
     };
-    if tokio::time::timeout(drain, all).await.is_err() {
+    if tokio::time::timeout_at(deadline, all).await.is_err() {
         tracing::warn!(?drain, "drain timeout reached; abandoning remaining requests");
     }
+    let _ = stop_late.send(true);
+    let late_all = async {
+        for t in late_tasks {
+            let _ = t.await;
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), late_all).await;
 }
 
 async fn shutdown_signal() {

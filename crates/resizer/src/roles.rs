@@ -1,5 +1,6 @@
-//! The distributed roles: `resizer identity` (management plane) and
-//! `resizer api` (REST tier with its auth cache fed from the identity service).
+//! The distributed roles: `resizer identity` (management plane), `resizer api`
+//! (REST tier with its auth cache fed from the identity service) and
+//! `resizer worker` (imaging, pulling from JetStream).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,11 @@ use resizer_identity::feed::{FeedFollower, HttpChangeSource, load_snapshot_file}
 use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
 use tokio::sync::watch;
+
+use resizer_queue::JobQueue;
+use resizer_queue::jetstream::JetStreamQueue;
+use resizer_worker::http::HttpTransport;
+use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 
 use crate::config::Config;
 use crate::node::{self, JobPath};
@@ -70,7 +76,8 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
 
 /// `resizer api`: the public REST tier. Authenticates from an auth cache that
 /// follows the identity service's feed, starting from a local snapshot file
-/// when one exists; resizes with its own in-process workers.
+/// when one exists. With `queue.nats_url` set, jobs go to JetStream for
+/// `resizer worker` processes; otherwise it resizes with in-process workers.
 pub async fn run_api(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -100,15 +107,38 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         .run(follower_stopped),
     );
 
-    let jobs = JobPath::start(&config, &node_id);
-    let ready = Arc::new(AtomicBool::new(false));
-    let api = jobs.api(&config, &node_id, auth, ready.clone());
     let public_listener = node::bind(&config.listen).await?;
     let public_addr = public_listener.local_addr()?;
+    let mut late_servers = Vec::new();
+    // Distributed queue: workers are other processes and reach this node's
+    // staging area and result table on its internal port, by URL.
+    let (jobs, node_id) = if config.distributed_queue() {
+        let internal_listener = node::bind(&config.api.internal_listen).await?;
+        let internal_url = if config.api.internal_url.is_empty() {
+            format!("http://{}", internal_listener.local_addr()?)
+        } else {
+            config.api.internal_url.trim_end_matches('/').to_string()
+        };
+        let jobs = JobPath::distributed(&config).await?;
+        late_servers.push((internal_listener, jobs.internal(&config)?.router()));
+        (jobs, internal_url)
+    } else {
+        (JobPath::start(&config, &node_id), node_id)
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    let api = jobs.api(&config, &node_id, auth, ready.clone());
+    let servers = vec![(public_listener, api.router())];
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(%public_addr, node_id, identity_url = %config.identity.url, "resizer api ready");
-    node::serve_until_signal(
-        vec![(public_listener, api.router())],
+    tracing::info!(
+        %public_addr,
+        node_id,
+        queue = if config.distributed_queue() { "jetstream" } else { "in-process" },
+        identity_url = %config.identity.url,
+        "resizer api ready"
+    );
+    node::serve_in_stages(
+        servers,
+        late_servers,
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
     )
@@ -116,6 +146,67 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let _ = stop_follower.send(true);
     let _ = follower.await;
     jobs.stop().await;
+    tracing::info!("resizer stopped");
+    Ok(())
+}
+
+/// `resizer worker`: pulls jobs from JetStream while it has free imaging
+/// threads, fetches each input from the API node that staged it and delivers
+/// the result there. Serves `/healthz` and `/metrics` on its listen address.
+pub async fn run_worker(config: Config) -> anyhow::Result<()> {
+    if !config.distributed_queue() {
+        anyhow::bail!("`resizer worker` needs the JetStream queue: set RESIZER_QUEUE__NATS_URL");
+    }
+    let name = if config.worker.name.is_empty() {
+        format!("worker-{}", &resizer_core::ids::JobId::random().as_str()[4..12])
+    } else {
+        config.worker.name.clone()
+    };
+    let transport = Arc::new(HttpTransport::new(
+        config.cluster_secret()?.to_string(),
+        config.limits.max_body_bytes,
+    )?);
+    let queue = Arc::new(
+        JetStreamQueue::connect(node::jetstream_config(&config), true)
+            .await
+            .context("connecting to NATS JetStream")?,
+    );
+    let threads = config.worker_threads();
+    let pool = Arc::new(ImagingPool::start(threads, node::limits(&config)));
+    let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker = Worker::new(
+        WorkerConfig {
+            name: name.clone(),
+            pull_wait: Duration::from_millis(500),
+        },
+        JobQueue::new(queue.clone()),
+        transport.clone(),
+        transport,
+        pool,
+    );
+    let worker_task = tokio::spawn(worker.run(worker_stopped));
+    let metrics = resizer_telemetry::Metrics::global();
+    let router = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        );
+    let listener = node::bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    let ready = Arc::new(AtomicBool::new(true));
+    tracing::info!(%addr, worker = %name, threads, "resizer worker ready");
+    node::serve_until_signal(vec![(listener, router)], ready, Duration::from_secs(1)).await;
+    // Stop pulling; jobs in progress finish and are acked (bounded).
+    let _ = stop_worker.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker_task).await;
+    queue.quiesce(Duration::from_secs(2)).await;
     tracing::info!("resizer stopped");
     Ok(())
 }

@@ -1,0 +1,557 @@
+//! The distributed queue: NATS JetStream work-queue streams, replicated by Raft.
+//!
+//! The queue is spread over several streams (`<prefix>_0..N`), each with its
+//! own Raft group and, in a cluster, usually its own leader. A publish goes to
+//! the next stream in turn and, when that stream has no leader (its leader just
+//! died and the election takes seconds) or does not answer in time, to the
+//! next one: publishing stays available while any stream has a leader. FIFO
+//! then holds per stream, not across streams, which is all a work queue of
+//! independent jobs needs. See docs/adr/0003-queue-over-several-streams.md.
+//!
+//! Each stream has one durable pull consumer shared by all workers, with
+//! explicit ack: a worker that dies mid-job is covered by redelivery after
+//! the ack wait. Streams are bounded (`max_msgs`, discard new), so a full
+//! queue is refused at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, AckKind};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::job::JobDescriptor;
+use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError};
+
+/// The API error code JetStream answers when a bounded stream refuses a message.
+const STREAM_FULL_CODES: [u64; 2] = [10077, 10078];
+
+/// Settings of the JetStream queue.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// NATS server URLs; the client fails over between them.
+    pub servers: Vec<String>,
+    /// Stream name prefix; streams are `<prefix>_0..streams`.
+    pub stream_prefix: String,
+    /// Number of streams the queue is spread over.
+    pub streams: usize,
+    /// Replicas per stream (3 in a cluster, 1 on a single server).
+    pub replicas: usize,
+    /// Jobs the whole queue may hold; split evenly over the streams.
+    pub max_jobs: u64,
+    /// Time one publish attempt waits for the stream's ack.
+    pub publish_timeout: Duration,
+    /// Total time a publish may spend trying streams before answering unavailable.
+    pub publish_budget: Duration,
+    /// Time a delivered job may stay unacked before another worker gets it.
+    pub ack_wait: Duration,
+    /// How long a stream that failed is skipped before it is tried again.
+    pub skip_for: Duration,
+    /// Time allowed to connect and to create the streams at start.
+    pub connect_timeout: Duration,
+}
+
+impl JetStreamConfig {
+    /// Defaults for `servers`: 3 streams, single replica, 1,024 jobs.
+    pub fn new(servers: Vec<String>) -> Self {
+        Self {
+            servers,
+            stream_prefix: "RESIZER_JOBS".into(),
+            streams: 3,
+            replicas: 1,
+            max_jobs: 1024,
+            publish_timeout: Duration::from_millis(250),
+            publish_budget: Duration::from_millis(1500),
+            ack_wait: Duration::from_secs(4),
+            skip_for: Duration::from_millis(1000),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn per_stream_jobs(&self) -> i64 {
+        let streams = self.streams.max(1) as u64;
+        i64::try_from(self.max_jobs.div_ceil(streams).max(1)).unwrap_or(i64::MAX)
+    }
+}
+
+/// One stream of the queue and the client's view of its health.
+struct Lane {
+    name: String,
+    subject: String,
+    /// Present on consuming clients.
+    consumer: Option<PullConsumer>,
+    /// Milliseconds since `epoch` before which publishes skip this lane.
+    skip_publish_until: AtomicU64,
+    /// Same, for pulls.
+    skip_pull_until: AtomicU64,
+}
+
+/// The JetStream queue client of one process.
+pub struct JetStreamQueue {
+    config: JetStreamConfig,
+    /// One connection per server, each preferring a different one, so a stalled
+    /// server (paused, partitioned) stalls only the attempts that go through it.
+    contexts: Vec<jetstream::Context>,
+    lanes: Vec<Lane>,
+    next_publish: AtomicUsize,
+    next_pull: AtomicUsize,
+    /// Idle pull requests still open after their pull returned; see [`JetStreamQueue::quiesce`].
+    open_requests: Arc<AtomicUsize>,
+    epoch: Instant,
+}
+
+/// The consumer shared by all workers of every stream.
+const CONSUMER: &str = "workers";
+
+fn unavailable(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+/// Returns whether a publish error means "the stream is full".
+fn is_full(e: &async_nats::jetstream::context::PublishError) -> bool {
+    if e.kind() != PublishErrorKind::Other {
+        return false;
+    }
+    let source = std::error::Error::source(e);
+    source
+        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|api| STREAM_FULL_CODES.contains(&api.error_code().0))
+}
+
+impl JetStreamQueue {
+    /// Connects, creates the streams if missing and, when `consume`, their consumers.
+    /// Retries until `connect_timeout`, so roles may start before the cluster is ready.
+    pub async fn connect(config: JetStreamConfig, consume: bool) -> Result<Self, QueueError> {
+        let deadline = Instant::now() + config.connect_timeout;
+        let mut contexts = Vec::new();
+        for c in 0..config.servers.len().max(1) {
+            let mut servers = config.servers.clone();
+            let len = servers.len().max(1);
+            servers.rotate_left(c % len);
+            let client = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(1))
+                .request_timeout(Some(Duration::from_secs(2)))
+                // A server that stops answering (paused, partitioned) is left after
+                // two missed pings, not the default two minutes.
+                .ping_interval(Duration::from_secs(1))
+                .retain_servers_order()
+                .retry_on_initial_connect()
+                .name("resizer")
+                .connect(servers)
+                .await
+                .map_err(unavailable)?;
+            contexts.push(jetstream::new(client));
+        }
+        let js = contexts[0].clone();
+        let mut lanes = Vec::with_capacity(config.streams);
+        for i in 0..config.streams.max(1) {
+            let name = format!("{}_{i}", config.stream_prefix);
+            let subject = format!(
+                "{}.{i}",
+                config.stream_prefix.to_ascii_lowercase().replace('_', ".")
+            );
+            let stream_config = stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.clone()],
+                retention: RetentionPolicy::WorkQueue,
+                discard: DiscardPolicy::New,
+                max_messages: config.per_stream_jobs(),
+                // Descriptors are a few hundred bytes; this only guards against misuse.
+                max_bytes: config.per_stream_jobs().saturating_mul(4096),
+                // A job older than this has long passed any deadline.
+                max_age: Duration::from_secs(120),
+                storage: StorageType::File,
+                num_replicas: config.replicas.max(1),
+                duplicate_window: Duration::from_secs(60),
+                ..Default::default()
+            };
+            retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
+            // The lane's consumer lives on the lane's own connection.
+            let lane_js = &contexts[i % contexts.len()];
+            let consumer = if consume {
+                let stream = retry_until(deadline, || lane_js.get_stream(&name)).await?;
+                let consumer_config = pull::Config {
+                    durable_name: Some(CONSUMER.into()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: config.ack_wait,
+                    // No delivery limit: extras handed back by idle pulls (nak) count as
+                    // deliveries, and a job that kills every worker it reaches is retried
+                    // only until its deadline, after which workers drop it unprocessed.
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                };
+                Some(
+                    retry_until(deadline, || {
+                        stream.get_or_create_consumer(CONSUMER, consumer_config.clone())
+                    })
+                    .await?,
+                )
+            } else {
+                None
+            };
+            lanes.push(Lane {
+                name,
+                subject,
+                consumer,
+                skip_publish_until: AtomicU64::new(0),
+                skip_pull_until: AtomicU64::new(0),
+            });
+        }
+        Ok(Self {
+            config,
+            contexts,
+            lanes,
+            next_publish: AtomicUsize::new(0),
+            next_pull: AtomicUsize::new(0),
+            open_requests: Arc::new(AtomicUsize::new(0)),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn skip(&self, flag: &AtomicU64) {
+        flag.store(
+            self.now_ms() + self.config.skip_for.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn skipped(&self, flag: &AtomicU64) -> bool {
+        flag.load(Ordering::Relaxed) > self.now_ms()
+    }
+
+    /// Waits (at most `limit`) until no idle pull request is still open, so a
+    /// stopping worker hands back a job that reaches it late instead of taking it
+    /// down with the process (which would delay the job by the ack wait).
+    pub async fn quiesce(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.open_requests.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Returns each stream's name and its current Raft leader (server name), for status pages and tests.
+    pub async fn leaders(&self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for lane in &self.lanes {
+            let leader =
+                match tokio::time::timeout(Duration::from_secs(1), self.contexts[0].get_stream(&lane.name))
+                    .await
+                {
+                    Ok(Ok(mut s)) => match s.info().await {
+                        Ok(info) => info.cluster.as_ref().and_then(|c| c.leader.clone()),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+            out.push((lane.name.clone(), leader));
+        }
+        out
+    }
+
+    /// Spreads the streams' leaders over the servers (stream `i` on the `i`-th server
+    /// by name) and puts each consumer's leader with its stream's, so losing one
+    /// server stalls publishing and consuming on one stream only, and the others take
+    /// its share. Asks for a leader step-down where that is not so; returns how many
+    /// it asked for. A no-op on a single server.
+    pub async fn balance_leaders(&self) -> Result<usize, QueueError> {
+        let mut moves = 0;
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let stream = self.contexts[0]
+                .get_stream(&lane.name)
+                .await
+                .map_err(unavailable)?;
+            let info = stream.get_info().await.map_err(unavailable)?;
+            let Some(cluster) = info.cluster else { continue };
+            let Some(leader) = cluster.leader else { continue };
+            if cluster.replicas.iter().any(|p| p.offline || !p.current) {
+                // Moving a leader onto a lagging or lost peer would only add an election.
+                continue;
+            }
+            let mut peers: Vec<String> = cluster.replicas.iter().map(|p| p.name.clone()).collect();
+            peers.push(leader.clone());
+            peers.sort();
+            peers.dedup();
+            if peers.len() < 2 {
+                continue;
+            }
+            let target = &peers[i % peers.len()];
+            let preferred = serde_json::json!({ "placement": { "preferred": target } });
+            if &leader != target {
+                let subject = format!("STREAM.LEADER.STEPDOWN.{}", lane.name);
+                let _: serde_json::Value = self.contexts[0]
+                    .request(subject, &preferred)
+                    .await
+                    .map_err(unavailable)?;
+                tracing::info!(stream = %lane.name, from = %leader, to = %target, "moved the stream leader");
+                moves += 1;
+                // The consumer follows on a later round, once the stream has settled.
+                continue;
+            }
+            // No consumer yet: no worker has connected.
+            let Ok(consumer) = stream.consumer_info(CONSUMER).await else {
+                continue;
+            };
+            let consumer_leader = consumer.cluster.as_ref().and_then(|c| c.leader.clone());
+            if consumer_leader.as_ref().is_some_and(|l| l != target) {
+                let subject = format!("CONSUMER.LEADER.STEPDOWN.{}.{CONSUMER}", lane.name);
+                let _: serde_json::Value = self.contexts[0]
+                    .request(subject, &preferred)
+                    .await
+                    .map_err(unavailable)?;
+                tracing::info!(stream = %lane.name, to = %target, "moved the consumer leader to its stream's");
+                moves += 1;
+            }
+        }
+        Ok(moves)
+    }
+
+    async fn publish_once(
+        &self,
+        js: &jetstream::Context,
+        lane: &Lane,
+        job: &JobDescriptor,
+        payload: &bytes::Bytes,
+    ) -> Result<(), Attempt> {
+        let message = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(job.job_id.as_str());
+        let attempt = async {
+            let ack = js.send_publish(lane.subject.clone(), message).await?;
+            ack.await
+        };
+        match tokio::time::timeout(self.config.publish_timeout, attempt).await {
+            Ok(Ok(_ack)) => Ok(()),
+            Ok(Err(e)) if is_full(&e) => Err(Attempt::Full),
+            Ok(Err(e)) => Err(Attempt::Failed(e.to_string())),
+            Err(_) => Err(Attempt::Failed("no ack in time".into())),
+        }
+    }
+
+    /// Waits up to `max_wait` for one job from any stream; see [`JobQueueBackend::pull`].
+    async fn pull_any(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        let n = self.lanes.len();
+        let start = self.next_pull.fetch_add(1, Ordering::Relaxed);
+        let order: Vec<&Lane> = (0..n)
+            .map(|k| &self.lanes[(start + k) % n])
+            .filter(|lane| lane.consumer.is_some() && !self.skipped(&lane.skip_pull_until))
+            .collect();
+        if order.is_empty() {
+            tokio::time::sleep(max_wait.min(Duration::from_millis(200))).await;
+            return Ok(None);
+        }
+        // Busy queue: take the head of the first stream that has one, without waiting.
+        for lane in &order {
+            let consumer = lane.consumer.as_ref().expect("filtered");
+            let fetched = tokio::time::timeout(self.config.publish_timeout, async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(1)
+                    .messages()
+                    .await
+                    .map_err(unavailable)?;
+                match batch.next().await {
+                    Some(Ok(m)) => Ok(Some(m)),
+                    Some(Err(e)) => Err(unavailable(e)),
+                    None => Ok(None),
+                }
+            })
+            .await;
+            match fetched {
+                Ok(Ok(Some(message))) => return decode(message).await.map(Some),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(stream = %lane.name, error = %e, "pull failed; skipping the stream for a while");
+                    self.skip(&lane.skip_pull_until);
+                }
+                Err(_) => self.skip(&lane.skip_pull_until),
+            }
+        }
+        // Idle queue: wait on every stream at once for one job. A second job that
+        // lands before the other requests expire is handed straight back (nak), so
+        // this worker never holds more jobs than it asked for.
+        let mut waits: FuturesUnordered<_> = order
+            .iter()
+            .map(|lane| {
+                let consumer = lane.consumer.clone().expect("filtered");
+                async move {
+                    consumer
+                        .batch()
+                        .max_messages(1)
+                        .expires(max_wait)
+                        .messages()
+                        .await
+                        .map_err(unavailable)
+                }
+            })
+            .collect();
+        let mut batches = Vec::new();
+        let limit = tokio::time::sleep(max_wait + Duration::from_millis(250));
+        tokio::pin!(limit);
+        while let Some(opened) = tokio::select! { o = waits.next() => o, _ = &mut limit => None } {
+            if let Ok(batch) = opened {
+                batches.push(batch);
+            }
+        }
+        let mut messages: FuturesUnordered<_> = batches
+            .into_iter()
+            .map(|mut b| async move { b.next().await.and_then(|r| r.ok()) })
+            .collect();
+        let mut winner = None;
+        loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Some(m)) => { winner = Some(m); break; }
+                    Some(None) => continue,
+                    None => break,
+                },
+                _ = &mut limit => break,
+            }
+        }
+        if !messages.is_empty() {
+            let open = self.open_requests.clone();
+            open.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                while let Some(extra) = messages.next().await {
+                    if let Some(m) = extra {
+                        let _ = m.ack_with(AckKind::Nak(None)).await;
+                    }
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        match winner {
+            Some(m) => decode(m).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+enum Attempt {
+    Full,
+    Failed(String),
+}
+
+/// Turns a delivered message into a job; a message that is not one is
+/// terminated so it is never redelivered.
+async fn decode(message: jetstream::Message) -> Result<Delivery, QueueError> {
+    match serde_json::from_slice::<JobDescriptor>(&message.payload) {
+        Ok(job) => Ok(Delivery {
+            job,
+            acker: Box::new(JetStreamAcker(message)),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "a queue message is not a job descriptor; terminating it");
+            let _ = message.ack_with(AckKind::Term).await;
+            Err(QueueError::Unavailable("malformed job descriptor".into()))
+        }
+    }
+}
+
+async fn retry_until<T, E, F, Fut>(deadline: Instant, mut f: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() + delay >= deadline => return Err(unavailable(e)),
+            Err(e) => {
+                tracing::info!(error = %e, "job queue not ready yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+struct JetStreamAcker(jetstream::Message);
+
+#[async_trait]
+impl Acker for JetStreamAcker {
+    async fn ack(self: Box<Self>) -> Result<(), QueueError> {
+        self.0.ack().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl JobQueueBackend for JetStreamQueue {
+    async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
+        let payload = bytes::Bytes::from(serde_json::to_vec(job).map_err(unavailable)?);
+        let started = Instant::now();
+        let n = self.lanes.len();
+        let first = self.next_publish.fetch_add(1, Ordering::Relaxed);
+        let mut last_error = String::from("no stream is available");
+        // First pass skips streams that failed lately; the second tries them all.
+        for pass in 0..2 {
+            let (mut tried, mut full) = (0, 0);
+            for k in 0..n {
+                let lane = &self.lanes[(first + k) % n];
+                let js = &self.contexts[(first + k) % self.contexts.len()];
+                if pass == 0 && self.skipped(&lane.skip_publish_until) {
+                    continue;
+                }
+                if started.elapsed() >= self.config.publish_budget {
+                    return Err(QueueError::Unavailable(last_error));
+                }
+                tried += 1;
+                match self.publish_once(js, lane, job, &payload).await {
+                    Ok(()) => return Ok(()),
+                    Err(Attempt::Full) => full += 1,
+                    Err(Attempt::Failed(e)) => {
+                        metrics::counter!("resizer_queue_stream_failures_total", "stream" => lane.name.clone())
+                            .increment(1);
+                        tracing::debug!(stream = %lane.name, error = %e, "publish failed; trying the next stream");
+                        self.skip(&lane.skip_publish_until);
+                        last_error = format!("{}: {e}", lane.name);
+                    }
+                }
+            }
+            if tried > 0 && full == tried {
+                return Err(QueueError::Full);
+            }
+            if pass == 0 {
+                // Every stream tried failed: a short jittered pause before the last pass.
+                let jitter = u64::from(started.elapsed().subsec_nanos() % 40);
+                tokio::time::sleep(Duration::from_millis(20 + jitter)).await;
+            }
+        }
+        Err(QueueError::Unavailable(last_error))
+    }
+
+    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        self.pull_any(max_wait).await
+    }
+
+    fn depth(&self) -> Option<u64> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_per_stream_bound_splits_total_rounding_up() {
+        let mut c = JetStreamConfig::new(vec![]);
+        c.max_jobs = 1000;
+        c.streams = 3;
+        assert_eq!(c.per_stream_jobs(), 334);
+        c.max_jobs = 0;
+        assert_eq!(c.per_stream_jobs(), 1);
+    }
+}

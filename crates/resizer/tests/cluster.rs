@@ -1,0 +1,531 @@
+//! The distributed mode under failure, on a real cluster on loopback started
+//! by `deploy/cluster.sh`: 3 nats-server (JetStream, R3 streams), PostgreSQL,
+//! identity, 2 API nodes behind HAProxy, 2 workers.
+//!
+//! Steady open-loop load runs through HAProxy while one component at a time is
+//! killed or paused. Every answer must be a correct image for its own request
+//! (width and aspect of that request's input) or a JSON 503/504; the queue must
+//! end empty (every accepted job reached a worker and was acked). The
+//! publish-failure window and failure shares are printed for docs/benchmarks.md.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Ports base+1..base+81; far from the other tests' ephemeral ports.
+const PORT_BASE: u16 = 24000;
+/// Requests per second of the steady load (the debug binary on 2 shared cores).
+const RATE: u64 = 40;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    public_url: String,
+    admin_url: String,
+    admin_token: String,
+    client: reqwest::Client,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster.sh")
+}
+
+impl Cluster {
+    fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            .env("RESIZER_CLUSTER_DIR", dir)
+            .env("RESIZER_CLUSTER_PORT_BASE", PORT_BASE.to_string())
+            .env("RESIZER_BIN", env!("CARGO_BIN_EXE_resizer"))
+            .env("RESIZER_LOG", "info")
+            .output()
+            .expect("running deploy/cluster.sh")
+    }
+
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Self::command(dir.path(), &["up"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            let _ = Self::command(dir.path(), &["down"]);
+            panic!(
+                "cluster up failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("`up` printed no {name}=: {stdout}"))
+                .to_string()
+        };
+        Self {
+            public_url: field("public_url"),
+            admin_url: field("admin_url"),
+            admin_token: field("admin_token"),
+            dir,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let out = Self::command(self.dir.path(), args);
+        assert!(
+            out.status.success(),
+            "cluster.sh {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.admin_url))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{path}");
+        resp.json().await.unwrap()
+    }
+
+    /// JetStream state from a live server's monitoring port: (stream, leader, consumer leader, messages).
+    async fn streams(&self) -> Vec<(String, String, String, u64)> {
+        for n in 1..=3 {
+            let url = format!(
+                "http://127.0.0.1:{}/jsz?streams=true&consumers=true",
+                PORT_BASE + 20 + n
+            );
+            let Ok(resp) = self.client.get(url).timeout(Duration::from_secs(2)).send().await else {
+                continue;
+            };
+            let Ok(v) = resp.json::<Value>().await else {
+                continue;
+            };
+            let mut out = Vec::new();
+            for account in v["account_details"].as_array().into_iter().flatten() {
+                for s in account["stream_detail"].as_array().into_iter().flatten() {
+                    let consumer_leader = s["consumer_detail"][0]["cluster"]["leader"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    out.push((
+                        s["name"].as_str().unwrap_or_default().to_string(),
+                        s["cluster"]["leader"].as_str().unwrap_or_default().to_string(),
+                        consumer_leader,
+                        s["state"]["messages"].as_u64().unwrap_or(0),
+                    ));
+                }
+            }
+            if !out.is_empty() {
+                out.sort();
+                return out;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Sums a counter over the API nodes' and workers' /metrics.
+    async fn metric_sum(&self, ports: &[u16], name_prefix: &str) -> f64 {
+        let mut total = 0.0;
+        for port in ports {
+            let Ok(resp) = self
+                .client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let text = resp.text().await.unwrap_or_default();
+            for line in text.lines() {
+                if line.starts_with(name_prefix)
+                    && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+                {
+                    total += v;
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Self::command(self.dir.path(), &["down"]);
+    }
+}
+
+/// One request's fate.
+#[derive(Debug, Clone)]
+struct Sample {
+    sent: Duration,
+    latency: Duration,
+    status: u16,
+    problem: Option<String>,
+}
+
+struct Input {
+    bytes: bytes::Bytes,
+    width: u32,
+    height: u32,
+}
+
+/// Checks a response against its own request: a JPEG of the requested width and
+/// the aspect of the input that was sent, or a JSON error.
+async fn check(resp: reqwest::Response, input: &Input, width: u32) -> (u16, Option<String>) {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => return (status, Some(format!("body: {e}"))),
+    };
+    if status == 200 {
+        let header = match turbojpeg::read_header(&body) {
+            Ok(h) => h,
+            Err(e) => return (status, Some(format!("not a JPEG: {e}"))),
+        };
+        let want_h = (f64::from(width) * f64::from(input.height) / f64::from(input.width)).round() as i64;
+        if header.width as u32 != width || (header.height as i64 - want_h).abs() > 1 {
+            return (
+                status,
+                Some(format!(
+                    "got {}x{}, asked width {width} of a {}x{} input",
+                    header.width, header.height, input.width, input.height
+                )),
+            );
+        }
+        return (status, None);
+    }
+    let is_json_error = content_type.starts_with("application/json")
+        && serde_json::from_slice::<Value>(&body).is_ok_and(|v| v["error"]["code"].is_string());
+    if !is_json_error {
+        return (
+            status,
+            Some(format!(
+                "non-JSON error {status}: {}",
+                String::from_utf8_lossy(&body)
+            )),
+        );
+    }
+    (status, None)
+}
+
+/// Runs open-loop load at `RATE` for `duration`, from `t0`'s clock.
+async fn load(
+    client: reqwest::Client,
+    url: String,
+    key: String,
+    inputs: Arc<Vec<Input>>,
+    t0: Instant,
+    duration: Duration,
+) -> Vec<Sample> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut i: u64 = 0;
+    let interval = Duration::from_micros(1_000_000 / RATE);
+    while start.elapsed() < duration {
+        let at = start + interval * i as u32;
+        tokio::time::sleep_until(at.into()).await;
+        let (client, url, key, inputs) = (client.clone(), url.clone(), key.clone(), inputs.clone());
+        let n = i;
+        tasks.push(tokio::spawn(async move {
+            let sent = t0.elapsed();
+            let input = &inputs[(n % inputs.len() as u64) as usize];
+            let width = 64 + (n * 7 % 250) as u32;
+            let started = Instant::now();
+            let result = client
+                .post(format!("{url}/v1/resize?width={width}&format=jpeg"))
+                .bearer_auth(&key)
+                .body(input.bytes.clone())
+                .send()
+                .await;
+            let (status, problem) = match result {
+                Ok(resp) => check(resp, input, width).await,
+                Err(e) => (0, Some(format!("transport: {e}"))),
+            };
+            Sample {
+                sent,
+                latency: started.elapsed(),
+                status,
+                problem,
+            }
+        }));
+        i += 1;
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn summarize(phase: &str, samples: &[Sample], from: Duration, to: Duration) -> (usize, usize) {
+    let window: Vec<&Sample> = samples.iter().filter(|s| s.sent >= from && s.sent < to).collect();
+    let failed: Vec<&&Sample> = window.iter().filter(|s| s.status != 200).collect();
+    let first = failed.first().map(|s| s.sent.saturating_sub(from).as_millis());
+    let last = failed.last().map(|s| s.sent.saturating_sub(from).as_millis());
+    let mut latencies: Vec<Duration> = window
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| s.latency)
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .map_or(0, |d| d.as_millis())
+    };
+    let mut by_status = std::collections::BTreeMap::new();
+    for s in &window {
+        *by_status.entry(s.status).or_insert(0) += 1;
+    }
+    println!(
+        "{phase}: {} requests, {} failed ({:.2} %), statuses {by_status:?}, failures sent between +{first:?} and +{last:?} ms; \
+         200s p50 {} ms, p99 {} ms, max {} ms",
+        window.len(),
+        failed.len(),
+        100.0 * failed.len() as f64 / window.len().max(1) as f64,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+    );
+    (window.len(), failed.len())
+}
+
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cluster_survives_failures() {
+    let cluster = Cluster::up();
+    let tenant = cluster
+        .admin_post(
+            "/admin/v1/tenants",
+            json!({"name": "load", "rate_limit_rps": 10000}),
+        )
+        .await;
+    let key = cluster
+        .admin_post(
+            &format!("/admin/v1/tenants/{}/keys", tenant["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inputs: Arc<Vec<Input>> = Arc::new(
+        [
+            "jpeg-256k/a16_LadyBird.jpg",
+            "jpeg-256k/a03_ColorfulCups.jpg",
+            "jpeg-256k/a09_Path.jpg",
+        ]
+        .iter()
+        .map(|rel| {
+            let bytes = common::read_corpus(rel);
+            let h = turbojpeg::read_header(&bytes).unwrap();
+            Input {
+                bytes: bytes.into(),
+                width: h.width as u32,
+                height: h.height as u32,
+            }
+        })
+        .collect(),
+    );
+    // The key reaches both API nodes through the identity feed.
+    wait_for("the key on both API nodes", Duration::from_secs(20), || {
+        let (client, key) = (cluster.client.clone(), key.clone());
+        async move {
+            for port in [PORT_BASE + 51, PORT_BASE + 52] {
+                let r = client
+                    .post(format!("http://127.0.0.1:{port}/v1/resize?width=10"))
+                    .bearer_auth(&key)
+                    .body(Vec::new())
+                    .send()
+                    .await;
+                if !r.is_ok_and(|r| r.status().as_u16() == 400) {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    // Leaders spread: each stream led by a different server, each consumer with its stream.
+    wait_for(
+        "stream leaders spread over the servers",
+        Duration::from_secs(60),
+        || async {
+            let s = cluster.streams().await;
+            let mut leaders: Vec<&String> = s.iter().map(|(_, l, _, _)| l).collect();
+            leaders.sort();
+            leaders.dedup();
+            s.len() == 3 && leaders.len() == 3 && s.iter().all(|(_, l, c, _)| l == c)
+        },
+    )
+    .await;
+    let streams = cluster.streams().await;
+    println!("streams before: {streams:?}");
+
+    let t0 = Instant::now();
+    let api_ports = [PORT_BASE + 51, PORT_BASE + 52];
+    let worker_ports = [PORT_BASE + 71, PORT_BASE + 72];
+    let runner = {
+        let (client, url, key, inputs) = (
+            cluster.client.clone(),
+            cluster.public_url.clone(),
+            key.clone(),
+            inputs.clone(),
+        );
+        tokio::spawn(load(client, url, key, inputs, t0, Duration::from_secs(75)))
+    };
+
+    // 0–5 s: steady. 5 s: kill -9 the server leading the first stream.
+    tokio::time::sleep_until((t0 + Duration::from_secs(5)).into()).await;
+    let victim = streams[0].1.clone();
+    let kill_at = t0.elapsed();
+    cluster.ctl(&["kill", &victim]);
+    tokio::time::sleep_until((t0 + Duration::from_secs(16)).into()).await;
+    let stream_failures = cluster
+        .metric_sum(&api_ports, "resizer_queue_stream_failures_total")
+        .await;
+    let unavailable = cluster
+        .metric_sum(&api_ports, "resizer_queue_publish_total{outcome=\"unavailable\"}")
+        .await;
+    let streams_after = cluster.streams().await;
+    // 17 s: it comes back and must rejoin.
+    tokio::time::sleep_until((t0 + Duration::from_secs(17)).into()).await;
+    cluster.ctl(&["start", &victim]);
+
+    // 22 s: kill -9 a worker with jobs in hand.
+    tokio::time::sleep_until((t0 + Duration::from_secs(22)).into()).await;
+    let worker_kill_at = t0.elapsed();
+    cluster.ctl(&["kill", "worker-1"]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.ctl(&["start", "worker-1"]);
+
+    // 32 s: kill -9 an API node; HAProxy routes around it.
+    tokio::time::sleep_until((t0 + Duration::from_secs(32)).into()).await;
+    let api_kill_at = t0.elapsed();
+    cluster.ctl(&["kill", "api-1"]);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    cluster.ctl(&["start", "api-1"]);
+
+    // 44 s: SIGSTOP a NATS server for 10 s.
+    tokio::time::sleep_until((t0 + Duration::from_secs(44)).into()).await;
+    let pause_at = t0.elapsed();
+    let paused = cluster.streams().await[1].1.clone();
+    cluster.ctl(&["pause", &paused]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    cluster.ctl(&["resume", &paused]);
+
+    // 58 s: rolling restart, one node at a time (SIGTERM: drain, then start).
+    tokio::time::sleep_until((t0 + Duration::from_secs(58)).into()).await;
+    let rolling_at = t0.elapsed();
+    for name in ["api-1", "worker-1", "api-2", "worker-2"] {
+        cluster.ctl(&["restart", name]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rolling_end = t0.elapsed();
+
+    let samples = runner.await.unwrap();
+    let problems: Vec<&Sample> = samples.iter().filter(|s| s.problem.is_some()).collect();
+
+    let secs = Duration::from_secs;
+    summarize("steady", &samples, Duration::ZERO, kill_at);
+    let (n_kill, f_kill) = summarize(
+        &format!("kill -9 {victim} (stream leader)"),
+        &samples,
+        kill_at,
+        kill_at + secs(10),
+    );
+    let (_, f_worker) = summarize(
+        "kill -9 worker-1",
+        &samples,
+        worker_kill_at,
+        worker_kill_at + secs(10),
+    );
+    let (_, f_api) = summarize("kill -9 api-1", &samples, api_kill_at, api_kill_at + secs(10));
+    let (n_pause, f_pause) = summarize(
+        &format!("SIGSTOP {paused} 10 s"),
+        &samples,
+        pause_at,
+        pause_at + secs(14),
+    );
+    let (_, f_rolling) = summarize("rolling restart", &samples, rolling_at, rolling_end);
+    println!(
+        "after killing {victim}: publish attempts that failed over to another stream {stream_failures}, \
+         publishes that found no stream {unavailable}; streams 11 s later: {streams_after:?}"
+    );
+
+    // No client ever got a wrong image or a non-JSON error from Resizer. HAProxy's own
+    // answers for requests cut off on the killed API node are the one exception.
+    let foreign: Vec<&&Sample> = problems
+        .iter()
+        .filter(|s| {
+            !(s.sent >= api_kill_at && s.sent < api_kill_at + secs(2) && (s.status == 502 || s.status == 0))
+        })
+        .collect();
+    assert!(foreign.is_empty(), "bad answers: {foreign:?}");
+    for s in &samples {
+        assert!(
+            matches!(s.status, 200 | 503 | 504) || s.problem.is_some(),
+            "unexpected status {s:?}"
+        );
+    }
+    // The stream leader's death costs at most 1 % of requests in the next 10 s.
+    assert!(
+        f_kill * 100 <= n_kill,
+        "{f_kill} of {n_kill} failed after the leader was killed"
+    );
+    // A killed worker's jobs complete by redelivery or end in 504; the API node's
+    // in-flight requests are the only ones lost with it.
+    assert!(f_worker <= 4, "{f_worker} failed after a worker was killed");
+    assert!(f_api <= 12, "{f_api} failed after an API node was killed");
+    assert!(
+        f_pause * 100 <= n_pause * 5,
+        "{f_pause} of {n_pause} failed while a server was paused"
+    );
+    assert_eq!(f_rolling, 0, "a rolling restart lost requests");
+
+    // The killed server rejoined; nothing is left in the queue: every accepted job
+    // reached a worker and was acked.
+    wait_for("the queue to drain", Duration::from_secs(20), || async {
+        let s = cluster.streams().await;
+        s.len() == 3 && s.iter().all(|(_, l, _, m)| !l.is_empty() && *m == 0)
+    })
+    .await;
+    let jobs_done = cluster
+        .metric_sum(&worker_ports, "resizer_worker_jobs_total")
+        .await;
+    println!("jobs done by the workers since their last restart: {jobs_done}");
+    assert!(cluster.log("api-2").contains("resizer api ready"));
+}

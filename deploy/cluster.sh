@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The distributed mode on one machine, loopback only:
+#   3 × nats-server (JetStream cluster), PostgreSQL, `resizer identity`,
+#   2 × `resizer api` behind HAProxy (health-checked on /readyz), 2 × `resizer worker`.
+#
+#   deploy/cluster.sh up              # start everything; prints public_url=, admin_url=, admin_token=
+#   deploy/cluster.sh down            # stop exactly what `up` started
+#   deploy/cluster.sh status          # components, pids, alive or not
+#   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, haproxy, postgres)
+#   deploy/cluster.sh pause NAME      # SIGSTOP (a GC-pause-like stall)
+#   deploy/cluster.sh resume NAME     # SIGCONT
+#   deploy/cluster.sh start NAME      # (re)start one component, e.g. after `kill`
+#   deploy/cluster.sh restart NAME    # SIGTERM (drain), then start again
+#
+# Settings (environment): RESIZER_CLUSTER_DIR (state, default /tmp/resizer-cluster),
+# RESIZER_CLUSTER_PORT_BASE (default 18000: public URL on base+80), RESIZER_BIN (default:
+# builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cluster}
+BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
+WORKER_THREADS=${WORKER_THREADS:-1}
+NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
+COMPONENTS="postgres nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 haproxy"
+
+nats_port() { echo $((BASE + $1)); }          # client ports base+1..3
+route_port() { echo $((BASE + 10 + $1)); }    # cluster routes base+11..13
+mon_port() { echo $((BASE + 20 + $1)); }      # monitoring base+21..23
+PG_PORT=$((BASE + 30))
+IDENTITY_PORT=$((BASE + 40))
+api_port() { echo $((BASE + 50 + $1)); }      # public base+51..52
+internal_port() { echo $((BASE + 60 + $1)); } # internal base+61..62
+worker_port() { echo $((BASE + 70 + $1)); }   # metrics base+71..72
+PUBLIC_PORT=$((BASE + 80))
+STATS_PORT=$((BASE + 81))
+NATS_URLS="nats://127.0.0.1:$(nats_port 1),nats://127.0.0.1:$(nats_port 2),nats://127.0.0.1:$(nats_port 3)"
+
+log() { echo "cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+# Waits until a URL answers 200, or fails after $2 seconds.
+wait_http() {
+    local url=$1 secs=${2:-30} i
+    for ((i = 0; i < secs * 10; i++)); do
+        curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "timed out waiting for $url"
+}
+
+# Starts a command in the background as component $1, logging to $DIR/$1.log.
+launch() {
+    local name=$1
+    shift
+    alive "$name" && { log "$name is already running"; return 0; }
+    setsid "$@" >>"$DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$DIR/$name.pid"
+}
+
+resizer_env() {
+    # Common settings of every resizer role.
+    echo RESIZER_CLUSTER_SECRET="$(cat "$DIR/cluster-secret")" \
+        RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
+        RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
+        RESIZER_QUEUE__REPLICAS=3 \
+        RESIZER_IDENTITY__URL="http://127.0.0.1:$IDENTITY_PORT" \
+        RESIZER_LOG="${RESIZER_LOG:-info}"
+}
+
+start_one() {
+    local name=$1 n
+    case "$name" in
+    postgres)
+        RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" start >/dev/null
+        # pg_ctl daemonizes; its pid lives in postmaster.pid.
+        head -n1 "$DIR/pg/data/postmaster.pid" >"$DIR/postgres.pid"
+        ;;
+    nats-*)
+        n=${name#nats-}
+        mkdir -p "$DIR/$name"
+        cat >"$DIR/$name.conf" <<EOF
+server_name: $name
+listen: 127.0.0.1:$(nats_port "$n")
+http: 127.0.0.1:$(mon_port "$n")
+jetstream {
+  store_dir: "$DIR/$name"
+  max_memory_store: 256MB
+  max_file_store: 2GB
+}
+cluster {
+  name: resizer
+  listen: 127.0.0.1:$(route_port "$n")
+  routes: [
+    nats-route://127.0.0.1:$(route_port 1)
+    nats-route://127.0.0.1:$(route_port 2)
+    nats-route://127.0.0.1:$(route_port 3)
+  ]
+}
+EOF
+        launch "$name" "$NATS_SERVER" -c "$DIR/$name.conf"
+        ;;
+    identity)
+        mkdir -p "$DIR/identity"
+        launch identity env $(resizer_env) \
+            RESIZER_IDENTITY__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
+            RESIZER_ADMIN_LISTEN="127.0.0.1:$IDENTITY_PORT" RESIZER_DATA_DIR="$DIR/identity" \
+            "$RESIZER_BIN" identity
+        wait_http "http://127.0.0.1:$IDENTITY_PORT/healthz" 30
+        ;;
+    api-*)
+        n=${name#api-}
+        mkdir -p "$DIR/$name"
+        launch "$name" env $(resizer_env) \
+            RESIZER_LISTEN="127.0.0.1:$(api_port "$n")" \
+            RESIZER_API__INTERNAL_LISTEN="127.0.0.1:$(internal_port "$n")" \
+            RESIZER_DATA_DIR="$DIR/$name" \
+            "$RESIZER_BIN" api
+        wait_http "http://127.0.0.1:$(api_port "$n")/readyz" 60
+        ;;
+    worker-*)
+        n=${name#worker-}
+        launch "$name" env $(resizer_env) \
+            RESIZER_LISTEN="127.0.0.1:$(worker_port "$n")" \
+            RESIZER_WORKER__NAME="$name" RESIZER_WORKER__THREADS="$WORKER_THREADS" \
+            "$RESIZER_BIN" worker
+        wait_http "http://127.0.0.1:$(worker_port "$n")/healthz" 60
+        ;;
+    haproxy)
+        cat >"$DIR/haproxy.cfg" <<EOF
+global
+    maxconn 4096
+defaults
+    mode http
+    # Also HAProxy's pause before retrying a refused connection (min(this, 1 s)).
+    timeout connect 200ms
+    timeout client 30s
+    timeout server 30s
+    timeout http-request 30s
+    # A request refused at connect (node down or draining) is sent to the other node.
+    # One server-side connection per request: a draining node refuses new ones at
+    # once, so no request is ever written to a connection it is closing.
+    retries 2
+    option redispatch
+    option http-server-close
+frontend public
+    bind 127.0.0.1:$PUBLIC_PORT
+    default_backend api
+backend api
+    balance leastconn
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 500ms fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions
+    server api-1 127.0.0.1:$(api_port 1) check
+    server api-2 127.0.0.1:$(api_port 2) check
+listen stats
+    bind 127.0.0.1:$STATS_PORT
+    stats enable
+    stats uri /
+EOF
+        launch haproxy haproxy -db -f "$DIR/haproxy.cfg"
+        wait_http "http://127.0.0.1:$PUBLIC_PORT/healthz" 30
+        ;;
+    *) die "unknown component $name (one of: $COMPONENTS)" ;;
+    esac
+}
+
+stop_one() {
+    local name=$1 sig=${2:-TERM} p i
+    if [ "$name" = postgres ]; then
+        RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" stop
+        rm -f "$DIR/postgres.pid"
+        return
+    fi
+    p=$(pid_of "$name")
+    [ -n "$p" ] || return 0
+    kill -CONT "$p" 2>/dev/null || true
+    kill "-$sig" "$p" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$p" 2>/dev/null || true
+    rm -f "$DIR/$name.pid"
+}
+
+resolve_bin() {
+    if [ -z "${RESIZER_BIN:-}" ]; then
+        (cd "$ROOT" && cargo build --release --locked -q -p resizer)
+        RESIZER_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/resizer
+    fi
+    [ -x "$RESIZER_BIN" ] || die "no resizer binary at $RESIZER_BIN"
+}
+
+case "${1:-}" in
+up)
+    "$ROOT/scripts/setup.sh"
+    resolve_bin
+    mkdir -p "$DIR"
+    [ -s "$DIR/cluster-secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/cluster-secret"
+    [ -s "$DIR/admin-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin-token"
+    echo "$RESIZER_BIN" >"$DIR/resizer-bin"
+    start_one postgres
+    for n in 1 2 3; do start_one "nats-$n"; done
+    for n in 1 2 3; do wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" 30; done
+    start_one identity
+    for c in api-1 api-2 worker-1 worker-2 haproxy; do start_one "$c"; done
+    echo "public_url=http://127.0.0.1:$PUBLIC_PORT"
+    echo "admin_url=http://127.0.0.1:$IDENTITY_PORT"
+    echo "admin_token=$(cat "$DIR/admin-token")"
+    ;;
+down)
+    [ -d "$DIR" ] || exit 0
+    for c in haproxy worker-1 worker-2 api-1 api-2 identity nats-1 nats-2 nats-3 postgres; do stop_one "$c"; done
+    rm -rf "$DIR"
+    ;;
+status)
+    for c in $COMPONENTS; do
+        if alive "$c"; then echo "$c running pid=$(pid_of "$c")"; else echo "$c stopped"; fi
+    done
+    ;;
+kill) alive "${2:?name}" || die "$2 is not running"; kill -9 "$(pid_of "$2")"; rm -f "$DIR/$2.pid" ;;
+pause) alive "${2:?name}" || die "$2 is not running"; kill -STOP "$(pid_of "$2")" ;;
+resume) alive "${2:?name}" || die "$2 is not running"; kill -CONT "$(pid_of "$2")" ;;
+start)
+    RESIZER_BIN=$(cat "$DIR/resizer-bin")
+    start_one "${2:?name}"
+    ;;
+restart)
+    RESIZER_BIN=$(cat "$DIR/resizer-bin")
+    stop_one "${2:?name}" TERM
+    start_one "$2"
+    ;;
+*)
+    sed -n '2,18p' "$0" >&2
+    exit 2
+    ;;
+esac
