@@ -151,7 +151,8 @@ backend api
     balance leastconn
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 500ms fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions
+    # A node marked down keeps its open sessions: a draining node finishes them.
+    default-server inter 500ms fastinter 250ms fall 2 rise 2
     server api-1 127.0.0.1:$(api_port 1) check
     server api-2 127.0.0.1:$(api_port 2) check
 listen stats

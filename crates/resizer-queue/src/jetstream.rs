@@ -102,6 +102,8 @@ pub struct JetStreamQueue {
     lanes: Vec<Lane>,
     next_publish: AtomicUsize,
     next_pull: AtomicUsize,
+    /// Streams whose leaders were misplaced at the last balancing round.
+    misplaced: std::sync::Mutex<Vec<String>>,
     /// Idle pull requests still open after their pull returned; see [`JetStreamQueue::quiesce`].
     open_requests: Arc<AtomicUsize>,
     epoch: Instant,
@@ -211,6 +213,7 @@ impl JetStreamQueue {
             next_publish: AtomicUsize::new(0),
             next_pull: AtomicUsize::new(0),
             open_requests: Arc::new(AtomicUsize::new(0)),
+            misplaced: std::sync::Mutex::new(Vec::new()),
             epoch: Instant::now(),
         })
     }
@@ -264,7 +267,13 @@ impl JetStreamQueue {
     /// server stalls publishing and consuming on one stream only, and the others take
     /// its share. Asks for a leader step-down where that is not so; returns how many
     /// it asked for. A no-op on a single server.
+    ///
+    /// A stream is moved only when it was found misplaced at the previous round too,
+    /// and only when every replica is current: a server that just rejoined catches up
+    /// first, and an election is never added to a cluster that is still settling.
     pub async fn balance_leaders(&self) -> Result<usize, QueueError> {
+        let previously = std::mem::take(&mut *self.misplaced.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut misplaced = Vec::new();
         let mut moves = 0;
         for (i, lane) in self.lanes.iter().enumerate() {
             let stream = self.contexts[0]
@@ -286,34 +295,58 @@ impl JetStreamQueue {
                 continue;
             }
             let target = &peers[i % peers.len()];
-            let preferred = serde_json::json!({ "placement": { "preferred": target } });
-            if &leader != target {
-                let subject = format!("STREAM.LEADER.STEPDOWN.{}", lane.name);
-                let _: serde_json::Value = self.contexts[0]
-                    .request(subject, &preferred)
-                    .await
-                    .map_err(unavailable)?;
-                tracing::info!(stream = %lane.name, from = %leader, to = %target, "moved the stream leader");
-                moves += 1;
-                // The consumer follows on a later round, once the stream has settled.
+            // No consumer yet: no worker has connected; only the stream is placed.
+            let consumer_leader = match stream.consumer_info(CONSUMER).await {
+                Ok(info) => info.cluster.and_then(|c| c.leader),
+                Err(_) => None,
+            };
+            let stream_misplaced = &leader != target;
+            let consumer_misplaced = consumer_leader.as_ref().is_some_and(|l| l != target);
+            if !stream_misplaced && !consumer_misplaced {
                 continue;
             }
-            // No consumer yet: no worker has connected.
-            let Ok(consumer) = stream.consumer_info(CONSUMER).await else {
+            misplaced.push(lane.name.clone());
+            if !previously.contains(&lane.name) {
                 continue;
-            };
-            let consumer_leader = consumer.cluster.as_ref().and_then(|c| c.leader.clone());
-            if consumer_leader.as_ref().is_some_and(|l| l != target) {
-                let subject = format!("CONSUMER.LEADER.STEPDOWN.{}.{CONSUMER}", lane.name);
-                let _: serde_json::Value = self.contexts[0]
-                    .request(subject, &preferred)
+            }
+            let preferred = serde_json::json!({ "placement": { "preferred": target } });
+            if stream_misplaced {
+                if self
+                    .step_down(format!("STREAM.LEADER.STEPDOWN.{}", lane.name), &preferred)
                     .await
-                    .map_err(unavailable)?;
-                tracing::info!(stream = %lane.name, to = %target, "moved the consumer leader to its stream's");
-                moves += 1;
+                {
+                    tracing::info!(stream = %lane.name, from = %leader, to = %target, "moved the stream leader");
+                    moves += 1;
+                }
+            }
+            if consumer_misplaced {
+                let subject = format!("CONSUMER.LEADER.STEPDOWN.{}.{CONSUMER}", lane.name);
+                if self.step_down(subject, &preferred).await {
+                    tracing::info!(stream = %lane.name, to = %target, "moved the consumer leader to its stream's");
+                    moves += 1;
+                }
             }
         }
+        *self.misplaced.lock().unwrap_or_else(|e| e.into_inner()) = misplaced;
         Ok(moves)
+    }
+
+    /// Asks a Raft group's leader to step down in favour of a preferred server.
+    async fn step_down(&self, subject: String, preferred: &serde_json::Value) -> bool {
+        match self.contexts[0]
+            .request::<_, _, serde_json::Value>(subject, preferred)
+            .await
+        {
+            Ok(v) if v["success"] == serde_json::Value::Bool(true) => true,
+            Ok(v) => {
+                tracing::debug!(response = %v, "leader step-down refused");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "leader step-down failed");
+                false
+            }
+        }
     }
 
     async fn publish_once(

@@ -131,7 +131,16 @@ mod tests {
 
     #[test]
     fn test_descriptor_is_small() {
-        let bytes = serde_json::to_vec(&job()).unwrap();
+        // As published in distributed mode: the locator names an API node's internal URL.
+        let mut j = job();
+        j.staging = StagingLocator {
+            node: "http://10.20.30.40:8082".into(),
+            key: j.job_id.to_string(),
+        };
+        j.params.height = Some(320);
+        j.params.quality = Some(80);
+        let bytes = serde_json::to_vec(&j).unwrap();
+        println!("descriptor: {} bytes", bytes.len());
         assert!(bytes.len() < 512, "descriptor is {} bytes", bytes.len());
     }
 }
