@@ -310,14 +310,10 @@ impl JetStreamQueue {
                 continue;
             }
             let preferred = serde_json::json!({ "placement": { "preferred": target } });
-            if stream_misplaced {
-                if self
-                    .step_down(format!("STREAM.LEADER.STEPDOWN.{}", lane.name), &preferred)
-                    .await
-                {
-                    tracing::info!(stream = %lane.name, from = %leader, to = %target, "moved the stream leader");
-                    moves += 1;
-                }
+            let stream_subject = format!("STREAM.LEADER.STEPDOWN.{}", lane.name);
+            if stream_misplaced && self.step_down(stream_subject, &preferred).await {
+                tracing::info!(stream = %lane.name, from = %leader, to = %target, "moved the stream leader");
+                moves += 1;
             }
             if consumer_misplaced {
                 let subject = format!("CONSUMER.LEADER.STEPDOWN.{}.{CONSUMER}", lane.name);
