@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 /// Ports base+1..base+81; far from the other tests' ephemeral ports.
 const PORT_BASE: u16 = 24000;
+/// Jobs the whole JetStream queue may hold.
+const QUEUE_CAPACITY: usize = 60;
 /// Requests per second of the steady load (the debug binary on 2 shared cores).
 const RATE: u64 = 40;
 
@@ -43,6 +45,9 @@ impl Cluster {
             .env("RESIZER_CLUSTER_PORT_BASE", PORT_BASE.to_string())
             .env("RESIZER_BIN", env!("CARGO_BIN_EXE_resizer"))
             .env("RESIZER_LOG", "info")
+            // A small queue (20 jobs per stream), so the test can fill it; no per-tenant cap.
+            .env("RESIZER_QUEUE__CAPACITY", QUEUE_CAPACITY.to_string())
+            .env("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000")
             .output()
             .expect("running deploy/cluster.sh")
     }
@@ -412,7 +417,20 @@ async fn test_cluster_survives_failures() {
     tokio::time::sleep_until((t0 + Duration::from_secs(5)).into()).await;
     let victim = streams[0].1.clone();
     let kill_at = t0.elapsed();
+    let killed = Instant::now();
     cluster.ctl(&["kill", &victim]);
+    // How long the victim's stream has no leader (the Raft election the publishers route around).
+    let mut election = None;
+    while killed.elapsed() < Duration::from_secs(10) {
+        let s = cluster.streams().await;
+        if s.first()
+            .is_some_and(|(_, l, _, _)| !l.is_empty() && *l != victim)
+        {
+            election = Some(killed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep_until((t0 + Duration::from_secs(16)).into()).await;
     let stream_failures = cluster
         .metric_sum(&api_ports, "resizer_queue_stream_failures_total")
@@ -481,6 +499,7 @@ async fn test_cluster_survives_failures() {
         pause_at + secs(14),
     );
     let (_, f_rolling) = summarize("rolling restart", &samples, rolling_at, rolling_end);
+    println!("after killing {victim}: the stream it led had a new leader after {election:?}");
     println!(
         "after killing {victim}: publish attempts that failed over to another stream {stream_failures}, \
          publishes that found no stream {unavailable}; streams 11 s later: {streams_after:?}"
@@ -528,4 +547,75 @@ async fn test_cluster_survives_failures() {
         .await;
     println!("jobs done by the workers since their last restart: {jobs_done}");
     assert!(cluster.log("api-2").contains("resizer api ready"));
+
+    // Full queue: with no worker, requests beyond the bound are refused at once.
+    cluster.ctl(&["kill", "worker-1"]);
+    cluster.ctl(&["kill", "worker-2"]);
+    let burst: Vec<_> = (0..QUEUE_CAPACITY as u64 + 40)
+        .map(|n| {
+            let (client, url, key, inputs) = (
+                cluster.client.clone(),
+                cluster.public_url.clone(),
+                key.clone(),
+                inputs.clone(),
+            );
+            tokio::spawn(async move {
+                let input = &inputs[(n % 3) as usize];
+                let width = 64 + n as u32;
+                let started = Instant::now();
+                let resp = client
+                    .post(format!("{url}/v1/resize?width={width}&format=jpeg"))
+                    .bearer_auth(&key)
+                    .body(input.bytes.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = resp.headers().contains_key("retry-after");
+                let (status, problem) = check(resp, input, width).await;
+                (status, problem, retry_after, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.ctl(&["start", "worker-1"]);
+    let mut refused = 0;
+    for task in burst {
+        let (status, problem, retry_after, latency) = task.await.unwrap();
+        assert!(problem.is_none(), "{problem:?}");
+        assert!(matches!(status, 200 | 503 | 504), "status {status}");
+        if status == 503 {
+            refused += 1;
+            assert!(retry_after, "503 without Retry-After");
+            assert!(
+                latency < Duration::from_secs(1),
+                "a full queue took {latency:?} to refuse"
+            );
+        }
+    }
+    println!(
+        "full queue: {refused} of {} refused with 503",
+        QUEUE_CAPACITY + 40
+    );
+    assert!(refused >= 30, "only {refused} refused");
+
+    // The whole queue down: 503 with Retry-After within the publish budget, never a hang.
+    for n in 1..=3 {
+        cluster.ctl(&["kill", &format!("nats-{n}")]);
+    }
+    for n in 0..3u32 {
+        let started = Instant::now();
+        let resp = cluster
+            .client
+            .post(format!("{}/v1/resize?width={}", cluster.public_url, 100 + n))
+            .bearer_auth(&key)
+            .body(inputs[0].bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        let latency = started.elapsed();
+        assert_eq!(resp.status().as_u16(), 503);
+        assert!(resp.headers().contains_key("retry-after"));
+        println!("queue down: 503 in {latency:?}");
+        assert!(latency < Duration::from_secs(3), "{latency:?}");
+    }
 }
