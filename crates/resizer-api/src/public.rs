@@ -18,10 +18,11 @@ use resizer_core::ids::{JobId, RequestId};
 use resizer_core::params::{FormatChoice, ResizeParams};
 use resizer_core::rate_limit::retry_after_secs;
 use resizer_core::time::now_unix_ms;
-use resizer_identity::AuthCache;
+use resizer_identity::{AuthCache, AuthError};
 use resizer_imaging::Limits;
 use resizer_queue::{JobDescriptor, JobQueue, StagingLocator};
 use resizer_telemetry::Metrics;
+use resizer_usage::{UsageLog, UsageRecord};
 
 use crate::error::{self, ApiError};
 use crate::joins::{Joins, Part, TenantSlots, join_key};
@@ -73,6 +74,8 @@ struct Inner {
     metrics: Metrics,
     /// False until startup completes and again once draining starts.
     ready: Arc<AtomicBool>,
+    /// Where every metered request is recorded before it is answered.
+    usage: Option<Arc<UsageLog>>,
 }
 
 impl ApiState {
@@ -84,6 +87,7 @@ impl ApiState {
         staging: Arc<StagingArea>,
         results: Arc<ResultWaiters>,
         ready: Arc<AtomicBool>,
+        usage: Option<Arc<UsageLog>>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -97,6 +101,7 @@ impl ApiState {
                 joins: Joins::new(),
                 metrics: Metrics::global(),
                 ready,
+                usage,
                 config,
             }),
         }
@@ -212,14 +217,89 @@ async fn resize(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let received_unix_ms = now_unix_ms();
+    let mut meter = Meter::default();
     let mut body_slot = Some(body);
-    let result = resize_inner(&state, request_id, &headers, &uri, &mut body_slot).await;
+    let result = resize_inner(&state, request_id.clone(), &headers, &uri, &mut body_slot, &mut meter).await;
+    if let (Some(log), Some((tenant_id, key_id))) = (&state.inner.usage, meter.auth.take()) {
+        let status = match &result {
+            Ok(_) => 200,
+            Err(e) => e.code.http_status(),
+        };
+        let record = meter.record(MeterContext {
+            tenant_id,
+            key_id,
+            request_id,
+            received_unix_ms,
+            params: uri.query().unwrap_or_default(),
+            status,
+            api_node: &state.inner.config.node_id,
+        });
+        // Written before the response leaves; a failure is counted and logged by the log.
+        let _ = log.append(&record);
+    }
     if result.is_err()
         && let Some(unread) = body_slot
     {
         drain_unread(&headers, unread, state.inner.config.max_body_bytes).await;
     }
     result
+}
+
+/// What a resize request used, gathered along the way for its usage record.
+#[derive(Default)]
+struct Meter {
+    /// Set once the key is known valid: only such requests are metered.
+    auth: Option<(resizer_core::ids::TenantId, resizer_core::ids::KeyId)>,
+    input_bytes: u64,
+    input: Option<(resizer_core::ImageFormat, u32, u32)>,
+    output: Option<resizer_queue::JobOutput>,
+    /// The request shared another request's job: it used no CPU of its own.
+    joined: bool,
+}
+
+struct MeterContext<'a> {
+    tenant_id: resizer_core::ids::TenantId,
+    key_id: resizer_core::ids::KeyId,
+    request_id: RequestId,
+    received_unix_ms: u64,
+    params: &'a str,
+    status: u16,
+    api_node: &'a str,
+}
+
+impl Meter {
+    fn record(self, c: MeterContext<'_>) -> UsageRecord {
+        let finished_unix_ms = now_unix_ms();
+        let out = self.output.as_ref();
+        UsageRecord {
+            record_id: resizer_core::ids::RecordId::random(),
+            tenant_id: c.tenant_id,
+            key_id: c.key_id,
+            request_id: c.request_id,
+            received_unix_ms: c.received_unix_ms,
+            queued_unix_ms: out.map(|o| o.enqueued_unix_ms),
+            started_unix_ms: out.map(|o| o.started_unix_ms),
+            finished_unix_ms,
+            route: "POST /v1/resize".into(),
+            params: c.params.chars().take(512).collect(),
+            input_format: self.input.map(|(f, _, _)| f.as_str().to_string()),
+            input_bytes: self.input_bytes,
+            input_width: self.input.map(|(_, w, _)| w),
+            input_height: self.input.map(|(_, _, h)| h),
+            output_format: out.map(|o| o.format.as_str().to_string()),
+            output_bytes: out.map_or(0, |o| o.bytes.len() as u64),
+            output_width: out.map(|o| o.width),
+            output_height: out.map(|o| o.height),
+            cpu_micros: if self.joined { 0 } else { out.map_or(0, |o| o.cpu_micros) },
+            queue_wait_ms: out.map(|o| o.started_unix_ms.saturating_sub(o.enqueued_unix_ms)),
+            processing_ms: out.map(|o| o.finished_unix_ms.saturating_sub(o.started_unix_ms)),
+            total_ms: finished_unix_ms.saturating_sub(c.received_unix_ms),
+            status: c.status,
+            api_node: c.api_node.to_string(),
+            worker: out.map(|o| o.worker.clone()),
+        }
+    }
 }
 
 /// Reads and discards a body the handler refused before reading, so the
@@ -260,6 +340,7 @@ async fn resize_inner(
     headers: &HeaderMap,
     uri: &Uri,
     body_slot: &mut Option<Body>,
+    meter: &mut Meter,
 ) -> Result<Response, ApiError> {
     let s = &state.inner;
     let cfg = &s.config;
@@ -279,10 +360,17 @@ async fn resize_inner(
             ),
         )
     })?;
-    let auth = s
-        .auth
-        .authenticate(secret)
-        .map_err(|e| reject("unauthenticated", e.into()))?;
+    let auth = match s.auth.authenticate(secret) {
+        Ok(auth) => auth,
+        Err(e) => {
+            // A suspended tenant's valid key is metered too.
+            if let AuthError::Suspended(ctx) = &e {
+                meter.auth = Some((ctx.tenant_id.clone(), ctx.key_id.clone()));
+            }
+            return Err(reject("unauthenticated", e.into()));
+        }
+    };
+    meter.auth = Some((auth.tenant_id.clone(), auth.key_id.clone()));
     // 2. Within its rate? Before any body is read.
     if let Err(wait) = s
         .limiters
@@ -317,6 +405,7 @@ async fn resize_inner(
         .take()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the body was already read"))?;
     let input = read_body(headers, body, cfg.max_body_bytes, cfg.body_read_timeout).await?;
+    meter.input_bytes = input.len() as u64;
     if input.is_empty() {
         return Err(ApiError::new(
             ErrorCode::EmptyBody,
@@ -324,6 +413,7 @@ async fn resize_inner(
         ));
     }
     let probe = resizer_imaging::check(&input, &cfg.limits)?;
+    meter.input = Some((probe.format, probe.width, probe.height));
     let (ow, oh) = probe.oriented_size();
     resizer_imaging::plan(ow, oh, &params, cfg.limits.max_output_side)?;
     let output = match params.format {
@@ -358,6 +448,7 @@ async fn resize_inner(
             }
             Part::Follower(mut rx) => {
                 metrics::counter!("resizer_api_joins_total").increment(1);
+                meter.joined = true;
                 match tokio::time::timeout_at(deadline.into(), rx.wait_for(|v| v.is_some())).await {
                     Ok(Ok(shared)) => break shared.clone().unwrap_or_else(|| Err(lost())),
                     // The leader's client went away before an outcome: lead ourselves.
@@ -368,6 +459,7 @@ async fn resize_inner(
         }
     };
     let out = outcome?;
+    meter.output = Some(out.clone());
     tracing::debug!(
         request_id = %request_id,
         tenant_id = %auth.tenant_id,

@@ -105,6 +105,11 @@ id_type!(
     RequestId,
     "req_"
 );
+id_type!(
+    /// One usage record; the aggregator deduplicates on it.
+    RecordId,
+    "rec_"
+);
 
 #[cfg(test)]
 mod tests {

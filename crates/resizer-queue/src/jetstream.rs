@@ -69,7 +69,7 @@ impl JetStreamConfig {
             max_jobs: 1024,
             publish_timeout: Duration::from_millis(250),
             publish_budget: Duration::from_millis(1500),
-            ack_wait: Duration::from_secs(4),
+            ack_wait: Duration::from_secs(2),
             skip_for: Duration::from_millis(1000),
             connect_timeout: Duration::from_secs(30),
         }
@@ -513,6 +513,10 @@ struct JetStreamAcker(jetstream::Message);
 impl Acker for JetStreamAcker {
     async fn ack(self: Box<Self>) -> Result<(), QueueError> {
         self.0.ack().await.map_err(unavailable)
+    }
+
+    async fn in_progress(&self) -> Result<(), QueueError> {
+        self.0.ack_with(AckKind::Progress).await.map_err(unavailable)
     }
 }
 

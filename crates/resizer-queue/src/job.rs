@@ -64,6 +64,12 @@ pub struct JobOutput {
     pub cpu_micros: u64,
     /// The worker that did it.
     pub worker: String,
+    /// When the API node published the job (Unix ms), copied from the descriptor.
+    pub enqueued_unix_ms: u64,
+    /// When the worker started the job (Unix ms).
+    pub started_unix_ms: u64,
+    /// When the worker finished it (Unix ms).
+    pub finished_unix_ms: u64,
 }
 
 /// Everything about a [`JobOutput`] but its bytes: what travels beside the
@@ -86,6 +92,12 @@ pub struct JobOutputMeta {
     pub cpu_micros: u64,
     /// The worker that did it.
     pub worker: String,
+    /// When the API node published the job (Unix ms).
+    pub enqueued_unix_ms: u64,
+    /// When the worker started the job (Unix ms).
+    pub started_unix_ms: u64,
+    /// When the worker finished it (Unix ms).
+    pub finished_unix_ms: u64,
 }
 
 impl JobOutput {
@@ -100,6 +112,9 @@ impl JobOutput {
             input_height: self.input_height,
             cpu_micros: self.cpu_micros,
             worker: self.worker.clone(),
+            enqueued_unix_ms: self.enqueued_unix_ms,
+            started_unix_ms: self.started_unix_ms,
+            finished_unix_ms: self.finished_unix_ms,
         }
     }
 
@@ -115,6 +130,9 @@ impl JobOutput {
             input_height: meta.input_height,
             cpu_micros: meta.cpu_micros,
             worker: meta.worker,
+            enqueued_unix_ms: meta.enqueued_unix_ms,
+            started_unix_ms: meta.started_unix_ms,
+            finished_unix_ms: meta.finished_unix_ms,
         }
     }
 }

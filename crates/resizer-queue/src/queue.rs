@@ -26,6 +26,11 @@ pub enum QueueError {
 pub trait Acker: Send + Sync {
     /// Marks the job done so it is never redelivered.
     async fn ack(self: Box<Self>) -> Result<(), QueueError>;
+    /// Tells the backend the job is still being worked on, so it is not redelivered
+    /// while a slow resize runs; a no-op where delivery is at most once.
+    async fn in_progress(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 /// A job handed to a worker.

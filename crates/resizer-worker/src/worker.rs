@@ -11,6 +11,10 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::pool::ImagingPool;
 
+/// How often a worker tells the queue it is still working on a job; well under the
+/// queue's ack wait (`queue.ack_wait_ms`, 2,000 ms by default).
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
 /// Settings of a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -109,7 +113,25 @@ impl Worker {
             }
         };
         metrics::gauge!("resizer_worker_jobs_in_flight").increment(1.0);
-        let outcome = self.pool.run(input, job.params.clone(), job.output).await;
+        let started_unix_ms = now_unix_ms();
+        let outcome = {
+            // A long resize keeps its delivery: the queue hears from us well within
+            // its ack wait, so only a worker that died loses the job to redelivery.
+            let work = self.pool.run(input, job.params.clone(), job.output);
+            tokio::pin!(work);
+            let mut heartbeat = tokio::time::interval(PROGRESS_EVERY);
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    outcome = &mut work => break outcome,
+                    _ = heartbeat.tick() => {
+                        if let Err(e) = delivery.acker.in_progress().await {
+                            tracing::debug!(job_id = %job.job_id, error = %e, "progress ack failed");
+                        }
+                    }
+                }
+            }
+        };
         metrics::gauge!("resizer_worker_jobs_in_flight").decrement(1.0);
         let (result, label) = match outcome {
             Ok(out) => match out.result {
@@ -124,6 +146,9 @@ impl Worker {
                         input_height: r.input.height,
                         cpu_micros: out.cpu_micros,
                         worker: self.config.name.clone(),
+                        enqueued_unix_ms: job.enqueued_unix_ms,
+                        started_unix_ms,
+                        finished_unix_ms: now_unix_ms(),
                     }),
                     "succeeded",
                 ),

@@ -35,6 +35,31 @@ pub struct Config {
     pub identity: IdentitySection,
     /// Secrets shared by the nodes of one cluster.
     pub cluster: ClusterSection,
+    /// The local usage log of API nodes.
+    pub usage: UsageSection,
+}
+
+/// The local usage log of an API node (`data_dir/usage`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageSection {
+    /// Longest time a record written before its response waits for fsync: what an OS
+    /// crash (not a process crash) may lose. Default 100 ms.
+    pub fsync_interval_ms: u64,
+    /// A log segment is closed for shipping after this long. Default 5,000 ms.
+    pub segment_max_age_ms: u64,
+    /// ...or this many bytes. Default 8 MiB.
+    pub segment_max_bytes: u64,
+}
+
+impl Default for UsageSection {
+    fn default() -> Self {
+        Self {
+            fsync_interval_ms: 100,
+            segment_max_age_ms: 5000,
+            segment_max_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 /// The identity service and how API nodes reach it.
@@ -106,7 +131,8 @@ pub struct QueueConfig {
     pub replicas: usize,
     /// Time one publish attempt waits for the stream's ack before trying the next stream. Default 250 ms.
     pub publish_timeout_ms: u64,
-    /// Time a job may stay unacked before JetStream redelivers it to another worker. Default 4,000 ms.
+    /// Time a job may go without an ack or a progress report (workers send one every
+    /// 500 ms while resizing) before JetStream redelivers it to another worker. Default 2,000 ms.
     pub ack_wait_ms: u64,
 }
 
@@ -118,7 +144,7 @@ impl Default for QueueConfig {
             streams: 3,
             replicas: 1,
             publish_timeout_ms: 250,
-            ack_wait_ms: 4000,
+            ack_wait_ms: 2000,
         }
     }
 }
@@ -174,6 +200,7 @@ impl Default for Config {
             api: ApiSection::default(),
             identity: IdentitySection::default(),
             cluster: ClusterSection::default(),
+            usage: UsageSection::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use resizer_api::{AdminToken, ApiConfig, ApiState, InternalState};
 use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
+use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 use tokio::net::TcpListener;
@@ -46,6 +47,8 @@ pub struct JobPath {
     local: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     /// Housekeeping tasks, aborted at stop.
     background: Vec<JoinHandle<()>>,
+    /// The node's local usage log.
+    usage: Arc<UsageLog>,
     threads: usize,
 }
 
@@ -92,6 +95,7 @@ impl JobPath {
             results: ResultWaiters::new(),
             local: None,
             background: vec![balancer],
+            usage: usage_log(config)?,
             threads: 0,
         })
     }
@@ -107,7 +111,7 @@ impl JobPath {
     }
 
     /// The embedded job path: a bounded in-process queue and this process's workers.
-    pub fn start(config: &Config, node_id: &str) -> Self {
+    pub fn start(config: &Config, node_id: &str) -> anyhow::Result<Self> {
         let queue = JobQueue::memory(config.queue_capacity());
         let staging = StagingArea::new(config.api.staging_max_bytes);
         let results = ResultWaiters::new();
@@ -130,14 +134,15 @@ impl JobPath {
             pool,
         );
         let worker_task = tokio::spawn(worker.run(workers_stopped));
-        Self {
+        Ok(Self {
             queue,
             staging,
             results,
             local: Some((worker_task, stop_workers)),
             background: Vec::new(),
+            usage: usage_log(config)?,
             threads,
-        }
+        })
     }
 
     /// Returns the number of imaging threads.
@@ -169,6 +174,7 @@ impl JobPath {
             self.staging.clone(),
             self.results.clone(),
             ready,
+            Some(self.usage.clone()),
         )
     }
 
@@ -177,11 +183,23 @@ impl JobPath {
         for task in &self.background {
             task.abort();
         }
+        if let Err(e) = self.usage.sync(true) {
+            tracing::error!(error = %e, "closing the usage log");
+        }
         if let Some((task, stop)) = self.local {
             let _ = stop.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
+}
+
+/// Opens the node's usage log in `data_dir/usage`.
+fn usage_log(config: &Config) -> anyhow::Result<Arc<UsageLog>> {
+    let mut c = UsageLogConfig::new(config.data_dir.join("usage"));
+    c.fsync_interval = Duration::from_millis(config.usage.fsync_interval_ms.max(1));
+    c.segment_max_age = Duration::from_millis(config.usage.segment_max_age_ms.max(1));
+    c.segment_max_bytes = config.usage.segment_max_bytes.max(4096);
+    UsageLog::open(c).context("opening the usage log")
 }
 
 /// Opens the embedded identity store in the data directory.

@@ -123,7 +123,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         late_servers.push((internal_listener, jobs.internal(&config)?.router()));
         (jobs, internal_url)
     } else {
-        (JobPath::start(&config, &node_id), node_id)
+        (JobPath::start(&config, &node_id)?, node_id)
     };
     let ready = Arc::new(AtomicBool::new(false));
     let api = jobs.api(&config, &node_id, auth, ready.clone());

@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
 
     // The job path: API → queue → workers → back to the API, all in process.
-    let jobs = JobPath::start(&config, EMBEDDED_NODE);
+    let jobs = JobPath::start(&config, EMBEDDED_NODE)?;
     let ready = Arc::new(AtomicBool::new(false));
     let api = jobs.api(&config, EMBEDDED_NODE, auth, ready.clone());
     let admin = AdminState::new(identity, admin_token);

@@ -1,0 +1,17 @@
+//! Usage metering: what every metered request cost, recorded on the API node
+//! that served it and rolled up per tenant for billing and usage queries.
+//!
+//! # Layout
+//! - [`record`]: [`UsageRecord`], one per metered request, success or failure.
+//! - [`rollup`]: pure roll-ups of records into per-tenant hourly (or daily) buckets.
+//! - [`log`]: [`UsageLog`], the API node's local append-only log: a record is
+//!   written (to the OS) before the response is sent and fsynced on a short
+//!   interval, in segment files that are shipped in batches once closed.
+
+pub mod log;
+pub mod record;
+pub mod rollup;
+
+pub use log::{UsageLog, UsageLogConfig, UsageLogError};
+pub use record::UsageRecord;
+pub use rollup::{Bucket, BucketSize, roll_up};

@@ -1,0 +1,182 @@
+//! Roll-ups: records into per-tenant buckets aligned to UTC hours or days.
+//! Pure functions; the aggregator and the usage queries share them.
+
+use std::collections::BTreeMap;
+
+use resizer_core::ids::TenantId;
+use serde::{Deserialize, Serialize};
+
+use crate::record::UsageRecord;
+
+/// Bucket width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketSize {
+    /// One UTC hour.
+    Hour,
+    /// One UTC day.
+    Day,
+}
+
+impl BucketSize {
+    /// Width in milliseconds.
+    pub fn millis(self) -> u64 {
+        match self {
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+
+    /// Returns the start of the bucket holding `unix_ms`.
+    pub fn start_of(self, unix_ms: u64) -> u64 {
+        unix_ms - unix_ms % self.millis()
+    }
+
+    /// Parses `hour` or `day`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            _ => None,
+        }
+    }
+}
+
+/// One tenant's usage in one bucket; integer counters only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket start (Unix ms, UTC-aligned).
+    pub start_unix_ms: u64,
+    /// Metered requests.
+    pub requests: u64,
+    /// Of which 2xx.
+    pub succeeded: u64,
+    /// Of which not 2xx.
+    pub failed: u64,
+    /// Input bytes.
+    pub bytes_in: u64,
+    /// Output bytes.
+    pub bytes_out: u64,
+    /// Input pixels.
+    pub pixels_in: u64,
+    /// Output pixels.
+    pub pixels_out: u64,
+    /// Worker CPU time in microseconds (reported as ms, rounded down, at the edge).
+    pub cpu_micros: u64,
+}
+
+impl Bucket {
+    /// Adds one record.
+    pub fn add(&mut self, r: &UsageRecord) {
+        self.requests += 1;
+        if r.succeeded() {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.bytes_in += r.input_bytes;
+        self.bytes_out += r.output_bytes;
+        self.pixels_in += r.pixels_in();
+        self.pixels_out += r.pixels_out();
+        self.cpu_micros += r.cpu_micros;
+    }
+
+    /// Adds another bucket's counters (same tenant and start).
+    pub fn merge(&mut self, other: &Bucket) {
+        self.requests += other.requests;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.pixels_in += other.pixels_in;
+        self.pixels_out += other.pixels_out;
+        self.cpu_micros += other.cpu_micros;
+    }
+}
+
+/// Rolls records up by (tenant, bucket start), keyed on the time the request was received.
+pub fn roll_up<'a>(
+    records: impl IntoIterator<Item = &'a UsageRecord>,
+    size: BucketSize,
+) -> BTreeMap<(TenantId, u64), Bucket> {
+    let mut out: BTreeMap<(TenantId, u64), Bucket> = BTreeMap::new();
+    for r in records {
+        let start = size.start_of(r.received_unix_ms);
+        out.entry((r.tenant_id.clone(), start))
+            .or_insert_with(|| Bucket {
+                start_unix_ms: start,
+                ..Bucket::default()
+            })
+            .add(r);
+    }
+    out
+}
+
+/// Re-buckets hourly buckets of one tenant into `size`, keeping only `[from, to)`.
+pub fn rebucket(hourly: impl IntoIterator<Item = Bucket>, size: BucketSize, from_ms: u64, to_ms: u64) -> Vec<Bucket> {
+    let mut out: BTreeMap<u64, Bucket> = BTreeMap::new();
+    for b in hourly {
+        if b.start_unix_ms < from_ms || b.start_unix_ms >= to_ms {
+            continue;
+        }
+        let start = size.start_of(b.start_unix_ms);
+        out.entry(start)
+            .or_insert_with(|| Bucket {
+                start_unix_ms: start,
+                ..Bucket::default()
+            })
+            .merge(&b);
+    }
+    out.into_values().filter(|b| b.requests > 0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn test_roll_up_splits_by_tenant_and_hour() {
+        let (a, b) = (TenantId::random(), TenantId::random());
+        let records = vec![
+            record(&a, 10, 200),
+            record(&a, HOUR - 1, 429),
+            record(&a, HOUR, 200),
+            record(&b, 20, 200),
+        ];
+        let r = roll_up(&records, BucketSize::Hour);
+        assert_eq!(r.len(), 3);
+        let a0 = &r[&(a.clone(), 0)];
+        assert_eq!((a0.requests, a0.succeeded, a0.failed), (2, 1, 1));
+        assert_eq!(a0.bytes_in, 2000);
+        assert_eq!(a0.bytes_out, 100);
+        assert_eq!(a0.pixels_out, 320 * 213);
+        assert_eq!(a0.cpu_micros, 9_000);
+        assert_eq!(r[&(a, HOUR)].requests, 1);
+        assert_eq!(r[&(b, 0)].requests, 1);
+    }
+
+    #[test]
+    fn test_rebucket_days_and_bounds() {
+        let t = TenantId::random();
+        let records: Vec<_> = (0..48).map(|h| record(&t, h * HOUR + 5, 200)).collect();
+        let hourly: Vec<Bucket> = roll_up(&records, BucketSize::Hour).into_values().collect();
+        let days = rebucket(hourly.clone(), BucketSize::Day, 0, 48 * HOUR);
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].requests, 24);
+        assert_eq!(days[1].start_unix_ms, 24 * HOUR);
+        // `from` inclusive, `to` exclusive, on bucket starts.
+        let some = rebucket(hourly, BucketSize::Hour, 2 * HOUR, 5 * HOUR);
+        assert_eq!(some.len(), 3);
+        assert_eq!(some[0].start_unix_ms, 2 * HOUR);
+    }
+
+    #[test]
+    fn test_bucket_start_is_utc_aligned() {
+        assert_eq!(BucketSize::Day.start_of(86_400_000 + 5), 86_400_000);
+        assert_eq!(BucketSize::parse("day"), Some(BucketSize::Day));
+        assert_eq!(BucketSize::parse("week"), None);
+    }
+}
