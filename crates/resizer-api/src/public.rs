@@ -220,7 +220,15 @@ async fn resize(
     let received_unix_ms = now_unix_ms();
     let mut meter = Meter::default();
     let mut body_slot = Some(body);
-    let result = resize_inner(&state, request_id.clone(), &headers, &uri, &mut body_slot, &mut meter).await;
+    let result = resize_inner(
+        &state,
+        request_id.clone(),
+        &headers,
+        &uri,
+        &mut body_slot,
+        &mut meter,
+    )
+    .await;
     if let (Some(log), Some((tenant_id, key_id))) = (&state.inner.usage, meter.auth.take()) {
         let status = match &result {
             Ok(_) => 200,
@@ -291,7 +299,11 @@ impl Meter {
             output_bytes: out.map_or(0, |o| o.bytes.len() as u64),
             output_width: out.map(|o| o.width),
             output_height: out.map(|o| o.height),
-            cpu_micros: if self.joined { 0 } else { out.map_or(0, |o| o.cpu_micros) },
+            cpu_micros: if self.joined {
+                0
+            } else {
+                out.map_or(0, |o| o.cpu_micros)
+            },
             queue_wait_ms: out.map(|o| o.started_unix_ms.saturating_sub(o.enqueued_unix_ms)),
             processing_ms: out.map(|o| o.finished_unix_ms.saturating_sub(o.started_unix_ms)),
             total_ms: finished_unix_ms.saturating_sub(c.received_unix_ms),

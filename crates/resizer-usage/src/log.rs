@@ -74,7 +74,11 @@ pub struct UsageLog {
 fn segment_name() -> String {
     let mut suffix = [0u8; 4];
     random_bytes(&mut suffix);
-    format!("{:016}-{}.jsonl", now_unix_ms(), resizer_core::ids::to_hex(&suffix))
+    format!(
+        "{:016}-{}.jsonl",
+        now_unix_ms(),
+        resizer_core::ids::to_hex(&suffix)
+    )
 }
 
 impl UsageLog {
@@ -151,7 +155,11 @@ impl UsageLog {
 
     fn close(&self, segment: Segment) -> Result<(), UsageLogError> {
         segment.file.sync_data()?;
-        let name = segment.path.file_name().expect("segment files have names").to_owned();
+        let name = segment
+            .path
+            .file_name()
+            .expect("segment files have names")
+            .to_owned();
         std::fs::rename(&segment.path, self.config.dir.join("ready").join(name))?;
         Ok(())
     }
@@ -179,7 +187,11 @@ impl UsageLog {
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
         out.sort();
-        let pending: u64 = out.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
+        let pending: u64 = out
+            .iter()
+            .filter_map(|p| p.metadata().ok())
+            .map(|m| m.len())
+            .sum();
         metrics::gauge!("resizer_usage_log_pending_bytes").set(pending as f64);
         Ok(out)
     }

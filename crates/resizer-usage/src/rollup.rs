@@ -113,7 +113,12 @@ pub fn roll_up<'a>(
 }
 
 /// Re-buckets hourly buckets of one tenant into `size`, keeping only `[from, to)`.
-pub fn rebucket(hourly: impl IntoIterator<Item = Bucket>, size: BucketSize, from_ms: u64, to_ms: u64) -> Vec<Bucket> {
+pub fn rebucket(
+    hourly: impl IntoIterator<Item = Bucket>,
+    size: BucketSize,
+    from_ms: u64,
+    to_ms: u64,
+) -> Vec<Bucket> {
     let mut out: BTreeMap<u64, Bucket> = BTreeMap::new();
     for b in hourly {
         if b.start_unix_ms < from_ms || b.start_unix_ms >= to_ms {

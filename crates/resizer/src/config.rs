@@ -171,6 +171,10 @@ pub struct ApiSection {
     pub staging_max_bytes: u64,
     /// Time allowed to finish in-flight requests after SIGTERM. Default 30 000 ms.
     pub drain_timeout_ms: u64,
+    /// `resizer api` only: after SIGTERM, time spent reporting not ready while still
+    /// serving, so the load balancer stops sending before the listener closes. Longer
+    /// than the balancer's health-check interval × fall count. Default 2,000 ms.
+    pub lame_duck_ms: u64,
     /// Resize requests in progress at once; beyond it 503 before the body is read. Default 256.
     pub max_in_flight: usize,
     /// Resize requests one tenant may have in progress on a node, so a flood from one
@@ -222,6 +226,7 @@ impl Default for ApiSection {
             body_read_timeout_ms: 30_000,
             staging_max_bytes: 256 * 1024 * 1024,
             drain_timeout_ms: 30_000,
+            lame_duck_ms: 2_000,
             max_in_flight: 256,
             max_in_flight_per_tenant: 0,
             join_identical: true,

@@ -14,8 +14,8 @@ use resizer_api::{AdminToken, ApiConfig, ApiState, InternalState};
 use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
-use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
+use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -226,16 +226,20 @@ pub async fn serve_until_signal(
     ready: Arc<AtomicBool>,
     drain: Duration,
 ) {
-    serve_in_stages(servers, Vec::new(), ready, drain).await;
+    serve_in_stages(servers, Vec::new(), ready, Duration::ZERO, drain).await;
 }
 
-/// Like [`serve_until_signal`], but `late` servers keep serving until the
-/// others have drained: a draining API node still lets workers fetch the
-/// input and deliver the result of the requests it is finishing.
+/// Like [`serve_until_signal`], with two additions for a node behind a load
+/// balancer. For `lame_duck` after the signal it reports not ready but keeps
+/// accepting, so the balancer stops sending before the listener closes and no
+/// request meets a closing socket. `late` servers keep serving until the others
+/// have drained: a draining API node still lets workers fetch the input and
+/// deliver the result of the requests it is finishing.
 pub async fn serve_in_stages(
     servers: Vec<(TcpListener, axum::Router)>,
     late: Vec<(TcpListener, axum::Router)>,
     ready: Arc<AtomicBool>,
+    lame_duck: Duration,
     drain: Duration,
 ) {
     let (stop_serving, serving_stopped) = watch::channel(false);
@@ -261,8 +265,15 @@ pub async fn serve_in_stages(
     let tasks = spawn_all(servers, serving_stopped);
     let late_tasks = spawn_all(late, late_stopped);
     shutdown_signal().await;
-    tracing::info!("shutdown requested; draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
+    if !lame_duck.is_zero() {
+        tracing::info!(
+            ?lame_duck,
+            "shutdown requested; not ready, still serving while the load balancer notices"
+        );
+        tokio::time::sleep(lame_duck).await;
+    }
+    tracing::info!("draining in-flight requests");
     let _ = stop_serving.send(true);
     let deadline = tokio::time::Instant::now() + drain;
     let all = async {

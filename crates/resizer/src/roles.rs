@@ -140,6 +140,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         servers,
         late_servers,
         ready,
+        Duration::from_millis(config.api.lame_duck_ms),
         Duration::from_millis(config.api.drain_timeout_ms),
     )
     .await;
