@@ -14,6 +14,7 @@ use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{KeyId, TenantId};
 use resizer_core::time::rfc3339;
 use resizer_identity::{IdentityService, NewTenant, Tenant, TenantPatch};
+use resizer_usage::query::UsageQueries;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -58,6 +59,8 @@ pub struct AdminState {
     token: AdminToken,
     /// When set, the identity change feed is served too, to holders of this cluster secret.
     feed_secret: Option<AdminToken>,
+    /// Where usage and audit queries read; none where this node does not serve them.
+    usage: Option<Arc<dyn UsageQueries>>,
 }
 
 /// A tenant as the API shows it.
@@ -93,7 +96,14 @@ impl AdminState {
             identity,
             token,
             feed_secret: None,
+            usage: None,
         }
+    }
+
+    /// Serves `/admin/v1/usage` and `/admin/v1/audit` from `queries`.
+    pub fn with_usage(mut self, queries: Arc<dyn UsageQueries>) -> Self {
+        self.usage = Some(queries);
+        self
     }
 
     /// Also serves the change feed (`/internal/v1/identity/*`) to API nodes
@@ -110,6 +120,8 @@ impl AdminState {
             .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
             .route("/admin/v1/tenants/{id}/keys", post(create_key))
             .route("/admin/v1/keys/{key_id}", delete(revoke_key))
+            .route("/admin/v1/usage", get(tenant_usage))
+            .route("/admin/v1/audit", get(tenant_audit))
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
         if self.feed_secret.is_some() {
             router = router.merge(
@@ -132,6 +144,17 @@ impl AdminState {
             .layer(axum::middleware::from_fn(observe))
             .with_state(self)
     }
+}
+
+async fn tenant_usage(State(state): State<AdminState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+    let params = crate::usage::params(&uri)?;
+    let tenant = params.tenant()?;
+    crate::usage::buckets(state.usage.clone(), tenant, &params).await
+}
+
+async fn tenant_audit(State(state): State<AdminState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+    let params = crate::usage::params(&uri)?;
+    crate::usage::audit(state.usage.clone(), &params).await
 }
 
 async fn require_cluster_secret(State(state): State<AdminState>, request: Request, next: Next) -> Response {

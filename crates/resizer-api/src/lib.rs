@@ -15,6 +15,7 @@
 //!   [`resizer_queue::ResultSink`] over the two above, for embedded mode.
 //! - [`rate_limit`]: per-tenant token buckets.
 //! - [`joins`]: identical in-flight requests share one job; per-tenant in-flight caps.
+//! - [`usage`]: usage and audit queries (`/v1/usage`, `/admin/v1/usage`, `/admin/v1/audit`).
 //! - [`observe`]: request ids and request metrics, applied to every route.
 //! - [`error`]: [`ApiError`] and the JSON error body.
 
@@ -28,6 +29,7 @@ pub mod rate_limit;
 pub mod results;
 pub mod staging;
 pub mod transport;
+pub mod usage;
 
 pub use admin::{AdminState, AdminToken};
 pub use error::ApiError;

@@ -22,6 +22,7 @@ use resizer_identity::{AuthCache, AuthError};
 use resizer_imaging::Limits;
 use resizer_queue::{JobDescriptor, JobQueue, StagingLocator};
 use resizer_telemetry::Metrics;
+use resizer_usage::query::UsageQueries;
 use resizer_usage::{UsageLog, UsageRecord};
 
 use crate::error::{self, ApiError};
@@ -76,6 +77,8 @@ struct Inner {
     ready: Arc<AtomicBool>,
     /// Where every metered request is recorded before it is answered.
     usage: Option<Arc<UsageLog>>,
+    /// Where `/v1/usage` reads; none on nodes that do not serve usage queries.
+    usage_queries: Option<Arc<dyn UsageQueries>>,
 }
 
 impl ApiState {
@@ -102,15 +105,25 @@ impl ApiState {
                 metrics: Metrics::global(),
                 ready,
                 usage,
+                usage_queries: None,
                 config,
             }),
         }
+    }
+
+    /// Serves `/v1/usage` from `queries`.
+    pub fn with_usage_queries(mut self, queries: Arc<dyn UsageQueries>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.usage_queries = Some(queries);
+        }
+        self
     }
 
     /// Returns the public router.
     pub fn router(self) -> Router {
         Router::new()
             .route("/v1/resize", post(resize))
+            .route("/v1/usage", get(own_usage))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
@@ -119,6 +132,30 @@ impl ApiState {
             .layer(axum::middleware::from_fn(observe))
             .with_state(self)
     }
+}
+
+/// The caller's own usage; the tenant comes from the key, never from the query.
+async fn own_usage(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let s = &state.inner;
+    let secret = bearer(&headers).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "an `Authorization: Bearer <key>` header is required",
+        )
+    })?;
+    let auth = s.auth.authenticate(secret)?;
+    let params = crate::usage::params(&uri)?;
+    if params.has_tenant() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "`tenant` is not accepted here: a key sees its own tenant's usage",
+        ));
+    }
+    crate::usage::buckets(s.usage_queries.clone(), auth.tenant_id, &params).await
 }
 
 async fn healthz() -> Json<serde_json::Value> {

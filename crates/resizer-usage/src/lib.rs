@@ -7,11 +7,20 @@
 //! - [`log`]: [`UsageLog`], the API node's local append-only log: a record is
 //!   written (to the OS) before the response is sent and fsynced on a short
 //!   interval, in segment files that are shipped in batches once closed.
+//! - [`store`]: [`store::UsageStore`], per-tenant hourly counters applied
+//!   idempotently by record id (SQLite embedded).
+//! - [`archive`]: every raw record, partitioned by day, for audit queries.
+//! - [`query`]: [`query::UsageQueries`], buckets and audit records for any time slice.
+//! - [`aggregator`]: [`aggregator::Aggregator`], closed segments → store + archive.
 
+pub mod aggregator;
+pub mod archive;
 pub mod log;
+pub mod query;
 pub mod record;
 pub mod rollup;
+pub mod store;
 
 pub use log::{UsageLog, UsageLogConfig, UsageLogError};
 pub use record::UsageRecord;
-pub use rollup::{Bucket, BucketSize, roll_up};
+pub use rollup::{Bucket, BucketSize, rebucket, roll_up};

@@ -12,7 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -69,13 +69,16 @@ pub struct UsageLog {
     config: UsageLogConfig,
     active: Mutex<Option<Segment>>,
     dirty: AtomicBool,
+    next_segment: AtomicU64,
 }
 
-fn segment_name() -> String {
+/// Names sort in writing order: time, then a per-process sequence for segments
+/// opened in the same millisecond, then a random suffix against other processes.
+fn segment_name(seq: u64) -> String {
     let mut suffix = [0u8; 4];
     random_bytes(&mut suffix);
     format!(
-        "{:016}-{}.jsonl",
+        "{:016}-{seq:010}-{}.jsonl",
         now_unix_ms(),
         resizer_core::ids::to_hex(&suffix)
     )
@@ -99,6 +102,7 @@ impl UsageLog {
             config,
             active: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            next_segment: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&log);
         std::thread::Builder::new()
@@ -122,7 +126,11 @@ impl UsageLog {
                 if let Some(old) = active.take() {
                     self.close(old)?;
                 }
-                let path = self.config.dir.join("open").join(segment_name());
+                let path = self
+                    .config
+                    .dir
+                    .join("open")
+                    .join(segment_name(self.next_segment.fetch_add(1, Ordering::Relaxed)));
                 let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
                 *active = Some(Segment {
                     file,

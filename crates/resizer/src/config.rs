@@ -50,6 +50,8 @@ pub struct UsageSection {
     pub segment_max_age_ms: u64,
     /// ...or this many bytes. Default 8 MiB.
     pub segment_max_bytes: u64,
+    /// `resizer serve`: how often the in-process aggregator takes closed segments. Default 1,000 ms.
+    pub aggregate_every_ms: u64,
 }
 
 impl Default for UsageSection {
@@ -58,6 +60,7 @@ impl Default for UsageSection {
             fsync_interval_ms: 100,
             segment_max_age_ms: 5000,
             segment_max_bytes: 8 * 1024 * 1024,
+            aggregate_every_ms: 1000,
         }
     }
 }

@@ -145,6 +145,11 @@ impl JobPath {
         })
     }
 
+    /// Returns the node's usage log.
+    pub fn usage_log(&self) -> Arc<UsageLog> {
+        self.usage.clone()
+    }
+
     /// Returns the number of imaging threads.
     pub fn threads(&self) -> usize {
         self.threads

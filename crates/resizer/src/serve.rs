@@ -8,6 +8,11 @@ use anyhow::Context;
 use resizer_api::AdminState;
 use resizer_identity::{AuthCache, IdentityService, LocalFollower};
 
+use resizer_usage::aggregator::Aggregator;
+use resizer_usage::archive::Archive;
+use resizer_usage::query::{LocalUsage, UsageQueries};
+use resizer_usage::store::{SqliteUsageStore, UsageStore};
+
 use crate::config::Config;
 use crate::node::{self, JobPath};
 
@@ -34,9 +39,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // The job path: API → queue → workers → back to the API, all in process.
     let jobs = JobPath::start(&config, EMBEDDED_NODE)?;
+
+    // Usage: the node's log → the in-process aggregator → roll-ups and archive.
+    let usage_dir = config.data_dir.join("usage");
+    let store: Arc<dyn UsageStore> = Arc::new(
+        SqliteUsageStore::open(&usage_dir.join("rollup.sqlite")).context("opening the usage store")?,
+    );
+    let archive = Arc::new(Archive::new(usage_dir.join("archive")));
+    let aggregator = Arc::new(Aggregator::new(jobs.usage_log(), store.clone(), archive.clone()));
+    let aggregating =
+        tokio::spawn(aggregator.run(Duration::from_millis(config.usage.aggregate_every_ms.max(10))));
+    let queries: Arc<dyn UsageQueries> = Arc::new(LocalUsage { store, archive });
+
     let ready = Arc::new(AtomicBool::new(false));
-    let api = jobs.api(&config, EMBEDDED_NODE, auth, ready.clone());
-    let admin = AdminState::new(identity, admin_token);
+    let api = jobs
+        .api(&config, EMBEDDED_NODE, auth, ready.clone())
+        .with_usage_queries(queries.clone());
+    let admin = AdminState::new(identity, admin_token).with_usage(queries);
 
     let public_listener = node::bind(&config.listen).await?;
     let admin_listener = node::bind(&config.admin_listen).await?;
@@ -57,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await;
     jobs.stop().await;
+    aggregating.abort();
     tracing::info!("resizer stopped");
     Ok(())
 }

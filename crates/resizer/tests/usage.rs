@@ -138,3 +138,137 @@ async fn test_every_metered_request_is_logged_before_its_answer_and_survives_kil
     assert_eq!(refused["cpu_micros"], 0);
     assert!(refused["worker"].is_null());
 }
+
+/// Settings that make the pipeline from log to roll-up fast enough to wait for.
+fn quick_usage_env() -> Vec<(String, String)> {
+    [
+        ("RESIZER_USAGE__SEGMENT_MAX_AGE_MS", "200"),
+        ("RESIZER_USAGE__AGGREGATE_EVERY_MS", "100"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn get_json(server: &Server, url: String, token: &str) -> (u16, Value) {
+    let resp = server.client.get(url).bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sums a counter over all buckets of a usage answer.
+fn total(v: &Value, field: &str) -> u64 {
+    v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[field].as_u64().unwrap())
+        .sum()
+}
+
+/// Sends `n` requests for a tenant, some of them bad; returns (200s, others).
+async fn traffic(server: &Server, key: &str, n: usize, jpeg: &[u8]) -> (u64, u64) {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let query = if i % 5 == 4 {
+                "width=0".to_string()
+            } else {
+                format!("width={}", 40 + i)
+            };
+            server.spawn_resize(key, &query, jpeg.to_vec())
+        })
+        .collect();
+    let (mut ok, mut other) = (0, 0);
+    for t in tasks {
+        let (reply, _) = t.await.unwrap();
+        if reply.status == 200 { ok += 1 } else { other += 1 }
+    }
+    (ok, other)
+}
+
+#[tokio::test]
+async fn test_rollup_equals_answers_per_tenant_across_kill9_and_tenants_never_see_each_other() {
+    let data = tempfile::tempdir().unwrap();
+    let options = || common::Options {
+        env: quick_usage_env(),
+        data_dir: Some(data.path().join("data")),
+        ..common::Options::default()
+    };
+    let mut server = Server::start_with(options());
+    let (tenant_a, key_a) = server.customer().await;
+    let (tenant_b, key_b) = server.customer().await;
+    let jpeg = common::read_corpus("jpeg-256k/a02_ColdRipple.jpg");
+
+    let (ok_a1, bad_a1) = traffic(&server, &key_a, 30, &jpeg).await;
+    let (ok_b1, bad_b1) = traffic(&server, &key_b, 10, &jpeg).await;
+    // kill -9 with records still in the open segment: they were written before their answers.
+    server.kill9();
+    let server = Server::start_with(options());
+    let (ok_a2, bad_a2) = traffic(&server, &key_a, 20, &jpeg).await;
+    let (ok_a, bad_a) = (ok_a1 + ok_a2, bad_a1 + bad_a2);
+    let (ok_b, bad_b) = (ok_b1, bad_b1);
+
+    // Eventually consistent: wait (bounded) for the roll-up to catch up, then compare exactly.
+    let started = std::time::Instant::now();
+    let own_a = loop {
+        let (status, v) = get_json(&server, format!("{}/v1/usage", server.public), &key_a).await;
+        assert_eq!(status, 200, "{v}");
+        if total(&v, "requests") >= ok_a + bad_a || started.elapsed() > std::time::Duration::from_secs(20) {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(own_a["tenant"], tenant_a.as_str());
+    assert_eq!(total(&own_a, "succeeded"), ok_a, "{own_a}");
+    assert_eq!(total(&own_a, "failed"), bad_a, "{own_a}");
+    assert_eq!(total(&own_a, "requests"), ok_a + bad_a);
+    // Refusals (bad parameters, the per-tenant cap) come before the body is read.
+    assert_eq!(total(&own_a, "bytes_in"), ok_a * jpeg.len() as u64);
+    assert!(total(&own_a, "pixels_out") > 0 && total(&own_a, "bytes_out") > 0);
+
+    // The admin sees B's usage; B's key sees only B's.
+    let (_, admin_b) = get_json(
+        &server,
+        format!("{}/admin/v1/usage?tenant={tenant_b}&bucket=day", server.admin),
+        common::ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(total(&admin_b, "succeeded"), ok_b, "{admin_b}");
+    assert_eq!(total(&admin_b, "failed"), bad_b);
+    let (_, own_b) = get_json(&server, format!("{}/v1/usage", server.public), &key_b).await;
+    assert_eq!(own_b["tenant"], tenant_b.as_str());
+    assert_eq!(total(&own_b, "requests"), ok_b + bad_b);
+    // A key cannot ask for another tenant.
+    let (status, _) = get_json(
+        &server,
+        format!("{}/v1/usage?tenant={tenant_b}", server.public),
+        &key_a,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = get_json(&server, format!("{}/v1/usage", server.public), "rsz_nope").await;
+    assert_eq!(status, 401);
+
+    // Audit: A's raw records, all of them, none of B's.
+    let (status, audit) = get_json(
+        &server,
+        format!("{}/admin/v1/audit?tenant={tenant_a}", server.admin),
+        common::ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len() as u64, ok_a + bad_a);
+    assert!(records.iter().all(|r| r["tenant_id"] == tenant_a.as_str()));
+    let ids: std::collections::HashSet<&str> =
+        records.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), records.len(), "no record counted twice");
+    // Bad slices are refused.
+    let (status, _) = get_json(
+        &server,
+        format!("{}/admin/v1/usage?tenant={tenant_a}&bucket=week", server.admin),
+        common::ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 400);
+}

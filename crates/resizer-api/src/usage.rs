@@ -1,0 +1,200 @@
+//! Usage and audit queries: the caller's own usage on the public port
+//! (`GET /v1/usage`), any tenant's usage and raw records on the admin port.
+//! Reading is never metered.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use resizer_core::ErrorCode;
+use resizer_core::ids::TenantId;
+use resizer_core::time::{now_unix_ms, parse_rfc3339_ms, rfc3339};
+use resizer_usage::query::UsageQueries;
+use resizer_usage::{Bucket, BucketSize};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// Longest slice one query may cover.
+const MAX_SPAN_MS: u64 = 400 * 86_400_000;
+/// Most raw records one audit query returns.
+const MAX_AUDIT_RECORDS: usize = 10_000;
+
+/// The query string of the usage endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    from: Option<String>,
+    to: Option<String>,
+    bucket: Option<String>,
+    tenant: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A validated time slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// Inclusive start, Unix ms.
+    pub from_ms: u64,
+    /// Exclusive end, Unix ms.
+    pub to_ms: u64,
+    /// Bucket width.
+    pub size: BucketSize,
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidParameter, message)
+}
+
+/// Parses the query string of a usage endpoint.
+pub fn params(uri: &Uri) -> Result<UsageParams, ApiError> {
+    axum::extract::Query::<UsageParams>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|_| invalid("the query takes `from`, `to` (RFC 3339), `bucket` (hour|day), and on the admin port `tenant`"))
+}
+
+impl UsageParams {
+    /// The slice asked for: defaults to the last 24 hours in hourly buckets.
+    pub fn slice(&self, now_ms: u64) -> Result<Slice, ApiError> {
+        let time = |v: &Option<String>, name: &str| -> Result<Option<u64>, ApiError> {
+            v.as_deref()
+                .map(|s| {
+                    parse_rfc3339_ms(s)
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .ok_or_else(|| {
+                            invalid(&format!(
+                                "`{name}` must be an RFC 3339 time, e.g. 2026-11-22T00:00:00Z"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        let to_ms = time(&self.to, "to")?.unwrap_or(now_ms);
+        let from_ms = time(&self.from, "from")?.unwrap_or(to_ms.saturating_sub(86_400_000));
+        let size = match self.bucket.as_deref() {
+            None => BucketSize::Hour,
+            Some(b) => BucketSize::parse(b).ok_or_else(|| invalid("`bucket` must be `hour` or `day`"))?,
+        };
+        if from_ms >= to_ms {
+            return Err(invalid("`from` must be before `to`"));
+        }
+        if to_ms - from_ms > MAX_SPAN_MS {
+            return Err(invalid("a usage query covers at most 400 days"));
+        }
+        Ok(Slice { from_ms, to_ms, size })
+    }
+
+    /// The tenant named by `tenant` (admin port).
+    pub fn tenant(&self) -> Result<TenantId, ApiError> {
+        self.tenant
+            .as_deref()
+            .and_then(TenantId::parse)
+            .ok_or_else(|| invalid("`tenant` must be a tenant id"))
+    }
+
+    /// The `tenant` parameter is for the admin port only.
+    pub fn has_tenant(&self) -> bool {
+        self.tenant.is_some()
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        ErrorCode::DependencyUnavailable,
+        "usage queries are not served by this node",
+    )
+    .retry_after(5)
+}
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "usage query failed");
+    ApiError::new(ErrorCode::DependencyUnavailable, "the usage store is unavailable").retry_after(5)
+}
+
+fn bucket_json(b: &Bucket) -> serde_json::Value {
+    serde_json::json!({
+        "start": rfc3339((b.start_unix_ms / 1000) as i64),
+        "requests": b.requests,
+        "succeeded": b.succeeded,
+        "failed": b.failed,
+        "bytes_in": b.bytes_in,
+        "bytes_out": b.bytes_out,
+        "pixels_in": b.pixels_in,
+        "pixels_out": b.pixels_out,
+        "cpu_ms": b.cpu_micros / 1000,
+    })
+}
+
+/// Answers a usage query for `tenant`.
+pub async fn buckets(
+    queries: Option<Arc<dyn UsageQueries>>,
+    tenant: TenantId,
+    p: &UsageParams,
+) -> Result<Response, ApiError> {
+    let slice = p.slice(now_unix_ms())?;
+    let queries = queries.ok_or_else(unavailable)?;
+    let t = tenant.clone();
+    let found =
+        tokio::task::spawn_blocking(move || queries.buckets(&t, slice.from_ms, slice.to_ms, slice.size))
+            .await
+            .map_err(failed)?
+            .map_err(failed)?;
+    let buckets: Vec<_> = found.iter().map(bucket_json).collect();
+    Ok(Json(serde_json::json!({ "tenant": tenant, "buckets": buckets })).into_response())
+}
+
+/// Answers an audit query for `tenant`.
+pub async fn audit(queries: Option<Arc<dyn UsageQueries>>, p: &UsageParams) -> Result<Response, ApiError> {
+    let tenant = p.tenant()?;
+    let slice = p.slice(now_unix_ms())?;
+    let limit = p.limit.unwrap_or(MAX_AUDIT_RECORDS).clamp(1, MAX_AUDIT_RECORDS);
+    let queries = queries.ok_or_else(unavailable)?;
+    let records =
+        tokio::task::spawn_blocking(move || queries.audit(&tenant, slice.from_ms, slice.to_ms, limit))
+            .await
+            .map_err(failed)?
+            .map_err(failed)?;
+    Ok(Json(serde_json::json!({ "records": records })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> Result<UsageParams, ApiError> {
+        params(&format!("/x?{q}").parse::<Uri>().unwrap())
+    }
+
+    #[test]
+    fn test_slice_defaults_and_validation() {
+        let now = 1_795_314_645_000;
+        let s = p("").unwrap().slice(now).unwrap();
+        assert_eq!(
+            (s.from_ms, s.to_ms, s.size),
+            (now - 86_400_000, now, BucketSize::Hour)
+        );
+        let s = p("from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z&bucket=day")
+            .unwrap()
+            .slice(now)
+            .unwrap();
+        assert_eq!(s.to_ms - s.from_ms, 86_400_000);
+        assert_eq!(s.size, BucketSize::Day);
+        assert!(p("from=yesterday").unwrap().slice(now).is_err());
+        assert!(p("bucket=week").unwrap().slice(now).is_err());
+        assert!(
+            p("from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z")
+                .unwrap()
+                .slice(now)
+                .is_err()
+        );
+        assert!(
+            p("from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z")
+                .unwrap()
+                .slice(now)
+                .is_err()
+        );
+        assert!(p("colour=red").is_err());
+        assert!(p("tenant=ten_nope").unwrap().tenant().is_err());
+    }
+}

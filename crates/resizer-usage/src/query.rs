@@ -1,0 +1,75 @@
+//! Usage and audit queries over the roll-up store and the archive.
+
+use std::sync::Arc;
+
+use resizer_core::ids::TenantId;
+
+use crate::archive::Archive;
+use crate::log::UsageLogError;
+use crate::record::UsageRecord;
+use crate::rollup::{Bucket, BucketSize, rebucket};
+use crate::store::{UsageStore, UsageStoreError};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The roll-up store failed.
+    #[error(transparent)]
+    Store(#[from] UsageStoreError),
+    /// The archive could not be read.
+    #[error(transparent)]
+    Archive(#[from] UsageLogError),
+}
+
+/// What the usage endpoints ask.
+pub trait UsageQueries: Send + Sync {
+    /// The tenant's non-empty buckets of `size` starting in `[from_ms, to_ms)`.
+    fn buckets(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+        size: BucketSize,
+    ) -> Result<Vec<Bucket>, QueryError>;
+    /// The tenant's raw records received in `[from_ms, to_ms)`, at most `limit`.
+    fn audit(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, QueryError>;
+}
+
+/// Queries over a local store and archive (embedded mode).
+pub struct LocalUsage {
+    /// The roll-ups.
+    pub store: Arc<dyn UsageStore>,
+    /// The raw records.
+    pub archive: Arc<Archive>,
+}
+
+impl UsageQueries for LocalUsage {
+    fn buckets(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+        size: BucketSize,
+    ) -> Result<Vec<Bucket>, QueryError> {
+        // Hours overlapping the slice, then regrouped; a bucket belongs to the slice by its start.
+        let first_hour = BucketSize::Hour.start_of(size.start_of(from_ms));
+        let hourly = self.store.hourly(tenant, first_hour, to_ms)?;
+        Ok(rebucket(hourly, size, size.start_of(from_ms), to_ms))
+    }
+
+    fn audit(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>, QueryError> {
+        Ok(self.archive.records(tenant, from_ms, to_ms, limit)?)
+    }
+}
