@@ -2,9 +2,10 @@
 //! roll-up store (idempotently) and files them in the archive.
 //!
 //! Embedded: one in-process instance reading the node's own log directory.
-//! Order of a batch: count (one transaction), then file the segment. A crash
-//! between the two re-counts the segment at the next run, which the store's
-//! record-id check turns into a no-op: nothing is lost or counted twice.
+//! Order of a batch: count (one transaction), archive, then delete the
+//! segment. A crash in between re-does the segment at the next run: the
+//! store's record-id check makes the count a no-op and readers drop the
+//! archive's duplicate rows, so nothing is lost or counted twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,13 +37,15 @@ impl Aggregator {
                 tracing::warn!(segment = %segment.display(), torn, "skipped torn usage lines (a crash mid-write)");
             }
             counted += self.store.apply(&records)?;
-            let first = records
-                .iter()
-                .map(|r| r.received_unix_ms)
-                .min()
-                .unwrap_or_else(resizer_core::time::now_unix_ms);
-            self.archive.file_segment(&segment, first)?;
+            self.archive.file_records(&records)?;
+            std::fs::remove_file(&segment)?;
             metrics::counter!("resizer_usage_records_aggregated_total").increment(records.len() as u64);
+        }
+        // Past days: merge the small per-batch files, one day per round.
+        let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
+        if let Some(day) = self.archive.days_to_compact()?.into_iter().find(|d| *d < today) {
+            let merged = self.archive.compact_day(day)?;
+            tracing::info!(day, merged, "compacted a day of the usage archive");
         }
         Ok(counted)
     }

@@ -1,44 +1,165 @@
-//! The raw record archive: every record, kept for audit, partitioned by day.
+//! The raw record archive: every record, kept for audit, as Parquet (zstd)
+//! partitioned by day (`usage/date=YYYY-MM-DD/part-….parquet`) in an object
+//! store. Small files from each shipped batch are compacted, per past day,
+//! into one file sorted by tenant and time.
 //!
-//! Embedded: JSON lines under `archive/date=YYYY-MM-DD/`, one file per shipped
-//! segment. (A compressed columnar format is the next step; the partitioning
-//! and the reader's contract stay.)
+//! Writes are idempotent at read time: a batch filed twice (a crash between
+//! filing and deleting its segment) or a compaction interrupted before it
+//! removed its inputs leaves duplicate rows, which readers drop by record id.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use resizer_core::ids::TenantId;
+use bytes::Bytes;
+use resizer_core::ids::{TenantId, random_bytes, to_hex};
+use resizer_core::time::{now_unix_ms, rfc3339};
 
-use crate::log::{UsageLogError, read_segment};
+use crate::columnar::{ColumnarError, decode, encode};
 use crate::record::UsageRecord;
 
 const DAY_MS: u64 = 86_400_000;
 
-/// The partition directory name of a day.
-fn partition(day_start_ms: u64) -> String {
-    let date = resizer_core::time::rfc3339((day_start_ms / 1000) as i64);
-    format!("date={}", &date[..10])
+/// Why the archive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The object store failed.
+    #[error("archive store: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file could not be encoded or decoded.
+    #[error(transparent)]
+    Columnar(#[from] ColumnarError),
 }
 
-/// The archive under one directory.
+/// Where archive files live: a local directory by default; an S3-compatible
+/// bucket implements the same four calls.
+pub trait ObjectStore: Send + Sync {
+    /// Stores an object atomically (readers see all of it or none).
+    fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()>;
+    /// Reads an object.
+    fn get(&self, key: &str) -> std::io::Result<Vec<u8>>;
+    /// Lists keys under a prefix (a "directory" ending in `/`), sorted.
+    fn list(&self, prefix: &str) -> std::io::Result<Vec<String>>;
+    /// Deletes an object; deleting a missing one is not an error.
+    fn delete(&self, key: &str) -> std::io::Result<()>;
+}
+
+/// Objects as files under a root directory.
+pub struct LocalDirStore {
+    root: PathBuf,
+}
+
+impl LocalDirStore {
+    /// Uses `root` (created when needed).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+}
+
+impl ObjectStore for LocalDirStore {
+    fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.root.join(key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    fn get(&self, key: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.root.join(key))
+    }
+
+    fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+        let dir = self.root.join(prefix);
+        let mut keys = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let name = entry?.file_name().to_string_lossy().to_string();
+                    if !name.ends_with(".tmp") {
+                        keys.push(format!("{prefix}{name}"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn delete(&self, key: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.root.join(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The partition prefix of the day starting at `day_start_ms`.
+fn partition(day_start_ms: u64) -> String {
+    let date = rfc3339((day_start_ms / 1000) as i64);
+    format!("usage/date={}/", &date[..10])
+}
+
+/// The archive over an object store.
 pub struct Archive {
-    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    seq: AtomicU64,
 }
 
 impl Archive {
-    /// Uses `dir` (created when needed).
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+    /// Archives into `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            seq: AtomicU64::new(0),
+        }
     }
 
-    /// Files a shipped segment under the day of its first record; the rename is atomic.
-    pub fn file_segment(&self, segment: &Path, first_record_ms: u64) -> Result<(), UsageLogError> {
-        let day = self
-            .dir
-            .join(partition(first_record_ms - first_record_ms % DAY_MS));
-        std::fs::create_dir_all(&day)?;
-        let name = segment.file_name().expect("segments have names");
-        std::fs::rename(segment, day.join(name))?;
-        Ok(())
+    fn object_name(&self, kind: &str) -> String {
+        let mut suffix = [0u8; 4];
+        random_bytes(&mut suffix);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{kind}-{:016}-{seq:010}-{}.parquet",
+            now_unix_ms(),
+            to_hex(&suffix)
+        )
+    }
+
+    /// Files records under the day each was received; returns the bytes written.
+    pub fn file_records(&self, records: &[UsageRecord]) -> Result<u64, ArchiveError> {
+        let mut by_day: std::collections::BTreeMap<u64, Vec<UsageRecord>> = Default::default();
+        for r in records {
+            by_day
+                .entry(r.received_unix_ms - r.received_unix_ms % DAY_MS)
+                .or_default()
+                .push(r.clone());
+        }
+        let mut written = 0;
+        for (day, rows) in by_day {
+            let bytes = encode(&rows)?;
+            written += bytes.len() as u64;
+            self.store
+                .put(&format!("{}{}", partition(day), self.object_name("part")), &bytes)?;
+        }
+        Ok(written)
+    }
+
+    fn read_partition(&self, day: u64) -> Result<(Vec<String>, Vec<UsageRecord>), ArchiveError> {
+        let keys = self.store.list(&partition(day))?;
+        let mut rows = Vec::new();
+        for key in &keys {
+            rows.extend(decode(Bytes::from(self.store.get(key)?))?);
+        }
+        let mut seen = HashSet::new();
+        rows.retain(|r| seen.insert(r.record_id.clone()));
+        Ok((keys, rows))
     }
 
     /// Returns the tenant's records received in `[from_ms, to_ms)`, oldest first, at most `limit`.
@@ -48,26 +169,90 @@ impl Archive {
         from_ms: u64,
         to_ms: u64,
         limit: usize,
-    ) -> Result<Vec<UsageRecord>, UsageLogError> {
+    ) -> Result<Vec<UsageRecord>, ArchiveError> {
         let mut out = Vec::new();
-        // A segment spans seconds, so a record sits in its own day's partition or the one before.
-        let mut day = (from_ms - from_ms % DAY_MS).saturating_sub(DAY_MS);
-        while day < to_ms {
-            let dir = self.dir.join(partition(day));
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                files.sort();
-                for file in files {
-                    let (records, _) = read_segment(&file)?;
-                    out.extend(records.into_iter().filter(|r| {
-                        r.tenant_id == *tenant && r.received_unix_ms >= from_ms && r.received_unix_ms < to_ms
-                    }));
-                }
-            }
+        let mut day = from_ms - from_ms % DAY_MS;
+        while day < to_ms && out.len() < limit {
+            let (_, rows) = self.read_partition(day)?;
+            out.extend(rows.into_iter().filter(|r| {
+                r.tenant_id == *tenant && r.received_unix_ms >= from_ms && r.received_unix_ms < to_ms
+            }));
             day += DAY_MS;
         }
         out.sort_by_key(|r| r.received_unix_ms);
         out.truncate(limit);
         Ok(out)
+    }
+
+    /// Merges a day's files into one, sorted by tenant and time, without
+    /// duplicates; returns how many files it replaced (0 when there was one or none).
+    pub fn compact_day(&self, day_start_ms: u64) -> Result<usize, ArchiveError> {
+        let (keys, mut rows) = self.read_partition(day_start_ms)?;
+        if keys.len() < 2 {
+            return Ok(0);
+        }
+        rows.sort_by(|a, b| {
+            (a.tenant_id.as_str(), a.received_unix_ms).cmp(&(b.tenant_id.as_str(), b.received_unix_ms))
+        });
+        let bytes = encode(&rows)?;
+        // Write the merged file first: a crash now leaves duplicates, never a loss.
+        self.store.put(
+            &format!("{}{}", partition(day_start_ms), self.object_name("compacted")),
+            &bytes,
+        )?;
+        for key in &keys {
+            self.store.delete(key)?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Returns the day starts that have more than one file, oldest first.
+    pub fn days_to_compact(&self) -> Result<Vec<u64>, ArchiveError> {
+        let mut out = Vec::new();
+        for dir in self.store.list("usage/")? {
+            let Some(date) = dir.strip_prefix("usage/date=") else {
+                continue;
+            };
+            let Some(ms) = resizer_core::time::parse_rfc3339_ms(&format!("{date}T00:00:00Z")) else {
+                continue;
+            };
+            let day = ms.max(0) as u64;
+            if self.store.list(&partition(day))?.len() > 1 {
+                out.push(day);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+
+    #[test]
+    fn test_archive_files_by_day_reads_by_tenant_and_compacts_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::new(Arc::new(LocalDirStore::new(dir.path().to_path_buf())));
+        let (a, b) = (TenantId::random(), TenantId::random());
+        let first: Vec<_> = (0..10).map(|i| record(&a, i * 1000, 200)).collect();
+        let second = vec![record(&a, DAY_MS + 5, 200), record(&b, 20, 200)];
+        archive.file_records(&first).unwrap();
+        archive.file_records(&second).unwrap();
+        // The first batch filed again (a retried shipment).
+        archive.file_records(&first).unwrap();
+        assert_eq!(archive.records(&a, 0, DAY_MS, 100).unwrap().len(), 10);
+        assert_eq!(archive.records(&a, 0, 2 * DAY_MS, 100).unwrap().len(), 11);
+        assert_eq!(archive.records(&b, 0, 2 * DAY_MS, 100).unwrap().len(), 1);
+        assert_eq!(archive.records(&a, 2000, 5000, 100).unwrap().len(), 3);
+        assert_eq!(archive.days_to_compact().unwrap(), vec![0]);
+        assert_eq!(archive.compact_day(0).unwrap(), 3);
+        assert!(archive.days_to_compact().unwrap().is_empty());
+        assert_eq!(archive.records(&a, 0, DAY_MS, 100).unwrap().len(), 10);
+        assert_eq!(
+            archive.records(&b, 0, DAY_MS, 100).unwrap(),
+            vec![second[1].clone()]
+        );
     }
 }

@@ -9,12 +9,14 @@
 //!   interval, in segment files that are shipped in batches once closed.
 //! - [`store`]: [`store::UsageStore`], per-tenant hourly counters applied
 //!   idempotently by record id (SQLite embedded).
+//! - [`columnar`]: records as Parquet with zstd, the archive's file format.
 //! - [`archive`]: every raw record, partitioned by day, for audit queries.
 //! - [`query`]: [`query::UsageQueries`], buckets and audit records for any time slice.
 //! - [`aggregator`]: [`aggregator::Aggregator`], closed segments → store + archive.
 
 pub mod aggregator;
 pub mod archive;
+pub mod columnar;
 pub mod log;
 pub mod query;
 pub mod record;

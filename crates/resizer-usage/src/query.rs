@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use resizer_core::ids::TenantId;
 
-use crate::archive::Archive;
-use crate::log::UsageLogError;
+use crate::archive::{Archive, ArchiveError};
 use crate::record::UsageRecord;
 use crate::rollup::{Bucket, BucketSize, rebucket};
 use crate::store::{UsageStore, UsageStoreError};
@@ -18,7 +17,7 @@ pub enum QueryError {
     Store(#[from] UsageStoreError),
     /// The archive could not be read.
     #[error(transparent)]
-    Archive(#[from] UsageLogError),
+    Archive(#[from] ArchiveError),
 }
 
 /// What the usage endpoints ask.

@@ -263,6 +263,34 @@ async fn test_rollup_equals_answers_per_tenant_across_kill9_and_tenants_never_se
     let ids: std::collections::HashSet<&str> =
         records.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), records.len(), "no record counted twice");
+    // The archive is Parquet with zstd, readable by a generic Parquet reader: every
+    // metered request of both tenants is there once.
+    let mut rows = 0;
+    let partitions = std::fs::read_dir(data.path().join("data/usage/archive/usage")).unwrap();
+    for partition in partitions {
+        let partition = partition.unwrap().path();
+        assert!(
+            partition
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("date=")
+        );
+        for file in std::fs::read_dir(&partition).unwrap() {
+            use parquet::file::reader::FileReader;
+            let file = std::fs::File::open(file.unwrap().path()).unwrap();
+            let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            let meta = reader.metadata();
+            rows += meta.file_metadata().num_rows();
+            let column = meta.row_group(0).column(0);
+            assert!(matches!(
+                column.compression(),
+                parquet::basic::Compression::ZSTD(_)
+            ));
+        }
+    }
+    assert_eq!(rows as u64, ok_a + bad_a + ok_b + bad_b);
+
     // Bad slices are refused.
     let (status, _) = get_json(
         &server,
