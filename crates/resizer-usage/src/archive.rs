@@ -16,7 +16,7 @@ use bytes::Bytes;
 use resizer_core::ids::{TenantId, random_bytes, to_hex};
 use resizer_core::time::{now_unix_ms, rfc3339};
 
-use crate::columnar::{ColumnarError, decode, encode};
+use crate::columnar::{ColumnarError, decode, decode_tenant, encode};
 use crate::record::UsageRecord;
 
 const DAY_MS: u64 = 86_400_000;
@@ -171,12 +171,17 @@ impl Archive {
         limit: usize,
     ) -> Result<Vec<UsageRecord>, ArchiveError> {
         let mut out = Vec::new();
+        let mut seen = HashSet::new();
         let mut day = from_ms - from_ms % DAY_MS;
         while day < to_ms && out.len() < limit {
-            let (_, rows) = self.read_partition(day)?;
-            out.extend(rows.into_iter().filter(|r| {
-                r.tenant_id == *tenant && r.received_unix_ms >= from_ms && r.received_unix_ms < to_ms
-            }));
+            for key in self.store.list(&partition(day))? {
+                let rows = decode_tenant(Bytes::from(self.store.get(&key)?), tenant.as_str())?;
+                out.extend(rows.into_iter().filter(|r| {
+                    r.received_unix_ms >= from_ms
+                        && r.received_unix_ms < to_ms
+                        && seen.insert(r.record_id.clone())
+                }));
+            }
             day += DAY_MS;
         }
         out.sort_by_key(|r| r.received_unix_ms);

@@ -91,10 +91,12 @@ fn opt_ints(values: impl Iterator<Item = Option<u64>>) -> Column {
     Column::Int(present, Some(defs))
 }
 
-/// Encodes records as one Parquet file (zstd level 3).
-pub fn encode(records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
-    let r = records;
-    let columns = vec![
+/// Rows per row group: small enough that a file sorted by tenant lets a
+/// one-tenant read skip most groups by their min/max statistics.
+const ROW_GROUP_ROWS: usize = 4096;
+
+fn columns(r: &[UsageRecord]) -> Vec<Column> {
+    vec![
         strs(r.iter().map(|x| x.record_id.as_str())),
         strs(r.iter().map(|x| x.tenant_id.as_str())),
         strs(r.iter().map(|x| x.key_id.as_str())),
@@ -120,7 +122,11 @@ pub fn encode(records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
         ints(r.iter().map(|x| u64::from(x.status))),
         strs(r.iter().map(|x| x.api_node.as_str())),
         opt_strs(r.iter().map(|x| x.worker.as_deref())),
-    ];
+    ]
+}
+
+/// Encodes records as one Parquet file (zstd level 3), in row groups of [`ROW_GROUP_ROWS`].
+pub fn encode(records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
     let schema = Arc::new(parse_message_type(SCHEMA)?);
     let props = Arc::new(
         WriterProperties::builder()
@@ -129,28 +135,56 @@ pub fn encode(records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
     );
     let mut out = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut out, schema, props)?;
-    let mut group = writer.next_row_group()?;
-    let mut columns = columns.into_iter();
-    while let Some(mut col) = group.next_column()? {
-        match columns.next() {
-            Some(Column::Str(values, defs)) => {
-                col.typed::<ByteArrayType>()
-                    .write_batch(&values, defs.as_deref(), None)?;
+    for chunk in records.chunks(ROW_GROUP_ROWS) {
+        let mut group = writer.next_row_group()?;
+        let mut cols = columns(chunk).into_iter();
+        while let Some(mut col) = group.next_column()? {
+            match cols.next() {
+                Some(Column::Str(values, defs)) => {
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&values, defs.as_deref(), None)?;
+                }
+                Some(Column::Int(values, defs)) => {
+                    col.typed::<Int64Type>()
+                        .write_batch(&values, defs.as_deref(), None)?;
+                }
+                None => {
+                    return Err(ColumnarError::Row(
+                        "schema has more columns than the encoder".into(),
+                    ));
+                }
             }
-            Some(Column::Int(values, defs)) => {
-                col.typed::<Int64Type>()
-                    .write_batch(&values, defs.as_deref(), None)?;
-            }
-            None => {
-                return Err(ColumnarError::Row(
-                    "schema has more columns than the encoder".into(),
-                ));
-            }
+            col.close()?;
         }
-        col.close()?;
+        group.close()?;
     }
-    group.close()?;
     writer.close()?;
+    Ok(out)
+}
+
+/// Decodes one tenant's rows, skipping row groups whose tenant min/max
+/// statistics exclude it (most of them, in a file sorted by tenant).
+pub fn decode_tenant(file: Bytes, tenant: &str) -> Result<Vec<UsageRecord>, ColumnarError> {
+    let reader = SerializedFileReader::new(file)?;
+    let mut out = Vec::new();
+    for i in 0..reader.num_row_groups() {
+        let stats = reader.metadata().row_group(i).column(1).statistics();
+        let outside = stats.is_some_and(|s| {
+            s.min_bytes_opt().is_some_and(|min| tenant.as_bytes() < min)
+                || s.max_bytes_opt().is_some_and(|max| tenant.as_bytes() > max)
+        });
+        if outside {
+            continue;
+        }
+        for row in reader.get_row_group(i)?.get_row_iter(None)? {
+            let row = row?;
+            if !matches!(row.get_column_iter().nth(1), Some((_, Field::Str(t))) if t == tenant) {
+                continue;
+            }
+            let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+            out.push(from_fields(&fields)?);
+        }
+    }
     Ok(out)
 }
 
@@ -239,6 +273,28 @@ mod tests {
             "{} bytes of Parquet for {json} bytes of JSON",
             bytes.len()
         );
-        assert_eq!(decode(Bytes::from(bytes)).unwrap(), records);
+        assert_eq!(decode(Bytes::from(bytes.clone())).unwrap(), records);
+        assert_eq!(
+            decode_tenant(Bytes::from(bytes.clone()), t.as_str()).unwrap(),
+            records
+        );
+        assert!(decode_tenant(Bytes::from(bytes), "ten_0").unwrap().is_empty());
+    }
+
+    #[test]
+    fn test_tenant_read_skips_row_groups_of_other_tenants() {
+        let mut tenants: Vec<TenantId> = (0..4).map(|_| TenantId::random()).collect();
+        tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        // Sorted by tenant, 5,000 rows each: every row group but the boundary ones holds one tenant.
+        let records: Vec<_> = tenants
+            .iter()
+            .flat_map(|t| (0..5000).map(move |i| record(t, i, 200)))
+            .collect();
+        let bytes = Bytes::from(encode(&records).unwrap());
+        let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+        assert_eq!(reader.num_row_groups(), 5);
+        let second = decode_tenant(bytes, tenants[1].as_str()).unwrap();
+        assert_eq!(second.len(), 5000);
+        assert!(second.iter().all(|r| r.tenant_id == tenants[1]));
     }
 }
