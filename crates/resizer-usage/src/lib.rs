@@ -7,6 +7,7 @@
 //! - [`log`]: [`UsageLog`], the API node's local append-only log: a record is
 //!   written (to the OS) before the response is sent and fsynced on a short
 //!   interval, in segment files that are shipped in batches once closed.
+//! - [`ship`]: distributed mode: closed segments → the replicated JetStream staging stream.
 //! - [`store`]: [`store::UsageStore`], per-tenant hourly counters applied
 //!   idempotently by record id (SQLite embedded).
 //! - [`columnar`]: records as Parquet with zstd, the archive's file format.
@@ -21,6 +22,7 @@ pub mod log;
 pub mod query;
 pub mod record;
 pub mod rollup;
+pub mod ship;
 pub mod store;
 
 pub use log::{UsageLog, UsageLogConfig, UsageLogError};

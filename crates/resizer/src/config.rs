@@ -52,6 +52,9 @@ pub struct UsageSection {
     pub segment_max_bytes: u64,
     /// `resizer serve`: how often the in-process aggregator takes closed segments. Default 1,000 ms.
     pub aggregate_every_ms: u64,
+    /// Distributed `resizer api`: how often closed segments are shipped to the JetStream
+    /// staging stream. Default 1,000 ms.
+    pub ship_every_ms: u64,
 }
 
 impl Default for UsageSection {
@@ -61,6 +64,7 @@ impl Default for UsageSection {
             segment_max_age_ms: 5000,
             segment_max_bytes: 8 * 1024 * 1024,
             aggregate_every_ms: 1000,
+            ship_every_ms: 1000,
         }
     }
 }

@@ -15,6 +15,7 @@ use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
+use resizer_usage::ship::{self, JetStreamUsageSink};
 use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 use tokio::net::TcpListener;
@@ -89,13 +90,30 @@ impl JobPath {
                 }
             })
         };
+        let usage = usage_log(config)?;
+        let shipper = {
+            let (log, servers, replicas) = (usage.clone(), config.nats_servers(), config.queue.replicas);
+            let every = Duration::from_millis(config.usage.ship_every_ms.max(10));
+            tokio::spawn(async move {
+                // Until the stream answers, records wait in the local log.
+                loop {
+                    match JetStreamUsageSink::connect(servers.clone(), replicas).await {
+                        Ok(sink) => break ship::ship_forever(log, Arc::new(sink), every).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "usage staging stream unavailable; records stay in the local log");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    }
+                }
+            })
+        };
         Ok(Self {
             queue: JobQueue::new(queue),
             staging: StagingArea::new(config.api.staging_max_bytes),
             results: ResultWaiters::new(),
             local: None,
-            background: vec![balancer],
-            usage: usage_log(config)?,
+            background: vec![balancer, shipper],
+            usage,
             threads: 0,
         })
     }

@@ -124,6 +124,9 @@ impl Cluster {
             let mut out = Vec::new();
             for account in v["account_details"].as_array().into_iter().flatten() {
                 for s in account["stream_detail"].as_array().into_iter().flatten() {
+                    if !s["name"].as_str().unwrap_or_default().starts_with("RESIZER_JOBS") {
+                        continue;
+                    }
                     let consumer_leader = s["consumer_detail"][0]["cluster"]["leader"]
                         .as_str()
                         .unwrap_or_default()
@@ -142,6 +145,27 @@ impl Cluster {
             }
         }
         Vec::new()
+    }
+
+    /// Messages in the usage staging stream, from any live server.
+    async fn usage_messages(&self) -> Option<u64> {
+        for n in 1..=3 {
+            let url = format!("http://127.0.0.1:{}/jsz?streams=true", PORT_BASE + 20 + n);
+            let Ok(resp) = self.client.get(url).timeout(Duration::from_secs(2)).send().await else {
+                continue;
+            };
+            let Ok(v) = resp.json::<Value>().await else {
+                continue;
+            };
+            for account in v["account_details"].as_array().into_iter().flatten() {
+                for s in account["stream_detail"].as_array().into_iter().flatten() {
+                    if s["name"] == "RESIZER_USAGE" {
+                        return s["state"]["messages"].as_u64();
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Sums a counter over the API nodes' and workers' /metrics.
@@ -366,10 +390,12 @@ async fn test_cluster_survives_failures() {
         .collect(),
     );
     // The key reaches both API nodes through the identity feed.
+    let probes_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     wait_for("the key on both API nodes", Duration::from_secs(20), || {
-        let (client, key) = (cluster.client.clone(), key.clone());
+        let (client, key, probes_sent) = (cluster.client.clone(), key.clone(), probes_sent.clone());
         async move {
             for port in [PORT_BASE + 51, PORT_BASE + 52] {
+                probes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = client
                     .post(format!("http://127.0.0.1:{port}/v1/resize?width=10"))
                     .bearer_auth(&key)
@@ -397,6 +423,7 @@ async fn test_cluster_survives_failures() {
         },
     )
     .await;
+    let probes = probes_sent.load(std::sync::atomic::Ordering::Relaxed);
     let streams = cluster.streams().await;
     println!("streams before: {streams:?}");
 
@@ -597,6 +624,26 @@ async fn test_cluster_survives_failures() {
         QUEUE_CAPACITY + 40
     );
     assert!(refused >= 30, "only {refused} refused");
+
+    // Usage: every answered request's record reached the replicated staging stream, once
+    // (record ids deduplicate re-shipments), including those of the API node killed with -9.
+    let answered_ok =
+        samples.iter().filter(|s| s.status == 200).count() as u64 + (QUEUE_CAPACITY as u64 + 40 - refused);
+    let sent = samples.len() as u64 + QUEUE_CAPACITY as u64 + 40 + probes;
+    let started = Instant::now();
+    let mut staged = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        staged = cluster.usage_messages().await.unwrap_or(0);
+        if staged >= answered_ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("usage: {staged} records staged for {sent} requests sent, {answered_ok} answered 200");
+    assert!(
+        staged >= answered_ok && staged <= sent,
+        "{staged} staged, {answered_ok} ok, {sent} sent"
+    );
 
     // The whole queue down: 503 with Retry-After within the publish budget, never a hang.
     for n in 1..=3 {
