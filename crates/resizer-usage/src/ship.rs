@@ -130,6 +130,21 @@ pub async fn ship_forever(log: Arc<UsageLog>, sink: Arc<dyn UsageSink>, every: D
     }
 }
 
+/// Ships every closed segment, oldest first; returns the records shipped.
+pub async fn ship_once(log: &UsageLog, sink: &dyn UsageSink) -> Result<usize, String> {
+    let mut shipped = 0;
+    for segment in log.ready_segments().map_err(|e| e.to_string())? {
+        let (records, _torn) = read_segment(&segment).map_err(|e| e.to_string())?;
+        for chunk in records.chunks(1000) {
+            sink.send(chunk).await?;
+        }
+        std::fs::remove_file(&segment).map_err(|e| e.to_string())?;
+        shipped += records.len();
+        metrics::counter!("resizer_usage_records_shipped_total").increment(records.len() as u64);
+    }
+    Ok(shipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,19 +190,4 @@ mod tests {
         assert!(log.ready_segments().unwrap().is_empty());
         assert_eq!(*sink.got.lock().unwrap(), written);
     }
-}
-
-/// Ships every closed segment, oldest first; returns the records shipped.
-pub async fn ship_once(log: &UsageLog, sink: &dyn UsageSink) -> Result<usize, String> {
-    let mut shipped = 0;
-    for segment in log.ready_segments().map_err(|e| e.to_string())? {
-        let (records, _torn) = read_segment(&segment).map_err(|e| e.to_string())?;
-        for chunk in records.chunks(1000) {
-            sink.send(chunk).await?;
-        }
-        std::fs::remove_file(&segment).map_err(|e| e.to_string())?;
-        shipped += records.len();
-        metrics::counter!("resizer_usage_records_shipped_total").increment(records.len() as u64);
-    }
-    Ok(shipped)
 }
