@@ -134,12 +134,10 @@ pub async fn buckets(
 ) -> Result<Response, ApiError> {
     let slice = p.slice(now_unix_ms())?;
     let queries = queries.ok_or_else(unavailable)?;
-    let t = tenant.clone();
-    let found =
-        tokio::task::spawn_blocking(move || queries.buckets(&t, slice.from_ms, slice.to_ms, slice.size))
-            .await
-            .map_err(failed)?
-            .map_err(failed)?;
+    let found = queries
+        .buckets(&tenant, slice.from_ms, slice.to_ms, slice.size)
+        .await
+        .map_err(failed)?;
     let buckets: Vec<_> = found.iter().map(bucket_json).collect();
     Ok(Json(serde_json::json!({ "tenant": tenant, "buckets": buckets })).into_response())
 }
@@ -150,11 +148,10 @@ pub async fn audit(queries: Option<Arc<dyn UsageQueries>>, p: &UsageParams) -> R
     let slice = p.slice(now_unix_ms())?;
     let limit = p.limit.unwrap_or(MAX_AUDIT_RECORDS).clamp(1, MAX_AUDIT_RECORDS);
     let queries = queries.ok_or_else(unavailable)?;
-    let records =
-        tokio::task::spawn_blocking(move || queries.audit(&tenant, slice.from_ms, slice.to_ms, limit))
-            .await
-            .map_err(failed)?
-            .map_err(failed)?;
+    let records = queries
+        .audit(&tenant, slice.from_ms, slice.to_ms, limit)
+        .await
+        .map_err(failed)?;
     Ok(Json(serde_json::json!({ "records": records })).into_response())
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use resizer_core::ids::{KeyId, RecordId, RequestId, TenantId};
 use resizer_usage::archive::{Archive, LocalDirStore};
 use resizer_usage::query::{LocalUsage, UsageQueries};
-use resizer_usage::store::{SqliteUsageStore, UsageStore};
+use resizer_usage::store::SqliteUsageStore;
 use resizer_usage::{BucketSize, UsageLog, UsageLogConfig, UsageRecord};
 
 const DAY: u64 = 86_400_000;
@@ -126,7 +126,7 @@ fn main() {
             .sum::<u64>();
         records_total += batch.len() as u64;
         let t0 = Instant::now();
-        store.apply(&batch).unwrap();
+        store.apply_blocking(&batch).unwrap();
         apply_time += t0.elapsed();
         let t0 = Instant::now();
         archive.file_records(&batch).unwrap();
@@ -157,6 +157,10 @@ fn main() {
         store: store.clone(),
         archive,
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (mut hours, mut daily, mut audit) = (Vec::new(), Vec::new(), Vec::new());
     let mut audited = 0;
     for _ in 0..20 {
@@ -164,14 +168,17 @@ fn main() {
         let from = YEAR_START + rng.below(days.saturating_sub(31).max(1)) * DAY;
         let to = from + 30 * DAY;
         let t0 = Instant::now();
-        let b = queries.buckets(t, from, to, BucketSize::Hour).unwrap();
+        let b = rt
+            .block_on(queries.buckets(t, from, to, BucketSize::Hour))
+            .unwrap();
         hours.push(t0.elapsed());
         assert!(!b.is_empty());
         let t0 = Instant::now();
-        queries.buckets(t, from, to, BucketSize::Day).unwrap();
+        rt.block_on(queries.buckets(t, from, to, BucketSize::Day))
+            .unwrap();
         daily.push(t0.elapsed());
         let t0 = Instant::now();
-        audited += queries.audit(t, from, to, 10_000).unwrap().len();
+        audited += rt.block_on(queries.audit(t, from, to, 10_000)).unwrap().len();
         audit.push(t0.elapsed());
     }
     println!(

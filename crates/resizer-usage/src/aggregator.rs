@@ -28,7 +28,7 @@ impl Aggregator {
     }
 
     /// Processes every closed segment; returns the number of new records counted.
-    pub fn run_once(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn run_once(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
         let mut counted = 0;
         for segment in self.log.ready_segments()? {
             let (records, torn) = read_segment(&segment)?;
@@ -36,30 +36,41 @@ impl Aggregator {
                 metrics::counter!("resizer_usage_torn_lines_total").increment(torn as u64);
                 tracing::warn!(segment = %segment.display(), torn, "skipped torn usage lines (a crash mid-write)");
             }
-            counted += self.store.apply(&records)?;
-            self.archive.file_records(&records)?;
+            counted += self.store.apply(&records).await?;
+            let archive = self.archive.clone();
+            let filed = records.clone();
+            tokio::task::spawn_blocking(move || archive.file_records(&filed)).await??;
             std::fs::remove_file(&segment)?;
             metrics::counter!("resizer_usage_records_aggregated_total").increment(records.len() as u64);
         }
-        // Past days: merge the small per-batch files, one day per round.
-        let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
-        if let Some(day) = self.archive.days_to_compact()?.into_iter().find(|d| *d < today) {
-            let merged = self.archive.compact_day(day)?;
-            tracing::info!(day, merged, "compacted a day of the usage archive");
-        }
+        compact_past_day(&self.archive).await?;
         Ok(counted)
     }
 
-    /// Runs every `every` on a blocking thread until the task is dropped.
+    /// Runs every `every` until the task is dropped.
     pub async fn run(self: Arc<Self>, every: Duration) {
         loop {
-            let this = self.clone();
-            match tokio::task::spawn_blocking(move || this.run_once().map_err(|e| e.to_string())).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "usage aggregation failed; retrying"),
-                Err(e) => tracing::error!(error = %e, "usage aggregation panicked"),
+            if let Err(e) = self.run_once().await {
+                tracing::error!(error = %e, "usage aggregation failed; retrying");
             }
             tokio::time::sleep(every).await;
         }
     }
+}
+
+/// Past days: merges the small per-batch files of one day per call.
+pub async fn compact_past_day(
+    archive: &Arc<Archive>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let archive = archive.clone();
+    tokio::task::spawn_blocking(move || {
+        let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
+        if let Some(day) = archive.days_to_compact()?.into_iter().find(|d| *d < today) {
+            let merged = archive.compact_day(day)?;
+            tracing::info!(day, merged, "compacted a day of the usage archive");
+        }
+        Ok::<(), crate::archive::ArchiveError>(())
+    })
+    .await??;
+    Ok(())
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use resizer_core::ids::TenantId;
 
 use crate::archive::{Archive, ArchiveError};
@@ -21,9 +23,10 @@ pub enum QueryError {
 }
 
 /// What the usage endpoints ask.
+#[async_trait]
 pub trait UsageQueries: Send + Sync {
     /// The tenant's non-empty buckets of `size` starting in `[from_ms, to_ms)`.
-    fn buckets(
+    async fn buckets(
         &self,
         tenant: &TenantId,
         from_ms: u64,
@@ -31,7 +34,7 @@ pub trait UsageQueries: Send + Sync {
         size: BucketSize,
     ) -> Result<Vec<Bucket>, QueryError>;
     /// The tenant's raw records received in `[from_ms, to_ms)`, at most `limit`.
-    fn audit(
+    async fn audit(
         &self,
         tenant: &TenantId,
         from_ms: u64,
@@ -48,8 +51,9 @@ pub struct LocalUsage {
     pub archive: Arc<Archive>,
 }
 
+#[async_trait]
 impl UsageQueries for LocalUsage {
-    fn buckets(
+    async fn buckets(
         &self,
         tenant: &TenantId,
         from_ms: u64,
@@ -58,17 +62,21 @@ impl UsageQueries for LocalUsage {
     ) -> Result<Vec<Bucket>, QueryError> {
         // Hours overlapping the slice, then regrouped; a bucket belongs to the slice by its start.
         let first_hour = BucketSize::Hour.start_of(size.start_of(from_ms));
-        let hourly = self.store.hourly(tenant, first_hour, to_ms)?;
+        let hourly = self.store.hourly(tenant, first_hour, to_ms).await?;
         Ok(rebucket(hourly, size, size.start_of(from_ms), to_ms))
     }
 
-    fn audit(
+    async fn audit(
         &self,
         tenant: &TenantId,
         from_ms: u64,
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<UsageRecord>, QueryError> {
-        Ok(self.archive.records(tenant, from_ms, to_ms, limit)?)
+        let (archive, tenant) = (self.archive.clone(), tenant.clone());
+        tokio::task::spawn_blocking(move || archive.records(&tenant, from_ms, to_ms, limit))
+            .await
+            .map_err(|e| QueryError::Store(UsageStoreError::Blocking(e.to_string())))?
+            .map_err(QueryError::from)
     }
 }

@@ -6,7 +6,9 @@
 //! counts once.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 
 use resizer_core::ids::TenantId;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -20,19 +22,32 @@ pub enum UsageStoreError {
     /// SQLite refused.
     #[error("usage store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or is unreachable.
+    #[error("usage store: {0}")]
+    Postgres(String),
+    /// The blocking task running the query failed.
+    #[error("usage store task: {0}")]
+    Blocking(String),
 }
 
 /// Per-tenant hourly usage.
+#[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Counts the records not seen before; returns how many were new.
-    fn apply(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError>;
+    async fn apply(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError>;
     /// Returns the tenant's hourly buckets starting in `[from_ms, to_ms)`, oldest first.
-    fn hourly(&self, tenant: &TenantId, from_ms: u64, to_ms: u64) -> Result<Vec<Bucket>, UsageStoreError>;
+    async fn hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Bucket>, UsageStoreError>;
 }
 
-/// The embedded store.
+/// The embedded store. Cheap to clone (one shared connection).
+#[derive(Clone)]
 pub struct SqliteUsageStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteUsageStore {
@@ -60,7 +75,7 @@ impl SqliteUsageStore {
              ) WITHOUT ROWID;",
         )?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
@@ -73,8 +88,31 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+#[async_trait]
 impl UsageStore for SqliteUsageStore {
-    fn apply(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
+    async fn apply(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
+        let (this, records) = (self.clone(), records.to_vec());
+        tokio::task::spawn_blocking(move || this.apply_blocking(&records))
+            .await
+            .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
+    }
+
+    async fn hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Bucket>, UsageStoreError> {
+        let (this, tenant) = (self.clone(), tenant.clone());
+        tokio::task::spawn_blocking(move || this.hourly_blocking(&tenant, from_ms, to_ms))
+            .await
+            .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
+    }
+}
+
+impl SqliteUsageStore {
+    /// [`UsageStore::apply`] on the calling thread.
+    pub fn apply_blocking(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut fresh = Vec::with_capacity(records.len());
@@ -116,7 +154,13 @@ impl UsageStore for SqliteUsageStore {
         Ok(fresh.len())
     }
 
-    fn hourly(&self, tenant: &TenantId, from_ms: u64, to_ms: u64) -> Result<Vec<Bucket>, UsageStoreError> {
+    /// [`UsageStore::hourly`] on the calling thread.
+    pub fn hourly_blocking(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Bucket>, UsageStoreError> {
         let conn = self.lock();
         let mut q = conn.prepare_cached(
             "SELECT start_ms, requests, succeeded, failed, bytes_in, bytes_out, pixels_in, pixels_out, cpu_micros
@@ -160,24 +204,24 @@ mod tests {
     use super::*;
     use crate::record::tests::record;
 
-    #[test]
-    fn test_apply_is_idempotent_and_query_is_per_tenant() {
+    #[tokio::test]
+    async fn test_apply_is_idempotent_and_query_is_per_tenant() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteUsageStore::open(&dir.path().join("u.sqlite")).unwrap();
         let (a, b) = (TenantId::random(), TenantId::random());
         let batch = vec![record(&a, 10, 200), record(&a, 20, 500), record(&b, 30, 200)];
-        assert_eq!(store.apply(&batch).unwrap(), 3);
+        assert_eq!(store.apply(&batch).await.unwrap(), 3);
         // The same batch again (a retried shipment) changes nothing.
-        assert_eq!(store.apply(&batch).unwrap(), 0);
-        assert_eq!(store.apply(&[record(&a, 3_600_000, 200)]).unwrap(), 1);
-        let hours = store.hourly(&a, 0, 7_200_000).unwrap();
+        assert_eq!(store.apply(&batch).await.unwrap(), 0);
+        assert_eq!(store.apply(&[record(&a, 3_600_000, 200)]).await.unwrap(), 1);
+        let hours = store.hourly(&a, 0, 7_200_000).await.unwrap();
         assert_eq!(hours.len(), 2);
         assert_eq!(
             (hours[0].requests, hours[0].succeeded, hours[0].failed),
             (2, 1, 1)
         );
         assert_eq!(hours[1].start_unix_ms, 3_600_000);
-        assert_eq!(store.hourly(&b, 0, 7_200_000).unwrap()[0].requests, 1);
+        assert_eq!(store.hourly(&b, 0, 7_200_000).await.unwrap()[0].requests, 1);
         assert!(store.seen(batch[0].record_id.as_str()).unwrap());
     }
 }
