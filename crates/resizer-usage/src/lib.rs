@@ -11,6 +11,7 @@
 //! - [`store`]: [`store::UsageStore`], per-tenant hourly counters applied
 //!   idempotently by record id (SQLite embedded).
 //! - [`columnar`]: records as Parquet with zstd, the archive's file format.
+//! - [`postgres`]: the roll-up store shared by distributed aggregators.
 //! - [`archive`]: every raw record, partitioned by day, for audit queries.
 //! - [`query`]: [`query::UsageQueries`], buckets and audit records for any time slice.
 //! - [`aggregator`]: [`aggregator::Aggregator`], closed segments → store + archive.
@@ -19,6 +20,7 @@ pub mod aggregator;
 pub mod archive;
 pub mod columnar;
 pub mod log;
+pub mod postgres;
 pub mod query;
 pub mod record;
 pub mod rollup;

@@ -1,0 +1,222 @@
+//! The roll-up store shared by the distributed aggregators: PostgreSQL.
+//!
+//! Same contract as the SQLite store: one transaction marks the batch's record
+//! ids seen (`ON CONFLICT DO NOTHING RETURNING` yields only the new ones) and
+//! adds those to their hourly buckets, so an overlapping batch from a second
+//! aggregator, or a batch redelivered after a crash, counts once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use resizer_core::ids::TenantId;
+use tokio_postgres::{Client, NoTls};
+
+use crate::record::UsageRecord;
+use crate::rollup::{Bucket, BucketSize, roll_up};
+use crate::store::{UsageStore, UsageStoreError};
+
+/// Time allowed for connecting and for any one operation.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS usage_seen (record_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS usage_hourly (
+    tenant_id TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    requests BIGINT NOT NULL,
+    succeeded BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    pixels_in BIGINT NOT NULL,
+    pixels_out BIGINT NOT NULL,
+    cpu_micros BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, start_ms)
+);";
+
+fn pg(e: impl std::fmt::Display) -> UsageStoreError {
+    UsageStoreError::Postgres(e.to_string())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Roll-ups in PostgreSQL, over one connection reconnected on failure.
+pub struct PostgresUsageStore {
+    url: String,
+    client: tokio::sync::Mutex<Option<Client>>,
+}
+
+impl PostgresUsageStore {
+    /// Connects and creates the tables if missing.
+    pub async fn connect(url: &str) -> Result<Self, UsageStoreError> {
+        let store = Self {
+            url: url.to_string(),
+            client: tokio::sync::Mutex::new(None),
+        };
+        let mut guard = store.client().await?;
+        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+        client.batch_execute(SCHEMA).await.map_err(pg)?;
+        drop(guard);
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, UsageStoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            let (client, connection) = tokio::time::timeout(OP_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
+                .await
+                .map_err(|_| pg("timed out connecting to PostgreSQL"))?
+                .map_err(pg)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "usage store connection closed");
+                }
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+
+    async fn apply_inner(client: &mut Client, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
+        let tx = client.transaction().await.map_err(pg)?;
+        let ids: Vec<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        let rows = tx
+            .query(
+                "INSERT INTO usage_seen (record_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING record_id",
+                &[&ids],
+            )
+            .await
+            .map_err(pg)?;
+        let fresh: HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        let add = tx
+            .prepare(
+                "INSERT INTO usage_hourly VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (tenant_id, start_ms) DO UPDATE SET
+                     requests = usage_hourly.requests + excluded.requests,
+                     succeeded = usage_hourly.succeeded + excluded.succeeded,
+                     failed = usage_hourly.failed + excluded.failed,
+                     bytes_in = usage_hourly.bytes_in + excluded.bytes_in,
+                     bytes_out = usage_hourly.bytes_out + excluded.bytes_out,
+                     pixels_in = usage_hourly.pixels_in + excluded.pixels_in,
+                     pixels_out = usage_hourly.pixels_out + excluded.pixels_out,
+                     cpu_micros = usage_hourly.cpu_micros + excluded.cpu_micros",
+            )
+            .await
+            .map_err(pg)?;
+        let new_records = records.iter().filter(|r| fresh.contains(r.record_id.as_str()));
+        for ((tenant, start), b) in roll_up(new_records, BucketSize::Hour) {
+            tx.execute(
+                &add,
+                &[
+                    &tenant.as_str(),
+                    &to_i64(start),
+                    &to_i64(b.requests),
+                    &to_i64(b.succeeded),
+                    &to_i64(b.failed),
+                    &to_i64(b.bytes_in),
+                    &to_i64(b.bytes_out),
+                    &to_i64(b.pixels_in),
+                    &to_i64(b.pixels_out),
+                    &to_i64(b.cpu_micros),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(fresh.len())
+    }
+}
+
+#[async_trait]
+impl UsageStore for PostgresUsageStore {
+    async fn apply(&self, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+        let result = match tokio::time::timeout(OP_TIMEOUT, Self::apply_inner(client, records)).await {
+            Ok(r) => r,
+            Err(_) => Err(pg("PostgreSQL operation timed out")),
+        };
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    async fn hourly(&self, tenant: &TenantId, from_ms: u64, to_ms: u64) -> Result<Vec<Bucket>, UsageStoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+        let (tenant, from, to) = (tenant.as_str(), to_i64(from_ms), to_i64(to_ms));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&tenant, &from, &to];
+        let query = client.query(
+            "SELECT start_ms, requests, succeeded, failed, bytes_in, bytes_out, pixels_in, pixels_out, cpu_micros
+             FROM usage_hourly WHERE tenant_id = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
+            &params,
+        );
+        let rows = match tokio::time::timeout(OP_TIMEOUT, query).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                *guard = None;
+                return Err(pg(e));
+            }
+            Err(_) => {
+                *guard = None;
+                return Err(pg("PostgreSQL operation timed out"));
+            }
+        };
+        let get = |row: &tokio_postgres::Row, i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(rows
+            .iter()
+            .map(|r| Bucket {
+                start_unix_ms: get(r, 0),
+                requests: get(r, 1),
+                succeeded: get(r, 2),
+                failed: get(r, 3),
+                bytes_in: get(r, 4),
+                bytes_out: get(r, 5),
+                pixels_in: get(r, 6),
+                pixels_out: get(r, 7),
+                cpu_micros: get(r, 8),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+
+    /// A fresh database on the test server (`RESIZER_TEST_DATABASE_URL`, set by scripts/test.sh).
+    async fn fresh_database() -> String {
+        let base = std::env::var("RESIZER_TEST_DATABASE_URL")
+            .expect("RESIZER_TEST_DATABASE_URL: run the tests through scripts/test.sh");
+        let (client, connection) = tokio_postgres::connect(&base, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let name = format!("usage_{}", &TenantId::random().as_str()[4..20]);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        format!("{prefix}/{name}")
+    }
+
+    #[tokio::test]
+    async fn test_postgres_store_counts_each_record_once_across_concurrent_appliers() {
+        let url = fresh_database().await;
+        let (one, two) = (
+            PostgresUsageStore::connect(&url).await.unwrap(),
+            PostgresUsageStore::connect(&url).await.unwrap(),
+        );
+        let t = TenantId::random();
+        let batch: Vec<_> = (0..200).map(|i| record(&t, i, if i % 10 == 0 { 500 } else { 200 })).collect();
+        // Two aggregators apply overlapping batches at the same time.
+        let (a, b) = tokio::join!(one.apply(&batch[..150]), two.apply(&batch[50..]));
+        assert_eq!(a.unwrap() + b.unwrap(), 200);
+        assert_eq!(one.apply(&batch).await.unwrap(), 0);
+        let hours = two.hourly(&t, 0, 3_600_000).await.unwrap();
+        assert_eq!(hours.len(), 1);
+        assert_eq!((hours[0].requests, hours[0].succeeded, hours[0].failed), (200, 180, 20));
+    }
+}
