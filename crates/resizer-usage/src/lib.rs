@@ -8,6 +8,7 @@
 //!   written (to the OS) before the response is sent and fsynced on a short
 //!   interval, in segment files that are shipped in batches once closed.
 //! - [`ship`]: distributed mode: closed segments → the replicated JetStream staging stream.
+//! - [`lease`]: the distributed aggregator: one active instance by a JetStream KV lease.
 //! - [`store`]: [`store::UsageStore`], per-tenant hourly counters applied
 //!   idempotently by record id (SQLite embedded).
 //! - [`columnar`]: records as Parquet with zstd, the archive's file format.
@@ -19,6 +20,7 @@
 pub mod aggregator;
 pub mod archive;
 pub mod columnar;
+pub mod lease;
 pub mod log;
 pub mod postgres;
 pub mod query;

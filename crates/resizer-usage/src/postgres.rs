@@ -66,10 +66,11 @@ impl PostgresUsageStore {
     async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, UsageStoreError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, connection) = tokio::time::timeout(OP_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
-                .await
-                .map_err(|_| pg("timed out connecting to PostgreSQL"))?
-                .map_err(pg)?;
+            let (client, connection) =
+                tokio::time::timeout(OP_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
+                    .await
+                    .map_err(|_| pg("timed out connecting to PostgreSQL"))?
+                    .map_err(pg)?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %e, "usage store connection closed");
@@ -146,7 +147,12 @@ impl UsageStore for PostgresUsageStore {
         result
     }
 
-    async fn hourly(&self, tenant: &TenantId, from_ms: u64, to_ms: u64) -> Result<Vec<Bucket>, UsageStoreError> {
+    async fn hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<Bucket>, UsageStoreError> {
         let mut guard = self.client().await?;
         let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
         let (tenant, from, to) = (tenant.as_str(), to_i64(from_ms), to_i64(to_ms));
@@ -197,7 +203,10 @@ mod tests {
         let (client, connection) = tokio_postgres::connect(&base, NoTls).await.unwrap();
         tokio::spawn(connection);
         let name = format!("usage_{}", &TenantId::random().as_str()[4..20]);
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
         let (prefix, _) = base.rsplit_once('/').unwrap();
         format!("{prefix}/{name}")
     }
@@ -210,13 +219,18 @@ mod tests {
             PostgresUsageStore::connect(&url).await.unwrap(),
         );
         let t = TenantId::random();
-        let batch: Vec<_> = (0..200).map(|i| record(&t, i, if i % 10 == 0 { 500 } else { 200 })).collect();
+        let batch: Vec<_> = (0..200)
+            .map(|i| record(&t, i, if i % 10 == 0 { 500 } else { 200 }))
+            .collect();
         // Two aggregators apply overlapping batches at the same time.
         let (a, b) = tokio::join!(one.apply(&batch[..150]), two.apply(&batch[50..]));
         assert_eq!(a.unwrap() + b.unwrap(), 200);
         assert_eq!(one.apply(&batch).await.unwrap(), 0);
         let hours = two.hourly(&t, 0, 3_600_000).await.unwrap();
         assert_eq!(hours.len(), 1);
-        assert_eq!((hours[0].requests, hours[0].succeeded, hours[0].failed), (200, 180, 20));
+        assert_eq!(
+            (hours[0].requests, hours[0].succeeded, hours[0].failed),
+            (200, 180, 20)
+        );
     }
 }

@@ -21,6 +21,8 @@ use crate::record::UsageRecord;
 pub const STREAM: &str = "RESIZER_USAGE";
 /// Subject records are published on.
 pub const SUBJECT: &str = "resizer.usage";
+/// The aggregators' durable consumer of the stream.
+pub const CONSUMER: &str = "aggregator";
 
 /// Where shipped records go.
 #[async_trait]
@@ -51,32 +53,33 @@ impl JetStreamUsageSink {
             js,
             timeout: Duration::from_secs(5),
         };
-        sink.ensure_stream(replicas).await?;
+        ensure_usage_stream(&sink.js, replicas).await?;
         Ok(sink)
     }
+}
 
-    async fn ensure_stream(&self, replicas: usize) -> Result<(), String> {
-        let config = jetstream::stream::Config {
-            name: STREAM.into(),
-            subjects: vec![SUBJECT.into()],
-            retention: RetentionPolicy::WorkQueue,
-            // Full means the aggregator is far behind: API nodes keep buffering locally.
-            discard: DiscardPolicy::New,
-            max_bytes: 1024 * 1024 * 1024,
-            storage: StorageType::File,
-            num_replicas: replicas.max(1),
-            duplicate_window: Duration::from_secs(600),
-            ..Default::default()
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.js.get_or_create_stream(config.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
-                Err(e) => {
-                    tracing::info!(error = %e, "usage stream not ready yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+/// Creates the staging stream if missing (`replicas` 3 on a cluster).
+pub async fn ensure_usage_stream(js: &jetstream::Context, replicas: usize) -> Result<(), String> {
+    let config = jetstream::stream::Config {
+        name: STREAM.into(),
+        subjects: vec![SUBJECT.into()],
+        retention: RetentionPolicy::WorkQueue,
+        // Full means the aggregator is far behind: API nodes keep buffering locally.
+        discard: DiscardPolicy::New,
+        max_bytes: 1024 * 1024 * 1024,
+        storage: StorageType::File,
+        num_replicas: replicas.max(1),
+        duplicate_window: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+            Err(e) => {
+                tracing::info!(error = %e, "usage stream not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }

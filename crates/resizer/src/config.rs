@@ -55,6 +55,15 @@ pub struct UsageSection {
     /// Distributed `resizer api`: how often closed segments are shipped to the JetStream
     /// staging stream. Default 1,000 ms.
     pub ship_every_ms: u64,
+    /// `resizer aggregator`: PostgreSQL URL of the roll-up store shared by all aggregators.
+    /// Required by `resizer aggregator`. Default empty.
+    pub database_url: String,
+    /// `resizer aggregator`: the archive's directory (shared by all aggregators);
+    /// empty means `data_dir/archive`. Default empty.
+    pub archive_dir: String,
+    /// `resizer aggregator`: how long the lease outlives its holder's last renewal
+    /// (a standby takes over within about this). Default 6,000 ms.
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for UsageSection {
@@ -65,6 +74,9 @@ impl Default for UsageSection {
             segment_max_bytes: 8 * 1024 * 1024,
             aggregate_every_ms: 1000,
             ship_every_ms: 1000,
+            database_url: String::new(),
+            archive_dir: String::new(),
+            lease_ttl_ms: 6000,
         }
     }
 }

@@ -38,6 +38,8 @@ enum Command {
     Api(ServeArgs),
     /// Run a worker: pull resize jobs from NATS JetStream and process them.
     Worker(ServeArgs),
+    /// Run a usage aggregator: roll up staged usage records while holding the lease.
+    Aggregator(ServeArgs),
     /// Resize local files with the same pipeline the workers use, without the service.
     Resize(batch::ResizeArgs),
     /// Measure conversions per core and print the fleet size for a target load.
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Identity(args) => (args, Role::Identity),
         Command::Api(args) => (args, Role::Api),
         Command::Worker(args) => (args, Role::Worker),
+        Command::Aggregator(args) => (args, Role::Aggregator),
     };
     let overrides = config::Overrides {
         listen: args.listen,
@@ -94,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Role::Identity => roles::run_identity(config).await,
             Role::Api => roles::run_api(config).await,
             Role::Worker => roles::run_worker(config).await,
+            Role::Aggregator => roles::run_aggregator(config).await,
         }
     });
     match result {
@@ -111,4 +115,5 @@ enum Role {
     Identity,
     Api,
     Worker,
+    Aggregator,
 }

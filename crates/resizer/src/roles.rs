@@ -15,6 +15,9 @@ use tokio::sync::watch;
 
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::JetStreamQueue;
+use resizer_usage::archive::{Archive, LocalDirStore};
+use resizer_usage::lease::{StreamAggregator, StreamAggregatorConfig};
+use resizer_usage::postgres::PostgresUsageStore;
 use resizer_worker::http::HttpTransport;
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 
@@ -208,6 +211,75 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let _ = stop_worker.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), worker_task).await;
     queue.quiesce(Duration::from_secs(2)).await;
+    tracing::info!("resizer stopped");
+    Ok(())
+}
+
+/// `resizer aggregator`: while it holds the lease, consumes the usage staging
+/// stream into the shared PostgreSQL roll-ups and the archive. Run two or more:
+/// a standby takes over within the lease TTL. `/healthz` and `/metrics` on its
+/// listen address.
+pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
+    if !config.distributed_queue() || config.usage.database_url.is_empty() {
+        anyhow::bail!("`resizer aggregator` needs RESIZER_QUEUE__NATS_URL and RESIZER_USAGE__DATABASE_URL");
+    }
+    let name = if config.worker.name.is_empty() {
+        format!(
+            "aggregator-{}",
+            &resizer_core::ids::JobId::random().as_str()[4..12]
+        )
+    } else {
+        config.worker.name.clone()
+    };
+    let store = Arc::new(
+        PostgresUsageStore::connect(&config.usage.database_url)
+            .await
+            .context("connecting to the usage store")?,
+    );
+    let archive_dir = if config.usage.archive_dir.is_empty() {
+        config.data_dir.join("archive")
+    } else {
+        std::path::PathBuf::from(&config.usage.archive_dir)
+    };
+    let archive = Arc::new(Archive::new(Arc::new(LocalDirStore::new(archive_dir))));
+    let aggregator = StreamAggregator::connect(
+        StreamAggregatorConfig {
+            servers: config.nats_servers(),
+            replicas: config.queue.replicas,
+            name: name.clone(),
+            lease_ttl: Duration::from_millis(config.usage.lease_ttl_ms.max(500)),
+        },
+        store,
+        archive,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("connecting to NATS JetStream: {e}"))?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(aggregator.run(stopped));
+    let metrics = resizer_telemetry::Metrics::global();
+    let router = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        );
+    let listener = node::bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    let ready = Arc::new(AtomicBool::new(true));
+    tracing::info!(metrics_addr = %addr, aggregator = %name, "resizer aggregator ready");
+    node::serve_until_signal(vec![(listener, router)], ready, Duration::from_secs(1)).await;
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(10), task).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "aggregator failed"),
+        Err(_) => tracing::warn!("aggregator did not stop in time"),
+        _ => {}
+    }
     tracing::info!("resizer stopped");
     Ok(())
 }

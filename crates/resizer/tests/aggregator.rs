@@ -1,0 +1,227 @@
+//! The distributed aggregator on real engines: a nats-server with JetStream and
+//! PostgreSQL, two `resizer aggregator` processes sharing the roll-up store and
+//! the archive. Records published to the staging stream are counted exactly
+//! once, also when the active aggregator is killed with -9 and the standby
+//! takes the lease over.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Options, Server};
+use resizer_core::ids::TenantId;
+use resizer_usage::UsageRecord;
+
+fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RESIZER_NATS_SERVER") {
+        return p.into();
+    }
+    let tools = std::env::var_os("RESIZER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+            cache.join("resizer-tools")
+        });
+    tools.join("venv/bin/nats-server")
+}
+
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_nats() -> Nats {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(nats_server_bin())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nats-server (installed by scripts/setup.sh)");
+    let url = format!("nats://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nats {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn fresh_database() -> String {
+    let base = std::env::var("RESIZER_TEST_DATABASE_URL")
+        .expect("RESIZER_TEST_DATABASE_URL: run the tests through scripts/test.sh");
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let name = format!("agg_{}", &TenantId::random().as_str()[4..20]);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+fn records(tenant: &TenantId, n: usize) -> Vec<UsageRecord> {
+    let now = resizer_core::time::now_unix_ms();
+    (0..n)
+        .map(|i| UsageRecord {
+            record_id: resizer_core::ids::RecordId::random(),
+            tenant_id: tenant.clone(),
+            key_id: resizer_core::ids::KeyId::random(),
+            request_id: resizer_core::ids::RequestId::random(),
+            received_unix_ms: now + i as u64,
+            queued_unix_ms: None,
+            started_unix_ms: None,
+            finished_unix_ms: now + i as u64 + 5,
+            route: "POST /v1/resize".into(),
+            params: "width=100".into(),
+            input_format: Some("jpeg".into()),
+            input_bytes: 1000,
+            input_width: Some(100),
+            input_height: Some(100),
+            output_format: Some("jpeg".into()),
+            output_bytes: 10,
+            output_width: Some(10),
+            output_height: Some(10),
+            cpu_micros: 1000,
+            queue_wait_ms: None,
+            processing_ms: None,
+            total_ms: 5,
+            status: if i % 4 == 0 { 422 } else { 200 },
+            api_node: "test".into(),
+            worker: None,
+        })
+        .collect()
+}
+
+async fn publish(js: &async_nats::jetstream::Context, batch: &[UsageRecord]) {
+    for r in batch {
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(r).unwrap().into())
+            .message_id(r.record_id.as_str());
+        js.send_publish("resizer.usage", message)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// (requests, succeeded) summed over the tenant's buckets.
+async fn counted(db: &tokio_postgres::Client, tenant: &TenantId) -> (i64, i64) {
+    let row = db
+        .query_one(
+            "SELECT COALESCE(SUM(requests), 0)::BIGINT, COALESCE(SUM(succeeded), 0)::BIGINT FROM usage_hourly WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+async fn wait_counted(db: &tokio_postgres::Client, tenant: &TenantId, want: i64) -> (i64, i64) {
+    let started = Instant::now();
+    loop {
+        let got = counted(db, tenant).await;
+        if got.0 >= want || started.elapsed() > Duration::from_secs(30) {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
+    let nats = start_nats().await;
+    let db_url = fresh_database().await;
+    let archive = tempfile::tempdir().unwrap();
+    let aggregator = |name: &str| {
+        Server::start_with(Options {
+            role: "aggregator",
+            env: vec![
+                ("RESIZER_QUEUE__NATS_URL".into(), nats.url.clone()),
+                ("RESIZER_USAGE__DATABASE_URL".into(), db_url.clone()),
+                (
+                    "RESIZER_USAGE__ARCHIVE_DIR".into(),
+                    archive.path().display().to_string(),
+                ),
+                ("RESIZER_USAGE__LEASE_TTL_MS".into(), "1500".into()),
+                ("RESIZER_WORKER__NAME".into(), name.into()),
+            ],
+            ..Options::default()
+        })
+    };
+    let mut first = aggregator("agg-1");
+    let mut second = aggregator("agg-2");
+
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (db, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tenant = TenantId::random();
+
+    let batch1 = records(&tenant, 400);
+    publish(&js, &batch1).await;
+    assert_eq!(wait_counted(&db, &tenant, 400).await, (400, 300));
+
+    // Kill the lease holder; the standby takes over within the lease TTL.
+    let holds = |s: &Server| s.stderr.lock().unwrap().contains("acquired the aggregator lease");
+    let (active, standby) = if holds(&first) {
+        (&mut first, &mut second)
+    } else {
+        (&mut second, &mut first)
+    };
+    assert!(!holds(standby), "only one aggregator holds the lease");
+    active.kill9();
+    let batch2 = records(&tenant, 400);
+    publish(&js, &batch2).await;
+    // The same records again (an API node re-shipping after a failure): counted once.
+    publish(&js, &batch1[..100]).await;
+    assert_eq!(wait_counted(&db, &tenant, 800).await, (800, 600));
+    assert!(holds(standby), "the standby took the lease");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counted(&db, &tenant).await, (800, 600), "nothing counted twice");
+
+    // The archive holds every record once (duplicates dropped on read).
+    let archive_reader = resizer_usage::archive::Archive::new(std::sync::Arc::new(
+        resizer_usage::archive::LocalDirStore::new(archive.path().to_path_buf()),
+    ));
+    let from = batch1[0].received_unix_ms;
+    let all = archive_reader
+        .records(&tenant, from, from + 86_400_000, 10_000)
+        .unwrap();
+    assert_eq!(all.len(), 800);
+}
