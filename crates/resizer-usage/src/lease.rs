@@ -151,7 +151,7 @@ impl StreamAggregator {
                 tracing::error!(error = %e, "usage batch failed; it will be redelivered");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            if rounds % 600 == 0
+            if rounds.is_multiple_of(600)
                 && let Err(e) = crate::aggregator::compact_past_day(&self.archive).await
             {
                 tracing::error!(error = %e, "archive compaction failed");
