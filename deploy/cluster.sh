@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The distributed mode on one machine, loopback only:
 #   3 × nats-server (JetStream cluster), PostgreSQL, `resizer identity`,
-#   2 × `resizer api` behind HAProxy (health-checked on /readyz), 2 × `resizer worker`.
+#   2 × `resizer api` behind HAProxy (health-checked on /readyz), 2 × `resizer worker`,
+#   `aggregator` and its standby `aggregator-2` (one active, by a lease).
 #
 #   deploy/cluster.sh up              # start everything; prints public_url=, admin_url=, admin_token=
 #   deploy/cluster.sh down            # stop exactly what `up` started
 #   deploy/cluster.sh status          # components, pids, alive or not
-#   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, haproxy, postgres)
+#   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, aggregator, aggregator-2, haproxy, postgres)
 #   deploy/cluster.sh pause NAME      # SIGSTOP (a GC-pause-like stall)
 #   deploy/cluster.sh resume NAME     # SIGCONT
 #   deploy/cluster.sh start NAME      # (re)start one component, e.g. after `kill`
@@ -21,7 +22,7 @@ DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cluster}
 BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
 WORKER_THREADS=${WORKER_THREADS:-1}
 NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
-COMPONENTS="postgres nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 haproxy"
+COMPONENTS="postgres nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
 
 nats_port() { echo $((BASE + $1)); }          # client ports base+1..3
 route_port() { echo $((BASE + 10 + $1)); }    # cluster routes base+11..13
@@ -31,6 +32,7 @@ IDENTITY_PORT=$((BASE + 40))
 api_port() { echo $((BASE + 50 + $1)); }      # public base+51..52
 internal_port() { echo $((BASE + 60 + $1)); } # internal base+61..62
 worker_port() { echo $((BASE + 70 + $1)); }   # metrics base+71..72
+aggregator_port() { echo $((BASE + 75 + $1)); } # metrics base+76..77
 PUBLIC_PORT=$((BASE + 80))
 STATS_PORT=$((BASE + 81))
 NATS_URLS="nats://127.0.0.1:$(nats_port 1),nats://127.0.0.1:$(nats_port 2),nats://127.0.0.1:$(nats_port 3)"
@@ -127,6 +129,19 @@ EOF
             "$RESIZER_BIN" worker
         wait_http "http://127.0.0.1:$(worker_port "$n")/healthz" 60
         ;;
+    aggregator | aggregator-2)
+        n=1
+        [ "$name" = aggregator-2 ] && n=2
+        mkdir -p "$DIR/$name" "$DIR/archive"
+        launch "$name" env $(resizer_env) \
+            RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
+            RESIZER_WORKER__NAME="$name" \
+            RESIZER_USAGE__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
+            RESIZER_USAGE__ARCHIVE_DIR="$DIR/archive" \
+            RESIZER_DATA_DIR="$DIR/$name" \
+            "$RESIZER_BIN" aggregator
+        wait_http "http://127.0.0.1:$(aggregator_port "$n")/healthz" 60
+        ;;
     haproxy)
         cat >"$DIR/haproxy.cfg" <<EOF
 global
@@ -206,14 +221,14 @@ up)
     for n in 1 2 3; do start_one "nats-$n"; done
     for n in 1 2 3; do wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" 30; done
     start_one identity
-    for c in api-1 api-2 worker-1 worker-2 haproxy; do start_one "$c"; done
+    for c in api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy; do start_one "$c"; done
     echo "public_url=http://127.0.0.1:$PUBLIC_PORT"
     echo "admin_url=http://127.0.0.1:$IDENTITY_PORT"
     echo "admin_token=$(cat "$DIR/admin-token")"
     ;;
 down)
     [ -d "$DIR" ] || exit 0
-    for c in haproxy worker-1 worker-2 api-1 api-2 identity nats-1 nats-2 nats-3 postgres; do stop_one "$c"; done
+    for c in haproxy worker-1 worker-2 api-1 api-2 aggregator aggregator-2 identity nats-1 nats-2 nats-3 postgres; do stop_one "$c"; done
     rm -rf "$DIR"
     ;;
 status)
