@@ -62,8 +62,11 @@ launch() {
 }
 
 resizer_env() {
-    # Common settings of every resizer role.
+    # Common settings of every resizer role. The usage store and archive are read by
+    # identity (admin queries) and API nodes (/v1/usage), written by the aggregators.
     echo RESIZER_CLUSTER_SECRET="$(cat "$DIR/cluster-secret")" \
+        RESIZER_USAGE__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
+        RESIZER_USAGE__ARCHIVE_DIR="$DIR/archive" \
         RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
         RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
         RESIZER_QUEUE__REPLICAS=3 \
@@ -136,8 +139,6 @@ EOF
         launch "$name" env $(resizer_env) \
             RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
             RESIZER_WORKER__NAME="$name" \
-            RESIZER_USAGE__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
-            RESIZER_USAGE__ARCHIVE_DIR="$DIR/archive" \
             RESIZER_DATA_DIR="$DIR/$name" \
             "$RESIZER_BIN" aggregator
         wait_http "http://127.0.0.1:$(aggregator_port "$n")/healthz" 60
@@ -218,6 +219,7 @@ up)
     [ -s "$DIR/admin-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin-token"
     echo "$RESIZER_BIN" >"$DIR/resizer-bin"
     start_one postgres
+    mkdir -p "$DIR/archive"
     for n in 1 2 3; do start_one "nats-$n"; done
     for n in 1 2 3; do wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" 30; done
     start_one identity

@@ -56,10 +56,23 @@ impl PostgresUsageStore {
             url: url.to_string(),
             client: tokio::sync::Mutex::new(None),
         };
-        let mut guard = store.client().await?;
-        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
-        client.batch_execute(SCHEMA).await.map_err(pg)?;
-        drop(guard);
+        // Roles starting together may race on CREATE TABLE IF NOT EXISTS (PostgreSQL
+        // can then report a duplicate type); a short retry settles it.
+        let mut attempt = 0;
+        loop {
+            let mut guard = store.client().await?;
+            let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+            match client.batch_execute(SCHEMA).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    tracing::debug!(error = %e, "creating the usage tables; retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(pg(e)),
+            }
+            drop(guard);
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+        }
         Ok(store)
     }
 

@@ -18,6 +18,7 @@ use resizer_queue::jetstream::JetStreamQueue;
 use resizer_usage::archive::{Archive, LocalDirStore};
 use resizer_usage::lease::{StreamAggregator, StreamAggregatorConfig};
 use resizer_usage::postgres::PostgresUsageStore;
+use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_worker::http::HttpTransport;
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 
@@ -42,7 +43,10 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     };
     let identity = Arc::new(IdentityService::new(store.clone()));
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
-    let admin = AdminState::new(identity.clone(), admin_token).with_feed(cluster_secret);
+    let mut admin = AdminState::new(identity.clone(), admin_token).with_feed(cluster_secret);
+    if let Some(queries) = distributed_usage_queries(&config).await? {
+        admin = admin.with_usage(queries);
+    }
 
     // Writes by another identity instance on the same store wake feed readers too.
     let poller = {
@@ -129,7 +133,10 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         (JobPath::start(&config, &node_id)?, node_id)
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let api = jobs.api(&config, &node_id, auth, ready.clone());
+    let mut api = jobs.api(&config, &node_id, auth, ready.clone());
+    if let Some(queries) = distributed_usage_queries(&config).await? {
+        api = api.with_usage_queries(queries);
+    }
     let servers = vec![(public_listener, api.router())];
     ready.store(true, Ordering::Relaxed);
     tracing::info!(
@@ -282,4 +289,25 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("resizer stopped");
     Ok(())
+}
+
+/// Usage queries over the aggregators' shared roll-ups (PostgreSQL) and archive,
+/// for `resizer identity` (admin) and `resizer api` (`/v1/usage`) when
+/// `usage.database_url` is set; without it those endpoints answer 503.
+async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc<dyn UsageQueries>>> {
+    if config.usage.database_url.is_empty() {
+        return Ok(None);
+    }
+    let store = PostgresUsageStore::connect(&config.usage.database_url)
+        .await
+        .context("connecting to the usage store")?;
+    let archive_dir = if config.usage.archive_dir.is_empty() {
+        config.data_dir.join("archive")
+    } else {
+        std::path::PathBuf::from(&config.usage.archive_dir)
+    };
+    Ok(Some(Arc::new(LocalUsage {
+        store: Arc::new(store),
+        archive: Arc::new(Archive::new(Arc::new(LocalDirStore::new(archive_dir)))),
+    })))
 }
