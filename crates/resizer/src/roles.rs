@@ -262,7 +262,16 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("connecting to NATS JetStream: {e}"))?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(aggregator.run(stopped));
+    let task = tokio::spawn(async move {
+        let result = aggregator.run(stopped).await;
+        // Failing to set up the consumer or the lease bucket is not retried here:
+        // exit non-zero so the supervisor restarts the process.
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "aggregator failed");
+            std::process::exit(1);
+        }
+        result
+    });
     let metrics = resizer_telemetry::Metrics::global();
     let router = axum::Router::new()
         .route(
