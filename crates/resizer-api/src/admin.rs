@@ -123,13 +123,13 @@ impl AdminState {
             .route("/admin/v1/usage", get(tenant_usage))
             .route("/admin/v1/audit", get(tenant_audit))
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
-        if self.feed_secret.is_some() {
+        if let Some(secret) = self.feed_secret.clone() {
             router = router.merge(
                 Router::new()
                     .route("/internal/v1/identity/snapshot", get(feed_snapshot))
                     .route("/internal/v1/identity/changes", get(feed_changes))
                     .route_layer(axum::middleware::from_fn_with_state(
-                        self.clone(),
+                        secret,
                         require_cluster_secret,
                     )),
             );
@@ -157,9 +157,14 @@ async fn tenant_audit(State(state): State<AdminState>, uri: axum::http::Uri) -> 
     crate::usage::audit(state.usage.clone(), &params).await
 }
 
-async fn require_cluster_secret(State(state): State<AdminState>, request: Request, next: Next) -> Response {
-    match (bearer(request.headers()), &state.feed_secret) {
-        (Some(token), Some(secret)) if secret.verify(token) => next.run(request).await,
+/// Lets through only requests bearing the cluster secret (internal endpoints).
+pub(crate) async fn require_cluster_secret(
+    State(secret): State<AdminToken>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match bearer(request.headers()) {
+        Some(token) if secret.verify(token) => next.run(request).await,
         _ => ApiError::new(ErrorCode::Unauthenticated, "a valid cluster secret is required").into_response(),
     }
 }

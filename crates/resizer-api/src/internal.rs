@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,9 +19,9 @@ use resizer_core::ids::JobId;
 use resizer_queue::transport::{META_HEADER, OUTCOME_HEADER};
 use resizer_queue::{JobFailure, JobOutput, JobOutputMeta};
 
-use crate::admin::AdminToken;
+use crate::admin::{AdminToken, require_cluster_secret};
 use crate::error::{self, ApiError};
-use crate::public::{bearer, read_body};
+use crate::public::read_body;
 use crate::results::ResultWaiters;
 use crate::staging::StagingArea;
 
@@ -57,7 +56,10 @@ impl InternalState {
         Router::new()
             .route("/internal/v1/staging/{key}", get(fetch_staged))
             .route("/internal/v1/results/{job_id}", post(deliver_result))
-            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_secret))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.secret.clone(),
+                require_cluster_secret,
+            ))
             .route(
                 "/healthz",
                 get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -65,13 +67,6 @@ impl InternalState {
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .with_state(self)
-    }
-}
-
-async fn require_secret(State(state): State<InternalState>, request: Request, next: Next) -> Response {
-    match bearer(request.headers()) {
-        Some(token) if state.secret.verify(token) => next.run(request).await,
-        _ => ApiError::new(ErrorCode::Unauthenticated, "a valid cluster secret is required").into_response(),
     }
 }
 

@@ -243,25 +243,6 @@ impl JetStreamQueue {
         }
     }
 
-    /// Returns each stream's name and its current Raft leader (server name), for status pages and tests.
-    pub async fn leaders(&self) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        for lane in &self.lanes {
-            let leader =
-                match tokio::time::timeout(Duration::from_secs(1), self.contexts[0].get_stream(&lane.name))
-                    .await
-                {
-                    Ok(Ok(mut s)) => match s.info().await {
-                        Ok(info) => info.cluster.as_ref().and_then(|c| c.leader.clone()),
-                        Err(_) => None,
-                    },
-                    _ => None,
-                };
-            out.push((lane.name.clone(), leader));
-        }
-        out
-    }
-
     /// Spreads the streams' leaders over the servers (stream `i` on the `i`-th server
     /// by name) and puts each consumer's leader with its stream's, so losing one
     /// server stalls publishing and consuming on one stream only, and the others take

@@ -232,6 +232,23 @@ pub fn sqlite_store(config: &Config) -> anyhow::Result<Arc<dyn IdentityStore>> {
     )?))
 }
 
+/// `/healthz` and `/metrics` for roles without a public API (worker, aggregator).
+pub fn health_router() -> axum::Router {
+    let metrics = resizer_telemetry::Metrics::global();
+    axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        )
+}
+
 /// Binds a listener.
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = addr

@@ -196,19 +196,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
         pool,
     );
     let worker_task = tokio::spawn(worker.run(worker_stopped));
-    let metrics = resizer_telemetry::Metrics::global();
-    let router = axum::Router::new()
-        .route(
-            "/healthz",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move { metrics.render() }
-            }),
-        );
+    let router = node::health_router();
     let listener = node::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
@@ -272,19 +260,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
         }
         result
     });
-    let metrics = resizer_telemetry::Metrics::global();
-    let router = axum::Router::new()
-        .route(
-            "/healthz",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move { metrics.render() }
-            }),
-        );
+    let router = node::health_router();
     let listener = node::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
