@@ -3,5 +3,5 @@
 # SQLite, local files under ./resizer-data). Extra arguments go to `serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --build-only
 exec cargo run --release --locked -p resizer -- serve "$@"

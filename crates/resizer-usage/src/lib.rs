@@ -13,7 +13,8 @@
 //!   idempotently by record id (SQLite embedded).
 //! - [`columnar`]: records as Parquet with zstd, the archive's file format.
 //! - [`postgres`]: the roll-up store shared by distributed aggregators.
-//! - [`archive`]: every raw record, partitioned by day, for audit queries.
+//! - [`archive`]: every raw record, partitioned by day, for audit queries, in an
+//!   object store: a local directory or, by [`s3`], an S3-compatible bucket.
 //! - [`query`]: [`query::UsageQueries`], buckets and audit records for any time slice.
 //! - [`aggregator`]: [`aggregator::Aggregator`], closed segments → store + archive.
 
@@ -26,8 +27,11 @@ pub mod postgres;
 pub mod query;
 pub mod record;
 pub mod rollup;
+pub mod s3;
 pub mod ship;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use log::{UsageLog, UsageLogConfig, UsageLogError};
 pub use record::UsageRecord;

@@ -64,6 +64,34 @@ pub struct UsageSection {
     /// `resizer aggregator`: how long the lease outlives its holder's last renewal
     /// (a standby takes over within about this). Default 6,000 ms.
     pub lease_ttl_ms: u64,
+    /// The archive in an S3-compatible bucket instead of `archive_dir`: the endpoint URL
+    /// (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:3900` for Garage, …).
+    /// Empty (the default) keeps the archive in a local directory.
+    pub archive_s3_endpoint: String,
+    /// The archive's bucket (it must exist). Default empty.
+    pub archive_s3_bucket: String,
+    /// The bucket's signing region. Default `us-east-1`.
+    pub archive_s3_region: String,
+    /// Access key id; empty means `AWS_ACCESS_KEY_ID`. Default empty.
+    pub archive_s3_access_key_id: String,
+    /// Secret access key; prefer `RESIZER_USAGE__ARCHIVE_S3_SECRET_ACCESS_KEY` or
+    /// `AWS_SECRET_ACCESS_KEY` to writing it in a file. Never logged. Default empty.
+    pub archive_s3_secret_access_key: Redacted,
+    /// Virtual-host-style bucket URLs (`bucket.endpoint-host`) instead of path style. Default false.
+    pub archive_s3_virtual_host: bool,
+    /// Timeout of one S3 request (a call retries twice). Default 10,000 ms.
+    pub archive_s3_timeout_ms: u64,
+}
+
+/// A secret: serialized as itself, printed as `<redacted>`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for UsageSection {
@@ -77,6 +105,13 @@ impl Default for UsageSection {
             database_url: String::new(),
             archive_dir: String::new(),
             lease_ttl_ms: 6000,
+            archive_s3_endpoint: String::new(),
+            archive_s3_bucket: String::new(),
+            archive_s3_region: "us-east-1".into(),
+            archive_s3_access_key_id: String::new(),
+            archive_s3_secret_access_key: Redacted::default(),
+            archive_s3_virtual_host: false,
+            archive_s3_timeout_ms: 10_000,
         }
     }
 }

@@ -15,6 +15,8 @@ use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
+use resizer_usage::archive::{Archive, LocalDirStore, ObjectStore};
+use resizer_usage::s3::{S3Config, S3Store};
 use resizer_usage::ship::{self, JetStreamUsageSink};
 use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
@@ -230,6 +232,46 @@ pub fn sqlite_store(config: &Config) -> anyhow::Result<Arc<dyn IdentityStore>> {
     Ok(Arc::new(SqliteIdentityStore::open(
         &config.data_dir.join("identity.sqlite"),
     )?))
+}
+
+/// The usage archive: in the S3-compatible bucket of `usage.archive_s3_*` when an
+/// endpoint is set, else in `usage.archive_dir` (or `default_dir`). Must be called
+/// inside the runtime that will carry the S3 requests.
+pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow::Result<Arc<Archive>> {
+    let usage = &config.usage;
+    let store: Arc<dyn ObjectStore> = if usage.archive_s3_endpoint.is_empty() {
+        let dir = if usage.archive_dir.is_empty() {
+            default_dir
+        } else {
+            std::path::PathBuf::from(&usage.archive_dir)
+        };
+        Arc::new(LocalDirStore::new(dir))
+    } else {
+        let or_env = |value: &str, var: &str| {
+            if value.is_empty() {
+                std::env::var(var).unwrap_or_default()
+            } else {
+                value.to_string()
+            }
+        };
+        let s3 = S3Config {
+            endpoint: usage.archive_s3_endpoint.clone(),
+            bucket: usage.archive_s3_bucket.clone(),
+            region: usage.archive_s3_region.clone(),
+            access_key_id: or_env(&usage.archive_s3_access_key_id, "AWS_ACCESS_KEY_ID"),
+            secret_access_key: or_env(&usage.archive_s3_secret_access_key.0, "AWS_SECRET_ACCESS_KEY"),
+            virtual_host: usage.archive_s3_virtual_host,
+            timeout: Duration::from_millis(usage.archive_s3_timeout_ms.max(100)),
+        };
+        if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+            anyhow::bail!(
+                "usage.archive_s3_endpoint is set: usage.archive_s3_bucket and the access key id and secret are required"
+            );
+        }
+        tracing::info!(endpoint = %s3.endpoint, bucket = %s3.bucket, "usage archive in S3");
+        Arc::new(S3Store::new(&s3).context("configuring the S3 archive")?)
+    };
+    Ok(Arc::new(Archive::new(store)))
 }
 
 /// `/healthz` and `/metrics` for roles without a public API (worker, aggregator).

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::JetStreamQueue;
-use resizer_usage::archive::{Archive, LocalDirStore};
 use resizer_usage::lease::{StreamAggregator, StreamAggregatorConfig};
 use resizer_usage::postgres::PostgresUsageStore;
 use resizer_usage::query::{LocalUsage, UsageQueries};
@@ -231,12 +230,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
             .await
             .context("connecting to the usage store")?,
     );
-    let archive_dir = if config.usage.archive_dir.is_empty() {
-        config.data_dir.join("archive")
-    } else {
-        std::path::PathBuf::from(&config.usage.archive_dir)
-    };
-    let archive = Arc::new(Archive::new(Arc::new(LocalDirStore::new(archive_dir))));
+    let archive = node::usage_archive(&config, config.data_dir.join("archive"))?;
     let aggregator = StreamAggregator::connect(
         StreamAggregatorConfig {
             servers: config.nats_servers(),
@@ -286,13 +280,8 @@ async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc
     let store = PostgresUsageStore::connect(&config.usage.database_url)
         .await
         .context("connecting to the usage store")?;
-    let archive_dir = if config.usage.archive_dir.is_empty() {
-        config.data_dir.join("archive")
-    } else {
-        std::path::PathBuf::from(&config.usage.archive_dir)
-    };
     Ok(Some(Arc::new(LocalUsage {
         store: Arc::new(store),
-        archive: Arc::new(Archive::new(Arc::new(LocalDirStore::new(archive_dir)))),
+        archive: node::usage_archive(config, config.data_dir.join("archive"))?,
     })))
 }

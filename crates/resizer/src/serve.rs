@@ -9,7 +9,6 @@ use resizer_api::AdminState;
 use resizer_identity::{AuthCache, IdentityService, LocalFollower};
 
 use resizer_usage::aggregator::Aggregator;
-use resizer_usage::archive::{Archive, LocalDirStore};
 use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_usage::store::{SqliteUsageStore, UsageStore};
 
@@ -45,9 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn UsageStore> = Arc::new(
         SqliteUsageStore::open(&usage_dir.join("rollup.sqlite")).context("opening the usage store")?,
     );
-    let archive = Arc::new(Archive::new(Arc::new(LocalDirStore::new(
-        usage_dir.join("archive"),
-    ))));
+    let archive = node::usage_archive(&config, usage_dir.join("archive"))?;
     let aggregator = Arc::new(Aggregator::new(jobs.usage_log(), store.clone(), archive.clone()));
     let aggregating =
         tokio::spawn(aggregator.run(Duration::from_millis(config.usage.aggregate_every_ms.max(10))));
