@@ -43,25 +43,47 @@ impl Aggregator {
             std::fs::remove_file(&segment)?;
             metrics::counter!("resizer_usage_records_aggregated_total").increment(records.len() as u64);
         }
-        compact_past_day(&self.archive).await?;
         Ok(counted)
     }
 
-    /// Runs every `every` until the task is dropped.
+    /// Runs every `every` until the task is dropped, with housekeeping at
+    /// start and every [`HOUSEKEEPING_EVERY`].
     pub async fn run(self: Arc<Self>, every: Duration) {
+        let mut last_housekeeping: Option<std::time::Instant> = None;
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::error!(error = %e, "usage aggregation failed; retrying");
+            }
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY) {
+                housekeeping(&self.archive, self.store.as_ref()).await;
+                last_housekeeping = Some(std::time::Instant::now());
             }
             tokio::time::sleep(every).await;
         }
     }
 }
 
+/// How often an aggregator compacts the archive and prunes seen ids: listing
+/// every day of the archive is a request per day on S3.
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
+
+/// Compacts one past day of the archive and forgets record ids older than the
+/// dedup horizon; failures are logged and retried at the next round.
+pub async fn housekeeping(archive: &Arc<Archive>, store: &dyn UsageStore) {
+    if let Err(e) = compact_past_day(archive).await {
+        tracing::error!(error = %e, "archive compaction failed");
+    }
+    let horizon =
+        resizer_core::time::now_unix_ms().saturating_sub(crate::store::DEDUP_HORIZON.as_millis() as u64);
+    match store.prune_seen(horizon).await {
+        Ok(0) => {}
+        Ok(dropped) => tracing::info!(dropped, "forgot usage record ids past the dedup horizon"),
+        Err(e) => tracing::error!(error = %e, "pruning seen usage record ids failed"),
+    }
+}
+
 /// Past days: merges the small per-batch files of one day per call.
-pub async fn compact_past_day(
-    archive: &Arc<Archive>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn compact_past_day(archive: &Arc<Archive>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let archive = archive.clone();
     tokio::task::spawn_blocking(move || {
         let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;

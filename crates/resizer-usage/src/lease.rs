@@ -113,7 +113,7 @@ impl StreamAggregator {
         let name = bytes::Bytes::from(self.config.name.clone());
         let renew_every = self.config.lease_ttl / 3;
         let mut held: Option<(u64, Instant)> = None;
-        let mut rounds: u64 = 0;
+        let mut last_housekeeping: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -146,15 +146,13 @@ impl StreamAggregator {
                 }
                 Some(_) => {}
             }
-            rounds += 1;
             if let Err(e) = self.one_batch(&consumer).await {
                 tracing::error!(error = %e, "usage batch failed; it will be redelivered");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            if rounds.is_multiple_of(600)
-                && let Err(e) = crate::aggregator::compact_past_day(&self.archive).await
-            {
-                tracing::error!(error = %e, "archive compaction failed");
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= crate::aggregator::HOUSEKEEPING_EVERY) {
+                crate::aggregator::housekeeping(&self.archive, self.store.as_ref()).await;
+                last_housekeeping = Some(Instant::now());
             }
         }
         if held.is_some() {

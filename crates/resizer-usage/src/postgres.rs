@@ -14,13 +14,13 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::record::UsageRecord;
 use crate::rollup::{Bucket, BucketSize, roll_up};
-use crate::store::{UsageStore, UsageStoreError};
+use crate::store::{UsageStore, UsageStoreError, day_of};
 
 /// Time allowed for connecting and for any one operation.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS usage_seen (record_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS usage_seen (record_id TEXT PRIMARY KEY, day_ms BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage_hourly (
     tenant_id TEXT NOT NULL,
     start_ms BIGINT NOT NULL,
@@ -62,7 +62,14 @@ impl PostgresUsageStore {
         loop {
             let mut guard = store.client().await?;
             let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
-            match client.batch_execute(SCHEMA).await {
+            // Stores made before pruning existed: their ids count as seen today.
+            let schema = format!(
+                "{SCHEMA}
+                 ALTER TABLE usage_seen ADD COLUMN IF NOT EXISTS day_ms BIGINT NOT NULL DEFAULT {};
+                 CREATE INDEX IF NOT EXISTS usage_seen_by_day ON usage_seen (day_ms);",
+                day_of(resizer_core::time::now_unix_ms())
+            );
+            match client.batch_execute(&schema).await {
                 Ok(()) => break,
                 Err(e) if attempt < 5 => {
                     tracing::debug!(error = %e, "creating the usage tables; retrying");
@@ -97,10 +104,15 @@ impl PostgresUsageStore {
     async fn apply_inner(client: &mut Client, records: &[UsageRecord]) -> Result<usize, UsageStoreError> {
         let tx = client.transaction().await.map_err(pg)?;
         let ids: Vec<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        let days: Vec<i64> = records
+            .iter()
+            .map(|r| to_i64(day_of(r.received_unix_ms)))
+            .collect();
         let rows = tx
             .query(
-                "INSERT INTO usage_seen (record_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING record_id",
-                &[&ids],
+                "INSERT INTO usage_seen (record_id, day_ms) SELECT * FROM unnest($1::text[], $2::bigint[])
+                 ON CONFLICT DO NOTHING RETURNING record_id",
+                &[&ids, &days],
             )
             .await
             .map_err(pg)?;
@@ -202,6 +214,38 @@ impl UsageStore for PostgresUsageStore {
             })
             .collect())
     }
+
+    /// Deletes in slices of 50,000 rows, each its own statement, so a large
+    /// day never holds one long transaction or exceeds the operation timeout.
+    async fn prune_seen(&self, before_ms: u64) -> Result<u64, UsageStoreError> {
+        let before = to_i64(day_of(before_ms));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&before];
+        let mut dropped = 0;
+        loop {
+            let mut guard = self.client().await?;
+            let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+            let delete = client.execute(
+                "DELETE FROM usage_seen WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM usage_seen WHERE day_ms < $1 LIMIT 50000))",
+                &params,
+            );
+            let n = match tokio::time::timeout(OP_TIMEOUT, delete).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    *guard = None;
+                    return Err(pg(e));
+                }
+                Err(_) => {
+                    *guard = None;
+                    return Err(pg("PostgreSQL operation timed out"));
+                }
+            };
+            dropped += n;
+            if n < 50_000 {
+                return Ok(dropped);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -245,5 +289,12 @@ mod tests {
             (hours[0].requests, hours[0].succeeded, hours[0].failed),
             (200, 180, 20)
         );
+        // Pruning forgets day 0's ids only; later copies within the horizon still count once.
+        const DAY: u64 = 86_400_000;
+        let later = vec![record(&t, DAY + 1, 200)];
+        assert_eq!(one.apply(&later).await.unwrap(), 1);
+        assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 200);
+        assert_eq!(one.apply(&later).await.unwrap(), 0);
+        assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 0);
     }
 }

@@ -4,6 +4,12 @@
 //! marks its record ids seen and adds only the new records to their buckets,
 //! so a batch applied twice (a crash between commit and deleting the batch)
 //! counts once.
+//!
+//! The seen ids would grow by one row per request forever; each carries the day
+//! its record was received, and [`UsageStore::prune_seen`] drops the days past
+//! the dedup horizon (`DEDUP_HORIZON`, 35 days). A copy of a record arriving
+//! after its day was pruned would count again: copies come from redelivery and
+//! re-shipping, minutes after the original, so the horizon leaves weeks of margin.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,6 +48,17 @@ pub trait UsageStore: Send + Sync {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<Bucket>, UsageStoreError>;
+    /// Forgets the ids of records received on days before the one holding
+    /// `before_ms`; returns how many were dropped.
+    async fn prune_seen(&self, before_ms: u64) -> Result<u64, UsageStoreError>;
+}
+
+/// How long record ids are remembered for deduplication.
+pub const DEDUP_HORIZON: std::time::Duration = std::time::Duration::from_secs(35 * 86_400);
+
+/// The start of the day holding `unix_ms`: the granule of seen-id pruning.
+pub(crate) fn day_of(unix_ms: u64) -> u64 {
+    unix_ms - unix_ms % 86_400_000
 }
 
 /// The embedded store. Cheap to clone (one shared connection).
@@ -58,7 +75,8 @@ impl SqliteUsageStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              CREATE TABLE IF NOT EXISTS seen (
-                 record_id TEXT PRIMARY KEY
+                 record_id TEXT PRIMARY KEY,
+                 day_ms INTEGER NOT NULL
              ) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS hourly (
                  tenant_id TEXT NOT NULL,
@@ -74,6 +92,17 @@ impl SqliteUsageStore {
                  PRIMARY KEY (tenant_id, start_ms)
              ) WITHOUT ROWID;",
         )?;
+        // Stores made before pruning existed: their ids count as seen today.
+        let has_day: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('seen') WHERE name = 'day_ms'")?
+            .exists([])?;
+        if !has_day {
+            let today = day_of(resizer_core::time::now_unix_ms());
+            conn.execute_batch(&format!(
+                "ALTER TABLE seen ADD COLUMN day_ms INTEGER NOT NULL DEFAULT {today}"
+            ))?;
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS seen_by_day ON seen (day_ms)")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -108,6 +137,20 @@ impl UsageStore for SqliteUsageStore {
             .await
             .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
     }
+
+    async fn prune_seen(&self, before_ms: u64) -> Result<u64, UsageStoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.lock();
+            let dropped = conn.execute(
+                "DELETE FROM seen WHERE day_ms < ?1",
+                params![to_i64(day_of(before_ms))],
+            )?;
+            Ok(dropped as u64)
+        })
+        .await
+        .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
+    }
 }
 
 impl SqliteUsageStore {
@@ -117,9 +160,10 @@ impl SqliteUsageStore {
         let tx = conn.transaction()?;
         let mut fresh = Vec::with_capacity(records.len());
         {
-            let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO seen (record_id) VALUES (?1)")?;
+            let mut mark =
+                tx.prepare_cached("INSERT OR IGNORE INTO seen (record_id, day_ms) VALUES (?1, ?2)")?;
             for r in records {
-                if mark.execute(params![r.record_id.as_str()])? == 1 {
+                if mark.execute(params![r.record_id.as_str(), to_i64(day_of(r.received_unix_ms))])? == 1 {
                     fresh.push(r);
                 }
             }
@@ -223,5 +267,30 @@ mod tests {
         assert_eq!(hours[1].start_unix_ms, 3_600_000);
         assert_eq!(store.hourly(&b, 0, 7_200_000).await.unwrap()[0].requests, 1);
         assert!(store.seen(batch[0].record_id.as_str()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn test_prune_forgets_only_days_before_the_horizon() {
+        const DAY: u64 = 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteUsageStore::open(&dir.path().join("u.sqlite")).unwrap();
+        let t = TenantId::random();
+        let old = vec![record(&t, 10, 200), record(&t, DAY - 1, 200)];
+        let recent = vec![record(&t, DAY, 200), record(&t, 2 * DAY + 5, 200)];
+        assert_eq!(
+            store
+                .apply(&[old.clone(), recent.clone()].concat())
+                .await
+                .unwrap(),
+            4
+        );
+        // Pruning before a time inside day 1 drops day 0 only.
+        assert_eq!(store.prune_seen(DAY + 7).await.unwrap(), 2);
+        assert!(!store.seen(old[0].record_id.as_str()).unwrap());
+        assert!(store.seen(recent[0].record_id.as_str()).unwrap());
+        // Copies inside the horizon still count once; a pruned day's copy counts
+        // again (the documented limit of the horizon).
+        assert_eq!(store.apply(&recent).await.unwrap(), 0);
+        assert_eq!(store.apply(&old[..1]).await.unwrap(), 1);
     }
 }

@@ -225,18 +225,27 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(counted(&db, &tenant).await, (800, 600), "nothing counted twice");
 
-    // The archive holds every record once (duplicates dropped on read).
+    // The archive holds every record once (duplicates dropped on read). A batch
+    // is counted, then filed, then acked: when the kill fell between counting and
+    // filing batch 1, the standby files it on redelivery, after the 30 s ack wait.
     let store = std::sync::Arc::new(S3Store::new(&s3).unwrap());
-    let (reader_store, tenant_read) = (store.clone(), tenant.clone());
     let from = batch1[0].received_unix_ms;
-    let all = tokio::task::spawn_blocking(move || {
-        resizer_usage::archive::Archive::new(reader_store)
-            .records(&tenant_read, from, from + 86_400_000, 10_000)
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(all.len(), 800);
+    let started = Instant::now();
+    let archived = loop {
+        let (reader_store, tenant_read) = (store.clone(), tenant.clone());
+        let all = tokio::task::spawn_blocking(move || {
+            resizer_usage::archive::Archive::new(reader_store)
+                .records(&tenant_read, from, from + 86_400_000, 10_000)
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        if all.len() >= 800 || started.elapsed() > Duration::from_secs(45) {
+            break all.len();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(archived, 800);
 
     // Every object is valid Parquet with zstd, read by the `parquet` crate's
     // generic reader (not our decoder), straight from the bucket.
