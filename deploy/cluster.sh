@@ -2,12 +2,14 @@
 # The distributed mode on one machine, loopback only:
 #   3 × nats-server (JetStream cluster), PostgreSQL, `resizer identity`,
 #   2 × `resizer api` behind HAProxy (health-checked on /readyz), 2 × `resizer worker`,
-#   `aggregator` and its standby `aggregator-2` (one active, by a lease).
+#   `aggregator` and its standby `aggregator-2` (one active, by a lease), and Garage
+#   (S3-compatible) holding the usage archive, which the aggregators write and
+#   identity and the API nodes read.
 #
 #   deploy/cluster.sh up              # start everything; prints public_url=, admin_url=, admin_token=
 #   deploy/cluster.sh down            # stop exactly what `up` started
 #   deploy/cluster.sh status          # components, pids, alive or not
-#   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, aggregator, aggregator-2, haproxy, postgres)
+#   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, aggregator, aggregator-2, haproxy, postgres, garage)
 #   deploy/cluster.sh pause NAME      # SIGSTOP (a GC-pause-like stall)
 #   deploy/cluster.sh resume NAME     # SIGCONT
 #   deploy/cluster.sh start NAME      # (re)start one component, e.g. after `kill`
@@ -22,7 +24,7 @@ DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cluster}
 BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
 WORKER_THREADS=${WORKER_THREADS:-1}
 NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
-COMPONENTS="postgres nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
+COMPONENTS="postgres garage nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
 
 nats_port() { echo $((BASE + $1)); }          # client ports base+1..3
 route_port() { echo $((BASE + 10 + $1)); }    # cluster routes base+11..13
@@ -35,11 +37,14 @@ worker_port() { echo $((BASE + 70 + $1)); }   # metrics base+71..72
 aggregator_port() { echo $((BASE + 75 + $1)); } # metrics base+76..77
 PUBLIC_PORT=$((BASE + 80))
 STATS_PORT=$((BASE + 81))
+GARAGE_S3_PORT=$((BASE + 90))
+GARAGE_RPC_PORT=$((BASE + 91))
 NATS_URLS="nats://127.0.0.1:$(nats_port 1),nats://127.0.0.1:$(nats_port 2),nats://127.0.0.1:$(nats_port 3)"
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
+s3_field() { sed -n "s/^$1=//p" "$DIR/garage.env"; }   # from garage.sh's output
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 # Waits until a URL answers 200, or fails after $2 seconds.
@@ -66,7 +71,11 @@ resizer_env() {
     # identity (admin queries) and API nodes (/v1/usage), written by the aggregators.
     echo RESIZER_CLUSTER_SECRET="$(cat "$DIR/cluster-secret")" \
         RESIZER_USAGE__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
-        RESIZER_USAGE__ARCHIVE_DIR="$DIR/archive" \
+        RESIZER_USAGE__ARCHIVE_S3_ENDPOINT="$(s3_field endpoint)" \
+        RESIZER_USAGE__ARCHIVE_S3_REGION="$(s3_field region)" \
+        RESIZER_USAGE__ARCHIVE_S3_BUCKET="$(s3_field bucket)" \
+        RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID="$(s3_field access_key_id)" \
+        RESIZER_USAGE__ARCHIVE_S3_SECRET_ACCESS_KEY="$(s3_field secret_access_key)" \
         RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
         RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
         RESIZER_QUEUE__REPLICAS=3 \
@@ -81,6 +90,10 @@ start_one() {
         RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" start >/dev/null
         # pg_ctl daemonizes; its pid lives in postmaster.pid.
         head -n1 "$DIR/pg/data/postmaster.pid" >"$DIR/postgres.pid"
+        ;;
+    garage)
+        "$ROOT/scripts/garage.sh" start "$DIR/garage" "$GARAGE_S3_PORT" "$GARAGE_RPC_PORT" >"$DIR/garage.env"
+        cp "$DIR/garage/pid" "$DIR/garage.pid"
         ;;
     nats-*)
         n=${name#nats-}
@@ -135,7 +148,7 @@ EOF
     aggregator | aggregator-2)
         n=1
         [ "$name" = aggregator-2 ] && n=2
-        mkdir -p "$DIR/$name" "$DIR/archive"
+        mkdir -p "$DIR/$name"
         launch "$name" env $(resizer_env) \
             RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
             RESIZER_WORKER__NAME="$name" \
@@ -219,7 +232,7 @@ up)
     [ -s "$DIR/admin-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin-token"
     echo "$RESIZER_BIN" >"$DIR/resizer-bin"
     start_one postgres
-    mkdir -p "$DIR/archive"
+    start_one garage
     for n in 1 2 3; do start_one "nats-$n"; done
     for n in 1 2 3; do wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" 30; done
     start_one identity
@@ -230,7 +243,7 @@ up)
     ;;
 down)
     [ -d "$DIR" ] || exit 0
-    for c in haproxy worker-1 worker-2 api-1 api-2 aggregator aggregator-2 identity nats-1 nats-2 nats-3 postgres; do stop_one "$c"; done
+    for c in haproxy worker-1 worker-2 api-1 api-2 aggregator aggregator-2 identity nats-1 nats-2 nats-3 postgres garage; do stop_one "$c"; done
     rm -rf "$DIR"
     ;;
 status)
