@@ -104,6 +104,10 @@ listen: 127.0.0.1:$(nats_port "$n")
 http: 127.0.0.1:$(mon_port "$n")
 jetstream {
   store_dir: "$DIR/$name"
+  # fsync every write before acknowledging it (the default syncs every 2 minutes):
+  # a usage record leaves the API node's log once the stream acknowledged it, so an
+  # acknowledged write must survive all three servers losing power at once.
+  sync_interval: always
   max_memory_store: 256MB
   max_file_store: 2GB
 }
