@@ -274,3 +274,80 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
     drop(first);
     drop(garage);
 }
+
+/// Not a check but a measurement (run it explicitly, release build):
+/// `cargo test --release -p resizer --test aggregator -- --ignored --nocapture`.
+/// Stages `RESIZER_BENCH_RECORDS` (default 100,000) records for 100 tenants,
+/// then times one aggregator draining them into PostgreSQL and Garage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; see docs/benchmarks.md"]
+async fn measure_distributed_aggregator_throughput() {
+    let n: usize = std::env::var("RESIZER_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let nats = start_nats().await;
+    let db_url = fresh_database().await;
+    let garage = Garage::start();
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    resizer_usage::ship::ensure_usage_stream(&js, 1).await.unwrap();
+    let tenants: Vec<TenantId> = (0..100).map(|_| TenantId::random()).collect();
+    let mut acks = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = &records(&tenants[i % tenants.len()], 1)[0];
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(r).unwrap().into())
+            .message_id(r.record_id.as_str());
+        acks.push(js.send_publish("resizer.usage", message).await.unwrap());
+        if acks.len() >= 5000 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+    let s3 = garage.config.clone();
+    let started = Instant::now();
+    let aggregator = Server::start_with(Options {
+        role: "aggregator",
+        env: vec![
+            ("RESIZER_QUEUE__NATS_URL".into(), nats.url.clone()),
+            ("RESIZER_USAGE__DATABASE_URL".into(), db_url.clone()),
+            ("RESIZER_USAGE__ARCHIVE_S3_ENDPOINT".into(), s3.endpoint.clone()),
+            ("RESIZER_USAGE__ARCHIVE_S3_BUCKET".into(), s3.bucket.clone()),
+            ("RESIZER_USAGE__ARCHIVE_S3_REGION".into(), s3.region.clone()),
+            (
+                "RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID".into(),
+                s3.access_key_id.clone(),
+            ),
+            ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.clone()),
+        ],
+        ..Options::default()
+    });
+    let (db, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let total = loop {
+        let row = db
+            .query_one("SELECT COALESCE(SUM(requests), 0)::BIGINT FROM usage_hourly", &[])
+            .await
+            .unwrap();
+        let total: i64 = row.get(0);
+        if total as usize >= n || started.elapsed() > Duration::from_secs(600) {
+            break total;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let elapsed = started.elapsed();
+    println!(
+        "aggregator: {total} of {n} records counted in {:.2} s (each batch archived before the next is taken; process start included) = {:.0} records/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(total as usize, n);
+    drop(aggregator);
+}
