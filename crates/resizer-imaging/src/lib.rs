@@ -20,6 +20,7 @@ pub mod orient;
 pub mod pipeline;
 pub mod plan;
 pub mod probe;
+pub mod quality;
 
 pub use error::ImagingError;
 pub use pipeline::{Limits, Pipeline, ResizeOutput, check};
