@@ -9,9 +9,12 @@
 //! - [`exif`]: the EXIF orientation tag, from a bounded TIFF walk.
 //! - [`plan`]: pure geometry: from source size and parameters to crop box and output size.
 //! - [`decode`], [`orient`], [`encode`]: the pixel stages.
+//! - [`color`]: embedded ICC profiles (Display P3, Adobe RGB, …) converted to sRGB.
+//! - [`quality`]: SSIM against a float reference, for the benchmark and its guard.
 //! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
 //! - [`error`]: [`ImagingError`] and its public error code.
 
+pub mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;

@@ -64,6 +64,7 @@ pub struct Pipeline {
     decompressor: turbojpeg::Decompressor,
     compressor: turbojpeg::Compressor,
     resizer: Resizer,
+    to_srgb: crate::color::ToSrgb,
 }
 
 impl Pipeline {
@@ -74,6 +75,7 @@ impl Pipeline {
                 .map_err(|e| ImagingError::Internal(e.to_string()))?,
             compressor: turbojpeg::Compressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?,
             resizer: Resizer::new(),
+            to_srgb: crate::color::ToSrgb::default(),
         })
     }
 
@@ -88,7 +90,7 @@ impl Pipeline {
         let input = check(data, limits)?;
         let (ow, oh) = input.oriented_size();
         let plan = plan(ow, oh, params, limits.max_output_side)?;
-        let decoded = decode::decode(
+        let mut decoded = decode::decode(
             &mut self.decompressor,
             data,
             &input,
@@ -102,6 +104,9 @@ impl Pipeline {
                 self.decompressor = fresh;
             }
         })?;
+        if let Some(profile) = crate::color::embedded_profile(data, input.format) {
+            self.to_srgb.apply(&mut decoded, &profile)?;
+        }
         let oriented = orient::apply(decoded, input.orientation);
         let resized = self.resize(oriented, &plan, ow, oh)?;
         let (width, height) = (resized.width, resized.height);

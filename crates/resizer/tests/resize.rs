@@ -227,3 +227,75 @@ async fn test_resize_large_jpeg_uses_quality() {
     );
     assert_eq!(decode(&low.body).width, 800);
 }
+
+/// A JPEG of four colour blocks (64×16 each) whose sRGB colours were stored in
+/// `profile`'s space, with the profile embedded when `tag` is set.
+fn colour_blocks_jpeg(srgb: &[[u8; 3]; 4], profile: &moxcms::ColorProfile, tag: bool) -> Vec<u8> {
+    use moxcms::{ColorProfile, Layout, TransformOptions};
+    let t = ColorProfile::new_srgb()
+        .create_transform_8bit(Layout::Rgb, profile, Layout::Rgb, TransformOptions::default())
+        .unwrap();
+    let (w, h) = (256usize, 16usize);
+    let mut px = Vec::with_capacity(w * h * 3);
+    for _ in 0..h {
+        for x in 0..w {
+            px.extend_from_slice(&srgb[x / 64]);
+        }
+    }
+    let mut stored = vec![0u8; px.len()];
+    t.transform(&px, &mut stored).unwrap();
+    let image = turbojpeg::Image {
+        pixels: stored.as_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    let mut jpeg = turbojpeg::compress(image, 98, turbojpeg::Subsamp::None)
+        .unwrap()
+        .to_vec();
+    if tag {
+        // APP2 ICC_PROFILE, one chunk, right after SOI.
+        let icc = profile.encode().unwrap();
+        let mut seg = b"ICC_PROFILE\0\x01\x01".to_vec();
+        seg.extend_from_slice(&icc);
+        let mut app2 = vec![0xFF, 0xE2];
+        app2.extend_from_slice(&u16::try_from(seg.len() + 2).unwrap().to_be_bytes());
+        app2.extend_from_slice(&seg);
+        jpeg.splice(2..2, app2);
+    }
+    jpeg
+}
+
+#[tokio::test]
+async fn test_embedded_p3_and_adobe_rgb_profiles_come_out_as_srgb() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let srgb = [[200u8, 60, 40], [40, 170, 80], [50, 90, 200], [230, 200, 60]];
+    for profile in [
+        moxcms::ColorProfile::new_display_p3(),
+        moxcms::ColorProfile::new_adobe_rgb(),
+    ] {
+        let mut worst = [0u32; 2];
+        for (i, tag) in [true, false].into_iter().enumerate() {
+            let input = colour_blocks_jpeg(&srgb, &profile, tag);
+            let r = server
+                .resize(Some(&key), "width=128&format=png", input, None)
+                .await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let d = decode(&r.body);
+            assert_eq!((d.width, d.height), (128, 8));
+            // The centre pixel of each 32-pixel block, against the sRGB original.
+            for (b, want) in srgb.iter().enumerate() {
+                let at = (4 * 128 + b * 32 + 16) * d.channels;
+                for (got, want) in d.pixels[at..at + 3].iter().zip(want) {
+                    worst[i] = worst[i].max(u32::from(got.abs_diff(*want)));
+                }
+            }
+        }
+        // Tagged: converted back to sRGB (JPEG and 8-bit rounding only). Untagged: the
+        // same numbers read as sRGB are visibly off, so the tag is what changed them.
+        assert!(worst[0] <= 6, "tagged input off by {} levels", worst[0]);
+        assert!(worst[1] >= 12, "untagged input off by only {} levels", worst[1]);
+    }
+}

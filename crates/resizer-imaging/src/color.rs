@@ -1,0 +1,213 @@
+//! Colour management: an embedded ICC profile (Display P3 from phones, Adobe
+//! RGB from cameras, …) is converted to sRGB after decoding, because outputs
+//! go out untagged and untagged means sRGB to every viewer. Without this a P3
+//! photo comes out dull and an Adobe RGB one washed out.
+//!
+//! Profiles are read from the JPEG APP2 `ICC_PROFILE` chunks, the PNG `iCCP`
+//! chunk and the WebP `ICCP` chunk; the transform is moxcms (pure Rust, SIMD).
+//! A profile that does not parse or is not RGB is ignored, as browsers do.
+//! Transforms are cached per thread by profile bytes: a fleet sees the same few
+//! profiles over and over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use moxcms::{ColorProfile, DataColorSpace, Layout, Transform8BitExecutor, TransformOptions};
+use resizer_core::ImageFormat;
+
+use crate::decode::Pixels;
+use crate::error::ImagingError;
+
+/// Profiles larger than this are ignored (real ones are 0.5–60 KB; the bytes
+/// are bounded by the request body anyway).
+const MAX_PROFILE: usize = 4 << 20;
+/// Transforms kept per thread.
+const CACHE: usize = 16;
+
+/// The embedded ICC profile, if any.
+pub fn embedded_profile(data: &[u8], format: ImageFormat) -> Option<Vec<u8>> {
+    let profile = match format {
+        ImageFormat::Jpeg => jpeg_profile(data),
+        ImageFormat::Png => png::Decoder::new(std::io::Cursor::new(data))
+            .read_info()
+            .ok()
+            .and_then(|r| r.info().icc_profile.as_ref().map(|p| p.to_vec())),
+        ImageFormat::Webp => webp_profile(data),
+    }?;
+    (!profile.is_empty() && profile.len() <= MAX_PROFILE).then_some(profile)
+}
+
+/// Concatenates the APP2 `ICC_PROFILE` chunks (in sequence order) met before the scan.
+fn jpeg_profile(d: &[u8]) -> Option<Vec<u8>> {
+    let mut chunks: Vec<(u8, &[u8])> = Vec::new();
+    let mut pos = 2;
+    while pos + 4 <= d.len() && d[pos] == 0xFF {
+        let marker = d[pos + 1];
+        if marker == 0xFF {
+            pos += 1;
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            pos += 2;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([d[pos + 2], d[pos + 3]]));
+        let segment = d.get(pos + 4..pos + 2 + len)?;
+        if marker == 0xE2 && segment.len() > 14 && segment.starts_with(b"ICC_PROFILE\0") {
+            chunks.push((segment[12], &segment[14..]));
+        }
+        pos += 2 + len;
+    }
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_by_key(|(seq, _)| *seq);
+    Some(chunks.into_iter().flat_map(|(_, c)| c.iter().copied()).collect())
+}
+
+/// The body of the RIFF `ICCP` chunk of an extended (VP8X) WebP.
+fn webp_profile(d: &[u8]) -> Option<Vec<u8>> {
+    if d.get(12..16) != Some(b"VP8X") {
+        return None;
+    }
+    let mut pos = 12;
+    while let (Some(kind), Some(len)) = (d.get(pos..pos + 4), d.get(pos + 4..pos + 8)) {
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if kind == b"ICCP" {
+            return d.get(pos + 8..pos + 8 + len).map(<[u8]>::to_vec);
+        }
+        pos = pos.checked_add(8 + len + (len & 1))?;
+    }
+    None
+}
+
+/// Per-thread transforms to sRGB, by profile bytes and pixel layout.
+#[derive(Default)]
+pub struct ToSrgb {
+    cache: HashMap<(Vec<u8>, u8), Option<Arc<Transform8BitExecutor>>>,
+}
+
+impl ToSrgb {
+    /// Converts `pixels` (RGB or RGBA) from `profile` to sRGB in place; a
+    /// profile that is unusable or already sRGB leaves them as they are.
+    /// Returns whether a conversion ran.
+    pub fn apply(&mut self, pixels: &mut Pixels, profile: &[u8]) -> Result<bool, ImagingError> {
+        let layout = match pixels.channels {
+            3 => Layout::Rgb,
+            4 => Layout::Rgba,
+            _ => return Ok(false),
+        };
+        let key = (profile.to_vec(), pixels.channels);
+        if !self.cache.contains_key(&key) {
+            if self.cache.len() >= CACHE {
+                self.cache.clear();
+            }
+            self.cache.insert(key.clone(), transform(profile, layout));
+        }
+        let Some(transform) = self.cache.get(&key).cloned().flatten() else {
+            return Ok(false);
+        };
+        let mut out = vec![0u8; pixels.data.len()];
+        transform
+            .transform(&pixels.data, &mut out)
+            .map_err(|e| ImagingError::Internal(format!("colour conversion: {e:?}")))?;
+        pixels.data = out;
+        Ok(true)
+    }
+}
+
+/// A transform from an RGB profile to sRGB, or `None` when there is nothing to do.
+fn transform(profile: &[u8], layout: Layout) -> Option<Arc<Transform8BitExecutor>> {
+    let source = ColorProfile::new_from_slice(profile).ok()?;
+    if source.color_space != DataColorSpace::Rgb || is_srgb(&source) {
+        return None;
+    }
+    source
+        .create_transform_8bit(
+            layout,
+            &ColorProfile::new_srgb(),
+            layout,
+            TransformOptions::default(),
+        )
+        .ok()
+}
+
+/// Whether a profile has sRGB's primaries and white point (to 1e-3): most
+/// camera and web images embed sRGB, and converting them would only cost time.
+/// The tone curves are not compared: profiles that match sRGB's primaries
+/// and differ only in their curve are rare enough to ignore here.
+fn is_srgb(p: &ColorProfile) -> bool {
+    let s = ColorProfile::new_srgb();
+    let close = |a: moxcms::Xyzd, b: moxcms::Xyzd| {
+        (a.x - b.x).abs() < 1e-3 && (a.y - b.y).abs() < 1e-3 && (a.z - b.z).abs() < 1e-3
+    };
+    close(p.red_colorant, s.red_colorant)
+        && close(p.green_colorant, s.green_colorant)
+        && close(p.blue_colorant, s.blue_colorant)
+        && close(p.white_point, s.white_point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pixels` (RGB) converted from sRGB into `profile`'s space, as a camera
+    /// or phone would have stored them.
+    pub(crate) fn from_srgb(pixels: &[u8], profile: &ColorProfile) -> Vec<u8> {
+        let t = ColorProfile::new_srgb()
+            .create_transform_8bit(Layout::Rgb, profile, Layout::Rgb, TransformOptions::default())
+            .unwrap();
+        let mut out = vec![0u8; pixels.len()];
+        t.transform(pixels, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn test_p3_and_adobe_rgb_pixels_come_back_to_srgb_and_srgb_is_left_alone() {
+        let srgb: Vec<u8> = [[200u8, 60, 40], [30, 160, 70], [40, 80, 200], [128, 128, 128]].concat();
+        for profile in [ColorProfile::new_display_p3(), ColorProfile::new_adobe_rgb()] {
+            let stored = from_srgb(&srgb, &profile);
+            assert_ne!(stored, srgb, "the profile changes the numbers");
+            let mut px = Pixels {
+                data: stored,
+                width: 4,
+                height: 1,
+                channels: 3,
+            };
+            let bytes = profile.encode().unwrap();
+            assert!(ToSrgb::default().apply(&mut px, &bytes).unwrap());
+            for (a, b) in px.data.iter().zip(&srgb) {
+                assert!(a.abs_diff(*b) <= 3, "{:?} vs {srgb:?}", px.data);
+            }
+        }
+        let mut px = Pixels {
+            data: srgb.clone(),
+            width: 4,
+            height: 1,
+            channels: 3,
+        };
+        let srgb_profile = ColorProfile::new_srgb().encode().unwrap();
+        assert!(!ToSrgb::default().apply(&mut px, &srgb_profile).unwrap());
+        assert!(!ToSrgb::default().apply(&mut px, b"not a profile").unwrap());
+        assert_eq!(px.data, srgb);
+    }
+
+    #[test]
+    fn test_jpeg_profile_chunks_are_joined_in_sequence_order() {
+        let mut d = vec![0xFF, 0xD8];
+        for (seq, body) in [(2u8, &b"world"[..]), (1, &b"hello "[..])] {
+            let mut seg = b"ICC_PROFILE\0".to_vec();
+            seg.extend_from_slice(&[seq, 2]);
+            seg.extend_from_slice(body);
+            d.extend_from_slice(&[0xFF, 0xE2]);
+            d.extend_from_slice(&((seg.len() + 2) as u16).to_be_bytes());
+            d.extend_from_slice(&seg);
+        }
+        d.extend_from_slice(&[0xFF, 0xDA, 0, 2]);
+        assert_eq!(jpeg_profile(&d).unwrap(), b"hello world");
+        assert_eq!(jpeg_profile(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
+    }
+}
