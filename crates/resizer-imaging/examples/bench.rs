@@ -24,6 +24,14 @@ fn cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
+/// Peak resident memory of the process so far (inputs held in memory included).
+fn max_rss_kib() -> i64 {
+    // SAFETY: getrusage writes into the rusage we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss
+}
+
 /// The harnesses' target rule: fit within 320×320 (never enlarging), or half of each side.
 fn params(task: &str, data: &[u8], limits: &Limits) -> ResizeParams {
     let (w, h) = check(data, limits).expect("a supported image").oriented_size();
@@ -108,6 +116,7 @@ fn main() {
             "times_ms": round(&times),
             "cpu_ms": round(&cpus),
             "out_bytes": last.iter().map(Vec::len).collect::<Vec<_>>(),
+            "max_rss_kib": max_rss_kib(),
         })
     );
 }
