@@ -151,11 +151,10 @@ fn interlaced_png(c: [u8; 3]) -> Vec<u8> {
         if pw == 0 || ph == 0 {
             continue;
         }
+        // Each row: filter type 0, then the pixels.
+        let row: Vec<u8> = std::iter::once(0).chain(c.repeat(pw)).collect();
         for _ in 0..ph {
-            raw.push(0);
-            for _ in 0..pw {
-                raw.extend_from_slice(&c);
-            }
+            raw.extend_from_slice(&row);
         }
     }
     let mut z = vec![0x78, 0x01];
