@@ -51,7 +51,7 @@ pub fn decode(
     match probe.format {
         ImageFormat::Jpeg => decode_jpeg(jpeg, data, probe, shrink),
         ImageFormat::Png => decode_png(data, max_pixels),
-        ImageFormat::Webp => decode_webp(data),
+        ImageFormat::Webp => decode_webp(data, probe, shrink),
     }
 }
 
@@ -154,22 +154,90 @@ fn decode_png(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {
     })
 }
 
-fn decode_webp(data: &[u8]) -> Result<Pixels, ImagingError> {
-    let image = webp::Decoder::new(data)
-        .decode()
-        .ok_or_else(|| ImagingError::Undecodable("WebP data is corrupt or truncated".into()))?;
-    let channels = if image.is_alpha() { 4 } else { 3 };
-    Ok(Pixels {
-        data: image.to_vec(),
-        width: image.width(),
-        height: image.height(),
-        channels,
-    })
+/// Decodes a still WebP with libwebp's own rescaler doing the first part of
+/// a large shrink (shrink-on-load, as libvips does): the image comes out at
+/// [`REDUCING_GAP`] times the output size, straight into our buffer, and the
+/// Lanczos step does the rest. No scaling when the shrink is small.
+fn decode_webp(data: &[u8], probe: &Probe, shrink: f64) -> Result<Pixels, ImagingError> {
+    use libwebp_sys as sys;
+    let corrupt = || ImagingError::Undecodable("WebP data is corrupt or truncated".into());
+    // SAFETY: the config is plain data initialised by libwebp; the output buffer
+    // is ours (external memory), sized from the dimensions we pass, and outlives
+    // the call; libwebp only writes within `size`.
+    unsafe {
+        let mut config: sys::WebPDecoderConfig = std::mem::zeroed();
+        if !sys::WebPInitDecoderConfig(&mut config) {
+            return Err(ImagingError::Internal("libwebp version mismatch".into()));
+        }
+        if sys::WebPGetFeatures(data.as_ptr(), data.len(), &mut config.input)
+            != sys::VP8StatusCode::VP8_STATUS_OK
+        {
+            return Err(corrupt());
+        }
+        let (w, h) = (
+            config.input.width.max(1) as u32,
+            config.input.height.max(1) as u32,
+        );
+        if (w, h) != (probe.width, probe.height) {
+            return Err(corrupt());
+        }
+        let (mut dw, mut dh) = (w, h);
+        if shrink > 2.0 * REDUCING_GAP {
+            let factor = shrink / REDUCING_GAP;
+            dw = ((f64::from(w) / factor).ceil() as u32).max(1);
+            dh = ((f64::from(h) / factor).ceil() as u32).max(1);
+            config.options.use_scaling = 1;
+            config.options.scaled_width = dw as i32;
+            config.options.scaled_height = dh as i32;
+        }
+        let channels: u8 = if config.input.has_alpha != 0 { 4 } else { 3 };
+        let stride = dw as usize * usize::from(channels);
+        let mut pixels = vec![0u8; stride * dh as usize];
+        config.output.colorspace = if channels == 4 {
+            sys::WEBP_CSP_MODE::MODE_RGBA
+        } else {
+            sys::WEBP_CSP_MODE::MODE_RGB
+        };
+        config.output.is_external_memory = 1;
+        config.output.u.RGBA.rgba = pixels.as_mut_ptr();
+        config.output.u.RGBA.stride = stride as i32;
+        config.output.u.RGBA.size = pixels.len();
+        let status = sys::WebPDecode(data.as_ptr(), data.len(), &mut config);
+        sys::WebPFreeDecBuffer(&mut config.output);
+        if status != sys::VP8StatusCode::VP8_STATUS_OK {
+            return Err(corrupt());
+        }
+        Ok(Pixels {
+            data: pixels,
+            width: dw,
+            height: dh,
+            channels,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_webp_shrinks_on_load_only_for_large_shrinks() {
+        let rgb: Vec<u8> = (0..400 * 300).flat_map(|i| [(i % 251) as u8, 90, 160]).collect();
+        let webp = webp::Encoder::from_rgb(&rgb, 400, 300).encode(80.0).to_vec();
+        let probe = crate::probe::probe(&webp).unwrap();
+        let big = decode_webp(&webp, &probe, 10.0).unwrap();
+        assert_eq!((big.width, big.height, big.channels), (80, 60, 3));
+        assert_eq!(big.data.len(), 80 * 60 * 3);
+        let small = decode_webp(&webp, &probe, 3.0).unwrap();
+        assert_eq!((small.width, small.height), (400, 300));
+        // Roughly the colour that went in (lossy, rescaled).
+        let g = small.data.chunks_exact(3).map(|p| u32::from(p[1])).sum::<u32>() / (400 * 300);
+        assert!((80..=100).contains(&g), "{g}");
+        assert!(matches!(
+            decode_webp(&webp[..webp.len() / 2], &probe, 10.0),
+            Err(ImagingError::Undecodable(_))
+        ));
+    }
 
     #[test]
     fn test_jpeg_scale_leaves_reducing_gap() {
