@@ -84,24 +84,27 @@ fn blur(src: &[f32], w: usize, h: usize) -> Vec<f32> {
         .collect();
     let sum: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / sum).collect();
-    let mut tmp = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let xx = (x as i64 + j as i64 - 5).clamp(0, w as i64 - 1) as usize;
-                acc += kv * src[y * w + xx];
-            }
-            tmp[y * w + x] = acc;
-        }
-    }
+    let rows = blur_pass(src, w, h, &k, |y, x| (y * w, x, 1, w));
+    blur_pass(&rows, w, h, &k, |y, x| (x, y, w, h))
+}
+
+/// One 1-D pass: `at(y, x)` gives the line's first index, the position on the
+/// line, the stride between samples and the line's length.
+fn blur_pass(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    k: &[f32],
+    at: impl Fn(usize, usize) -> (usize, usize, usize, usize),
+) -> Vec<f32> {
     let mut out = vec![0f32; w * h];
     for y in 0..h {
         for x in 0..w {
+            let (start, pos, stride, len) = at(y, x);
             let mut acc = 0.0;
             for (j, kv) in k.iter().enumerate() {
-                let yy = (y as i64 + j as i64 - 5).clamp(0, h as i64 - 1) as usize;
-                acc += kv * tmp[yy * w + x];
+                let p = (pos as i64 + j as i64 - 5).clamp(0, len as i64 - 1) as usize;
+                acc += kv * src[start + p * stride];
             }
             out[y * w + x] = acc;
         }

@@ -39,6 +39,17 @@ fn pg(e: impl std::fmt::Display) -> UsageStoreError {
     UsageStoreError::Postgres(e.to_string())
 }
 
+/// One statement, bounded by [`OP_TIMEOUT`]. On an error the caller drops its
+/// connection so the next call reconnects.
+async fn within_timeout<T>(
+    op: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, UsageStoreError> {
+    match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(result) => result.map_err(pg),
+        Err(_) => Err(pg("PostgreSQL operation timed out")),
+    }
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -187,17 +198,11 @@ impl UsageStore for PostgresUsageStore {
              FROM usage_hourly WHERE tenant_id = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
             &params,
         );
-        let rows = match tokio::time::timeout(OP_TIMEOUT, query).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                *guard = None;
-                return Err(pg(e));
-            }
-            Err(_) => {
-                *guard = None;
-                return Err(pg("PostgreSQL operation timed out"));
-            }
-        };
+        let rows = within_timeout(query).await;
+        if rows.is_err() {
+            *guard = None;
+        }
+        let rows = rows?;
         let get = |row: &tokio_postgres::Row, i: usize| row.get::<_, i64>(i).max(0) as u64;
         Ok(rows
             .iter()
@@ -229,17 +234,11 @@ impl UsageStore for PostgresUsageStore {
                      SELECT ctid FROM usage_seen WHERE day_ms < $1 LIMIT 50000))",
                 &params,
             );
-            let n = match tokio::time::timeout(OP_TIMEOUT, delete).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    *guard = None;
-                    return Err(pg(e));
-                }
-                Err(_) => {
-                    *guard = None;
-                    return Err(pg("PostgreSQL operation timed out"));
-                }
-            };
+            let n = within_timeout(delete).await;
+            if n.is_err() {
+                *guard = None;
+            }
+            let n = n?;
             dropped += n;
             if n < 50_000 {
                 return Ok(dropped);

@@ -14,7 +14,7 @@ use common::{Options, Server};
 use resizer_core::ids::TenantId;
 use resizer_usage::UsageRecord;
 use resizer_usage::archive::ObjectStore;
-use resizer_usage::s3::S3Store;
+use resizer_usage::s3::{S3Config, S3Store};
 use resizer_usage::testing::Garage;
 
 fn nats_server_bin() -> PathBuf {
@@ -141,6 +141,23 @@ async fn publish(js: &async_nats::jetstream::Context, batch: &[UsageRecord]) {
     }
 }
 
+/// An aggregator's settings: NATS, PostgreSQL and the archive in the Garage
+/// bucket, the secret passed the AWS way (as on separate machines).
+fn aggregator_env(nats_url: &str, db_url: &str, s3: &S3Config) -> Vec<(String, String)> {
+    vec![
+        ("RESIZER_QUEUE__NATS_URL".into(), nats_url.into()),
+        ("RESIZER_USAGE__DATABASE_URL".into(), db_url.into()),
+        ("RESIZER_USAGE__ARCHIVE_S3_ENDPOINT".into(), s3.endpoint.clone()),
+        ("RESIZER_USAGE__ARCHIVE_S3_BUCKET".into(), s3.bucket.clone()),
+        ("RESIZER_USAGE__ARCHIVE_S3_REGION".into(), s3.region.clone()),
+        (
+            "RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID".into(),
+            s3.access_key_id.clone(),
+        ),
+        ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.clone()),
+    ]
+}
+
 /// (requests, succeeded) summed over the tenant's buckets.
 async fn counted(db: &tokio_postgres::Client, tenant: &TenantId) -> (i64, i64) {
     let row = db
@@ -175,20 +192,14 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
     let aggregator = |name: &str| {
         Server::start_with(Options {
             role: "aggregator",
-            env: vec![
-                ("RESIZER_QUEUE__NATS_URL".into(), nats.url.clone()),
-                ("RESIZER_USAGE__DATABASE_URL".into(), db_url.clone()),
-                ("RESIZER_USAGE__ARCHIVE_S3_ENDPOINT".into(), s3.endpoint.clone()),
-                ("RESIZER_USAGE__ARCHIVE_S3_BUCKET".into(), s3.bucket.clone()),
-                ("RESIZER_USAGE__ARCHIVE_S3_REGION".into(), s3.region.clone()),
-                (
-                    "RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID".into(),
-                    s3.access_key_id.clone(),
-                ),
-                ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.clone()),
-                ("RESIZER_USAGE__LEASE_TTL_MS".into(), "1500".into()),
-                ("RESIZER_WORKER__NAME".into(), name.into()),
-            ],
+            env: [
+                aggregator_env(&nats.url, &db_url, &s3),
+                vec![
+                    ("RESIZER_USAGE__LEASE_TTL_MS".into(), "1500".into()),
+                    ("RESIZER_WORKER__NAME".into(), name.into()),
+                ],
+            ]
+            .concat(),
             ..Options::default()
         })
     };
@@ -313,18 +324,7 @@ async fn measure_distributed_aggregator_throughput() {
     let started = Instant::now();
     let aggregator = Server::start_with(Options {
         role: "aggregator",
-        env: vec![
-            ("RESIZER_QUEUE__NATS_URL".into(), nats.url.clone()),
-            ("RESIZER_USAGE__DATABASE_URL".into(), db_url.clone()),
-            ("RESIZER_USAGE__ARCHIVE_S3_ENDPOINT".into(), s3.endpoint.clone()),
-            ("RESIZER_USAGE__ARCHIVE_S3_BUCKET".into(), s3.bucket.clone()),
-            ("RESIZER_USAGE__ARCHIVE_S3_REGION".into(), s3.region.clone()),
-            (
-                "RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID".into(),
-                s3.access_key_id.clone(),
-            ),
-            ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_access_key.clone()),
-        ],
+        env: aggregator_env(&nats.url, &db_url, &s3),
         ..Options::default()
     });
     let (db, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
