@@ -74,6 +74,14 @@ impl JobQueue {
         Self::new(Arc::new(crate::memory::MemoryJobQueue::new(capacity)))
     }
 
+    /// Returns the embedded queue bounded by count and by expected wait
+    /// (see [`crate::memory`]); `consumers` is the number of imaging threads.
+    pub fn memory_with_max_wait(capacity: usize, max_wait: Duration, consumers: usize) -> Self {
+        Self::new(Arc::new(
+            crate::memory::MemoryJobQueue::new(capacity).with_max_wait(max_wait, consumers),
+        ))
+    }
+
     /// Publishes a job.
     pub async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
         let result = self.0.publish(job).await;

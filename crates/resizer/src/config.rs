@@ -171,10 +171,14 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Jobs that may wait; beyond it requests get 503 at once. 0 (the default) means
-    /// 8 per imaging thread in process (a job waits for at most about 8 others per core,
-    /// which keeps queueing well inside the latency budget instead of spending it before
-    /// refusing) and 1,024 for the whole JetStream queue.
+    /// 32 per imaging thread in process (the memory bound; `max_wait_ms` usually refuses
+    /// first) and 1,024 for the whole JetStream queue.
     pub capacity: usize,
+    /// In process: a job is refused (503) when the jobs ahead of it would take longer than
+    /// this to drain at the measured rate, so queueing never spends the latency budget
+    /// (p99 < 500 ms) before refusing, whatever the image sizes. 0 = count bound only.
+    /// Default 250 ms, half the budget.
+    pub max_wait_ms: u64,
     /// NATS server URLs, comma-separated (`nats://127.0.0.1:4222,...`). Empty (the default)
     /// means the in-process queue; set, `api` publishes to JetStream and `worker` pulls from it.
     pub nats_url: String,
@@ -194,6 +198,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             capacity: 0,
+            max_wait_ms: 250,
             nats_url: String::new(),
             streams: 3,
             replicas: 1,
@@ -417,7 +422,7 @@ impl Config {
         if self.queue.capacity == 0 && self.distributed_queue() {
             1024
         } else if self.queue.capacity == 0 {
-            8 * self.worker_threads()
+            32 * self.worker_threads()
         } else {
             self.queue.capacity
         }
@@ -474,9 +479,9 @@ mod tests {
     fn test_default_bounds_follow_the_worker_count() {
         let mut c = Config::default();
         c.worker.threads = 2;
-        assert_eq!(c.queue_capacity(), 16);
-        // One tenant may hold at most half of the 18 job slots.
-        assert_eq!(c.tenant_in_flight_cap(), 9);
+        assert_eq!(c.queue_capacity(), 64);
+        // One tenant may hold at most half of the 66 job slots.
+        assert_eq!(c.tenant_in_flight_cap(), 33);
         c.api.max_in_flight_per_tenant = 3;
         assert_eq!(c.tenant_in_flight_cap(), 3);
     }

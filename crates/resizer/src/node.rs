@@ -132,7 +132,16 @@ impl JobPath {
 
     /// The embedded job path: a bounded in-process queue and this process's workers.
     pub fn start(config: &Config, node_id: &str) -> anyhow::Result<Self> {
-        let queue = JobQueue::memory(config.queue_capacity());
+        let threads = config.worker_threads();
+        let queue = if config.queue.max_wait_ms == 0 {
+            JobQueue::memory(config.queue_capacity())
+        } else {
+            JobQueue::memory_with_max_wait(
+                config.queue_capacity(),
+                Duration::from_millis(config.queue.max_wait_ms),
+                threads,
+            )
+        };
         let staging = StagingArea::new(config.api.staging_max_bytes);
         let results = ResultWaiters::new();
         let transport = Arc::new(InProcessTransport {
@@ -140,7 +149,6 @@ impl JobPath {
             staging: staging.clone(),
             results: results.clone(),
         });
-        let threads = config.worker_threads();
         let pool = Arc::new(ImagingPool::start(threads, limits(config)));
         let (stop_workers, workers_stopped) = watch::channel(false);
         let worker = Worker::new(
