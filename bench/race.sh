@@ -8,7 +8,7 @@
 #   DUR=10 bench/race.sh     # seconds per measurement (default 8)
 #   PEERS="resizer" bench/race.sh   # a subset of the contestants
 #
-# Loopback only, bounded in time (about 10 minutes), every server stopped by PID on exit.
+# Loopback only, bounded in time (about 12 minutes), every server stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -70,7 +70,7 @@ run() { # peer, label, args...
 for peer in ${PEERS:-resizer sharp thumbor}; do
   run "$peer" c16 --concurrency 16 --duration "$DUR"
   run "$peer" rate200 --rate 200 --duration "$DUR"
-  run "$peer" sweep --sweep --start 150 --step 75 --max 1500 --duration "$DUR" --warmup 1 --p99-bound-ms 500
+  run "$peer" sweep --sweep --start 150 --step 50 --refine 3 --max 1500 --duration "$DUR" --warmup 1 --p99-bound-ms 500
 done
 # Overload: twice Resizer's sustained rate; excess must be refused quickly with 503.
 BEST=$(python3 - "$OUT" <<'PY'

@@ -6,12 +6,14 @@
 //! - Closed loop (`--concurrency`): N clients, each sending the next request
 //!   when the previous one answers.
 //! - Sweep (`--sweep`): open-loop stages at rising rates until p99 passes a
-//!   bound or errors appear; reports the tip-over point.
+//!   bound or errors appear, then `--refine` bisections between the last
+//!   good rate and the first bad one; reports the tip-over point.
 //!
 //! Latencies go into an HDR histogram (1 µs to 60 s, 3 significant digits).
 //! Every run is bounded in time and in requests in flight.
 
 mod load;
+mod sweep;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,6 +61,10 @@ struct Cli {
     /// p99 bound of the sweep, milliseconds.
     #[arg(long, default_value_t = 500.0)]
     p99_bound_ms: f64,
+    /// Bisections between the last good and the first failing sweep rate (each
+    /// halves the uncertainty: 3 turn a step of 50 into 6.25).
+    #[arg(long, default_value_t = 3)]
+    refine: u32,
     /// Share of non-2xx answers that ends the sweep.
     #[arg(long, default_value_t = 0.01)]
     max_error_rate: f64,
@@ -130,9 +136,9 @@ async fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs_f64(cli.warmup),
     };
     if cli.sweep {
-        let mut rate = cli.start;
-        let mut last_good: Option<load::Report> = None;
-        loop {
+        let mut sweep = sweep::Sweep::new(cli.start, cli.step, cli.max, cli.refine);
+        let mut good: Option<load::Report> = None;
+        while let Some(rate) = sweep.next_rate() {
             let report = plan.run(Stage::Open(rate)).await?;
             report.print(cli.json);
             let bad_share = report.non_2xx_share();
@@ -151,24 +157,27 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            if let Some(reason) = verdict {
-                match &last_good {
-                    Some(good) => println!(
-                        "tip-over: sustained {:.0} req/s offered ({:.1} ok/s, p99 {:.1} ms); failed at {rate:.0} req/s: {reason}",
-                        good.offered_rate.unwrap_or(0.0),
-                        good.ok_per_sec(),
-                        good.p99_ms()
-                    ),
-                    None => println!("tip-over: already at the first rate {rate:.0} req/s: {reason}"),
-                }
-                break;
+            match &verdict {
+                None => good = Some(report),
+                Some(reason) => println!("failed at {rate:.0} req/s: {reason}"),
             }
-            last_good = Some(report);
-            rate += cli.step;
-            if rate > cli.max {
-                println!("sweep reached --max {:.0} req/s without tipping over", cli.max);
-                break;
+            sweep.record(rate, verdict.is_none());
+        }
+        match (sweep.outcome(), &good) {
+            (sweep::Outcome::NeverGood | sweep::Outcome::Running, _) | (_, None) => {
+                println!("tip-over: already at the first rate {:.0} req/s", cli.start)
             }
+            (sweep::Outcome::ReachedMax, Some(g)) => println!(
+                "sweep reached --max {:.0} req/s without tipping over (last: {:.1} ok/s, p99 {:.1} ms)",
+                cli.max,
+                g.ok_per_sec(),
+                g.p99_ms()
+            ),
+            (sweep::Outcome::TippedOver { good, bad }, Some(g)) => println!(
+                "tip-over: sustained {good:.0} req/s offered ({:.1} ok/s, p99 {:.1} ms); failed at {bad:.0} req/s",
+                g.ok_per_sec(),
+                g.p99_ms()
+            ),
         }
     } else {
         let stage = match (cli.rate, cli.concurrency) {
