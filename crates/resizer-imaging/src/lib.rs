@@ -25,6 +25,7 @@ pub mod plan;
 pub mod probe;
 pub mod quality;
 
+pub use decode::ShrinkOnLoad;
 pub use error::ImagingError;
 pub use pipeline::{Limits, Pipeline, ResizeOutput, check};
 pub use plan::{Plan, plan};

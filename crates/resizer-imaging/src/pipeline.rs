@@ -12,13 +12,16 @@ use crate::orient;
 use crate::plan::{Plan, plan};
 use crate::probe::{Probe, probe};
 
-/// Limits enforced before and during a resize.
+/// Limits enforced before and during a resize, and how much detail
+/// shrink-on-load may give up for speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest input, in pixels, read from the header before decoding.
     pub max_input_pixels: u64,
     /// Largest output side, in pixels.
     pub max_output_side: u32,
+    /// How far the decoder may shrink before resampling.
+    pub shrink_on_load: crate::decode::ShrinkOnLoad,
 }
 
 impl Default for Limits {
@@ -26,6 +29,7 @@ impl Default for Limits {
         Self {
             max_input_pixels: 50_000_000,
             max_output_side: 8192,
+            shrink_on_load: crate::decode::ShrinkOnLoad::Quality,
         }
     }
 }
@@ -99,6 +103,7 @@ impl Pipeline {
             data,
             &input,
             plan.shrink(),
+            limits.shrink_on_load,
             limits.max_input_pixels,
             std::mem::take(&mut self.scratch),
         )

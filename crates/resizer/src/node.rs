@@ -37,6 +37,10 @@ pub fn limits(config: &Config) -> Limits {
     Limits {
         max_input_pixels: config.limits.max_input_pixels,
         max_output_side: config.limits.max_output_side,
+        shrink_on_load: match config.worker.shrink_on_load {
+            crate::config::ShrinkOnLoadSetting::Quality => resizer_imaging::ShrinkOnLoad::Quality,
+            crate::config::ShrinkOnLoadSetting::Fast => resizer_imaging::ShrinkOnLoad::Fast,
+        },
     }
 }
 
