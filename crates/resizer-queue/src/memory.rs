@@ -1,4 +1,7 @@
-//! The embedded queue: a bounded in-process FIFO.
+//! The embedded queue: a bounded in-process queue, FIFO per tenant and
+//! round-robin across tenants (fair queuing): a tenant with one job waiting
+//! is served after at most one job of each other waiting tenant, however
+//! many a flooding tenant has queued.
 //!
 //! Delivery is at-most-once: a job is gone from the queue once pulled, and ack
 //! only feeds the drain-rate estimate. That is sound in one process, where the
@@ -12,21 +15,26 @@
 //! the same latency budget for both, so the queue neither refuses small jobs
 //! while the machine has room nor lets big ones eat the SLA.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::{Mutex, mpsc};
+use resizer_core::ids::TenantId;
+use tokio::sync::Notify;
 
 use crate::job::JobDescriptor;
 use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError};
 
-/// A bounded multi-producer, multi-consumer FIFO.
+/// A bounded multi-producer, multi-consumer queue, fair between tenants.
 pub struct MemoryJobQueue {
-    sender: mpsc::Sender<JobDescriptor>,
-    /// Consumers take turns on the one receiver; the lock is held only while waiting for the head.
-    receiver: Mutex<mpsc::Receiver<JobDescriptor>>,
+    capacity: usize,
+    /// Held only to move one job in or out, never across an await.
+    state: Mutex<FairQueue>,
+    /// One permit per published job, so a consumer that starts waiting after
+    /// the publish still wakes.
+    published: Notify,
     wait: Option<WaitBound>,
     /// Moving average of pull-to-ack time, microseconds; 0 until the first ack.
     service_micros: Arc<AtomicU64>,
@@ -39,13 +47,45 @@ struct WaitBound {
     consumers: usize,
 }
 
+/// Per-tenant FIFOs and the round-robin turn over tenants with waiting jobs.
+#[derive(Default)]
+struct FairQueue {
+    by_tenant: HashMap<TenantId, VecDeque<JobDescriptor>>,
+    turn: VecDeque<TenantId>,
+    len: usize,
+}
+
+impl FairQueue {
+    fn push(&mut self, job: JobDescriptor) {
+        let queue = self.by_tenant.entry(job.tenant_id.clone()).or_default();
+        if queue.is_empty() {
+            self.turn.push_back(job.tenant_id.clone());
+        }
+        queue.push_back(job);
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<JobDescriptor> {
+        let tenant = self.turn.pop_front()?;
+        let queue = self.by_tenant.get_mut(&tenant)?;
+        let job = queue.pop_front();
+        if queue.is_empty() {
+            self.by_tenant.remove(&tenant);
+        } else {
+            self.turn.push_back(tenant);
+        }
+        self.len -= usize::from(job.is_some());
+        job
+    }
+}
+
 impl MemoryJobQueue {
     /// Creates a queue that holds at most `capacity` jobs.
     pub fn new(capacity: usize) -> Self {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
         Self {
-            sender,
-            receiver: Mutex::new(receiver),
+            capacity: capacity.max(1),
+            state: Mutex::new(FairQueue::default()),
+            published: Notify::new(),
             wait: None,
             service_micros: Arc::new(AtomicU64::new(0)),
         }
@@ -114,32 +154,42 @@ impl JobQueueBackend for MemoryJobQueue {
         {
             return Err(QueueError::Full);
         }
-        self.sender.try_send(job.clone()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => QueueError::Full,
-            mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
-        })
+        {
+            let mut state = self.state.lock().map_err(|_| QueueError::Closed)?;
+            if state.len >= self.capacity {
+                return Err(QueueError::Full);
+            }
+            state.push(job.clone());
+        }
+        self.published.notify_one();
+        Ok(())
     }
 
     async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        let mut receiver = match tokio::time::timeout(max_wait, self.receiver.lock()).await {
-            Ok(guard) => guard,
-            Err(_) => return Ok(None),
-        };
-        match tokio::time::timeout(max_wait, receiver.recv()).await {
-            Ok(Some(job)) => Ok(Some(Delivery {
-                job,
-                acker: Box::new(TimedAcker {
-                    pulled: Instant::now(),
-                    service_micros: self.service_micros.clone(),
-                }),
-            })),
-            Ok(None) => Err(QueueError::Closed),
-            Err(_) => Ok(None),
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let job = self.state.lock().map_err(|_| QueueError::Closed)?.pop();
+            if let Some(job) = job {
+                return Ok(Some(Delivery {
+                    job,
+                    acker: Box::new(TimedAcker {
+                        pulled: Instant::now(),
+                        service_micros: self.service_micros.clone(),
+                    }),
+                }));
+            }
+            // A publish between the check above and this wait left a permit.
+            if tokio::time::timeout_at(deadline, self.published.notified())
+                .await
+                .is_err()
+            {
+                return Ok(None);
+            }
         }
     }
 
     fn depth(&self) -> Option<u64> {
-        Some((self.sender.max_capacity() - self.sender.capacity()) as u64)
+        self.state.lock().ok().map(|s| s.len as u64)
     }
 }
 
@@ -188,6 +238,59 @@ mod tests {
             d.ack().await.unwrap();
         }
         assert_eq!(q.depth(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn test_memory_queue_takes_tenants_in_turn() {
+        let q = MemoryJobQueue::new(100);
+        let flood = TenantId::random();
+        let calm = TenantId::random();
+        let mut published = Vec::new();
+        for i in 0..6 {
+            let mut j = job();
+            j.tenant_id = flood.clone();
+            published.push(j.clone());
+            q.publish(&j).await.unwrap();
+            if i == 3 {
+                // The calm tenant arrives behind four of the flood's jobs.
+                let mut c = job();
+                c.tenant_id = calm.clone();
+                published.push(c.clone());
+                q.publish(&c).await.unwrap();
+            }
+        }
+        let mut order = Vec::new();
+        while let Some(d) = q.pull(Duration::from_millis(5)).await.unwrap() {
+            order.push(d.job);
+        }
+        assert_eq!(order.len(), 7);
+        // One flood job, then the calm tenant's, then the rest of the flood in order.
+        assert_eq!(order[0], published[0]);
+        assert_eq!(order[1].tenant_id, calm);
+        let rest: Vec<_> = published
+            .iter()
+            .filter(|j| j.tenant_id == flood)
+            .skip(1)
+            .collect();
+        assert_eq!(order[2..].iter().collect::<Vec<_>>(), rest);
+        assert_eq!(q.depth(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn test_memory_queue_wakes_a_waiting_consumer() {
+        let q = std::sync::Arc::new(MemoryJobQueue::new(4));
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.pull(Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let j = job();
+        q.publish(&j).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.unwrap().unwrap().job, j);
     }
 
     #[tokio::test]
