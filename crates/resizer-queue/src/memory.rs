@@ -139,9 +139,9 @@ impl Acker for TimedAcker {
     async fn ack(self: Box<Self>) -> Result<(), QueueError> {
         let observed = u64::try_from(self.pulled.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Racing updates may lose one sample; the average does not need them all.
-        let average = self.service_micros.load(Ordering::Relaxed);
-        self.service_micros
-            .store(next_average(average, observed), Ordering::Relaxed);
+        let average = next_average(self.service_micros.load(Ordering::Relaxed), observed);
+        self.service_micros.store(average, Ordering::Relaxed);
+        metrics::gauge!("resizer_queue_service_seconds").set(average as f64 / 1e6);
         Ok(())
     }
 }
@@ -149,14 +149,18 @@ impl Acker for TimedAcker {
 #[async_trait]
 impl JobQueueBackend for MemoryJobQueue {
     async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
-        if let Some(bound) = self.wait
-            && self.expected_wait() > bound.max_wait
-        {
-            return Err(QueueError::Full);
+        if let Some(bound) = self.wait {
+            let wait = self.expected_wait();
+            metrics::gauge!("resizer_queue_expected_wait_seconds").set(wait.as_secs_f64());
+            if wait > bound.max_wait {
+                metrics::counter!("resizer_queue_refusals_total", "bound" => "wait").increment(1);
+                return Err(QueueError::Full);
+            }
         }
         {
             let mut state = self.state.lock().map_err(|_| QueueError::Closed)?;
             if state.len >= self.capacity {
+                metrics::counter!("resizer_queue_refusals_total", "bound" => "count").increment(1);
                 return Err(QueueError::Full);
             }
             state.push(job.clone());

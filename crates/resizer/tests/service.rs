@@ -174,6 +174,7 @@ async fn test_health_readiness_and_metrics() {
         r#"resizer_http_requests_total{route="/v1/resize",status="415"}"#,
         r#"resizer_http_request_duration_seconds_bucket{route="/v1/resize",status="200",le="0.5"}"#,
         "resizer_queue_depth",
+        "resizer_queue_expected_wait_seconds",
         "resizer_worker_jobs_in_flight",
         r#"resizer_worker_resize_duration_seconds_bucket{format="png""#,
     ] {
