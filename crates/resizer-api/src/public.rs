@@ -66,6 +66,9 @@ struct Inner {
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
     limiters: RateLimiters,
+    /// `/v1/usage` has its own, fixed budget: reading roll-ups costs more than a
+    /// resize's bookkeeping, and polling them must not eat the resize rate.
+    usage_limiters: RateLimiters,
     /// One permit per resize request in progress; bounds memory held by bodies being read.
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Requests in progress per tenant.
@@ -99,6 +102,7 @@ impl ApiState {
                 staging,
                 results,
                 limiters: RateLimiters::default(),
+                usage_limiters: RateLimiters::default(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
                 tenant_slots: TenantSlots::new(),
                 joins: Joins::new(),
@@ -135,6 +139,11 @@ impl ApiState {
 }
 
 /// The caller's own usage; the tenant comes from the key, never from the query.
+/// Usage queries per second and burst, per tenant and API node (dashboards poll
+/// every few seconds; a month by hour is under a millisecond to answer).
+const USAGE_QUERIES_PER_SEC: u32 = 5;
+const USAGE_QUERIES_BURST: u32 = 10;
+
 async fn own_usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -148,6 +157,16 @@ async fn own_usage(
         )
     })?;
     let auth = s.auth.authenticate(secret)?;
+    if let Err(wait) =
+        s.usage_limiters
+            .try_acquire(&auth.tenant_id, USAGE_QUERIES_PER_SEC, USAGE_QUERIES_BURST)
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many usage queries; they are limited to 5 per second",
+        )
+        .retry_after(retry_after_secs(wait)));
+    }
     let params = crate::usage::params(&uri)?;
     if params.has_tenant() {
         return Err(ApiError::new(

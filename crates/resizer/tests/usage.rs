@@ -216,7 +216,8 @@ async fn test_rollup_equals_answers_per_tenant_across_kill9_and_tenants_never_se
         if total(&v, "requests") >= ok_a + bad_a || started.elapsed() > std::time::Duration::from_secs(20) {
             break v;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Under the usage queries' own limit (5/s per tenant and node).
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     assert_eq!(own_a["tenant"], tenant_a.as_str());
     assert_eq!(total(&own_a, "succeeded"), ok_a, "{own_a}");
@@ -248,6 +249,26 @@ async fn test_rollup_equals_answers_per_tenant_across_kill9_and_tenants_never_se
     assert_eq!(status, 400);
     let (status, _) = get_json(&server, format!("{}/v1/usage", server.public), "rsz_nope").await;
     assert_eq!(status, 401);
+    // Usage queries have their own budget (not the resize rate): a burst past it is
+    // refused with 429, the JSON error and Retry-After.
+    let mut refused = None;
+    for _ in 0..15 {
+        let r = server
+            .client
+            .get(format!("{}/v1/usage", server.public))
+            .bearer_auth(&key_b)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            refused = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let refused = refused.expect("a burst of 15 usage queries passes the 5/s limit");
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
 
     // Audit: A's raw records, all of them, none of B's.
     let (status, audit) = get_json(
