@@ -101,7 +101,7 @@ async fn deliver_result(
                         "a valid result metadata header is required",
                     )
                 })?;
-            Ok(JobOutput::from_meta(meta, bytes))
+            Ok(JobOutput { bytes, meta })
         }
         Some("failed") => Err(serde_json::from_slice::<JobFailure>(&bytes)
             .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "a failure must be a JSON job failure"))?),

@@ -342,8 +342,8 @@ impl Meter {
             key_id: c.key_id,
             request_id: c.request_id,
             received_unix_ms: c.received_unix_ms,
-            queued_unix_ms: out.map(|o| o.enqueued_unix_ms),
-            started_unix_ms: out.map(|o| o.started_unix_ms),
+            queued_unix_ms: out.map(|o| o.meta.enqueued_unix_ms),
+            started_unix_ms: out.map(|o| o.meta.started_unix_ms),
             finished_unix_ms,
             route: "POST /v1/resize".into(),
             params: c.params.chars().take(512).collect(),
@@ -351,21 +351,21 @@ impl Meter {
             input_bytes: self.input_bytes,
             input_width: self.input.map(|(_, w, _)| w),
             input_height: self.input.map(|(_, _, h)| h),
-            output_format: out.map(|o| o.format.as_str().to_string()),
+            output_format: out.map(|o| o.meta.format.as_str().to_string()),
             output_bytes: out.map_or(0, |o| o.bytes.len() as u64),
-            output_width: out.map(|o| o.width),
-            output_height: out.map(|o| o.height),
+            output_width: out.map(|o| o.meta.width),
+            output_height: out.map(|o| o.meta.height),
             cpu_micros: if self.joined {
                 0
             } else {
-                out.map_or(0, |o| o.cpu_micros)
+                out.map_or(0, |o| o.meta.cpu_micros)
             },
-            queue_wait_ms: out.map(|o| o.started_unix_ms.saturating_sub(o.enqueued_unix_ms)),
-            processing_ms: out.map(|o| o.finished_unix_ms.saturating_sub(o.started_unix_ms)),
+            queue_wait_ms: out.map(|o| o.meta.started_unix_ms.saturating_sub(o.meta.enqueued_unix_ms)),
+            processing_ms: out.map(|o| o.meta.finished_unix_ms.saturating_sub(o.meta.started_unix_ms)),
             total_ms: finished_unix_ms.saturating_sub(c.received_unix_ms),
             status: c.status,
             api_node: c.api_node.to_string(),
-            worker: out.map(|o| o.worker.clone()),
+            worker: out.map(|o| o.meta.worker.clone()),
         }
     }
 }
@@ -531,14 +531,15 @@ async fn resize_inner(
     tracing::debug!(
         request_id = %request_id,
         tenant_id = %auth.tenant_id,
-        width = out.width,
-        height = out.height,
+        width = out.meta.width,
+        height = out.meta.height,
         "resized"
     );
     let mut response = Response::new(Body::from(out.bytes));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(out.format.mime()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(out.meta.format.mime()),
+    );
     Ok(response)
 }
 

@@ -48,28 +48,8 @@ impl JobDescriptor {
 pub struct JobOutput {
     /// Encoded image.
     pub bytes: Bytes,
-    /// Output format.
-    pub format: ImageFormat,
-    /// Output width.
-    pub width: u32,
-    /// Output height.
-    pub height: u32,
-    /// Input format, from the header.
-    pub input_format: ImageFormat,
-    /// Input width, from the header.
-    pub input_width: u32,
-    /// Input height, from the header.
-    pub input_height: u32,
-    /// CPU time the worker thread spent on the job, in microseconds.
-    pub cpu_micros: u64,
-    /// The worker that did it.
-    pub worker: String,
-    /// When the API node published the job (Unix ms), copied from the descriptor.
-    pub enqueued_unix_ms: u64,
-    /// When the worker started the job (Unix ms).
-    pub started_unix_ms: u64,
-    /// When the worker finished it (Unix ms).
-    pub finished_unix_ms: u64,
+    /// Everything else: sizes, formats, the worker and its timings.
+    pub meta: JobOutputMeta,
 }
 
 /// Everything about a [`JobOutput`] but its bytes: what travels beside the
@@ -98,43 +78,6 @@ pub struct JobOutputMeta {
     pub started_unix_ms: u64,
     /// When the worker finished it (Unix ms).
     pub finished_unix_ms: u64,
-}
-
-impl JobOutput {
-    /// Splits off the metadata.
-    pub fn meta(&self) -> JobOutputMeta {
-        JobOutputMeta {
-            format: self.format,
-            width: self.width,
-            height: self.height,
-            input_format: self.input_format,
-            input_width: self.input_width,
-            input_height: self.input_height,
-            cpu_micros: self.cpu_micros,
-            worker: self.worker.clone(),
-            enqueued_unix_ms: self.enqueued_unix_ms,
-            started_unix_ms: self.started_unix_ms,
-            finished_unix_ms: self.finished_unix_ms,
-        }
-    }
-
-    /// Joins metadata and bytes.
-    pub fn from_meta(meta: JobOutputMeta, bytes: Bytes) -> Self {
-        Self {
-            bytes,
-            format: meta.format,
-            width: meta.width,
-            height: meta.height,
-            input_format: meta.input_format,
-            input_width: meta.input_width,
-            input_height: meta.input_height,
-            cpu_micros: meta.cpu_micros,
-            worker: meta.worker,
-            enqueued_unix_ms: meta.enqueued_unix_ms,
-            started_unix_ms: meta.started_unix_ms,
-            finished_unix_ms: meta.finished_unix_ms,
-        }
-    }
 }
 
 /// A job that failed in a way the client should hear about.

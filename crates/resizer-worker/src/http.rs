@@ -77,7 +77,7 @@ impl ResultSink for HttpTransport {
         let request = self.client.post(url).bearer_auth(&self.secret);
         let request = match result {
             Ok(output) => {
-                let meta = serde_json::to_string(&output.meta()).map_err(unreachable)?;
+                let meta = serde_json::to_string(&output.meta).map_err(unreachable)?;
                 request
                     .header(OUTCOME_HEADER, "ok")
                     .header(META_HEADER, meta)

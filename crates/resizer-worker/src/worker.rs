@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use resizer_core::ErrorCode;
 use resizer_core::time::now_unix_ms;
-use resizer_queue::{Delivery, JobFailure, JobOutput, JobQueue, ResultSink, StagingClient};
+use resizer_queue::{Delivery, JobFailure, JobOutput, JobOutputMeta, JobQueue, ResultSink, StagingClient};
 use tokio::sync::{Semaphore, watch};
 
 use crate::pool::ImagingPool;
@@ -138,17 +138,19 @@ impl Worker {
                 Ok(r) => (
                     Ok(JobOutput {
                         bytes: Bytes::from(r.bytes),
-                        format: r.format,
-                        width: r.width,
-                        height: r.height,
-                        input_format: r.input.format,
-                        input_width: r.input.width,
-                        input_height: r.input.height,
-                        cpu_micros: out.cpu_micros,
-                        worker: self.config.name.clone(),
-                        enqueued_unix_ms: job.enqueued_unix_ms,
-                        started_unix_ms,
-                        finished_unix_ms: now_unix_ms(),
+                        meta: JobOutputMeta {
+                            format: r.format,
+                            width: r.width,
+                            height: r.height,
+                            input_format: r.input.format,
+                            input_width: r.input.width,
+                            input_height: r.input.height,
+                            cpu_micros: out.cpu_micros,
+                            worker: self.config.name.clone(),
+                            enqueued_unix_ms: job.enqueued_unix_ms,
+                            started_unix_ms,
+                            finished_unix_ms: now_unix_ms(),
+                        },
                     }),
                     "succeeded",
                 ),
