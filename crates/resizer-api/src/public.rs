@@ -138,12 +138,12 @@ impl ApiState {
     }
 }
 
-/// The caller's own usage; the tenant comes from the key, never from the query.
 /// Usage queries per second and burst, per tenant and API node (dashboards poll
 /// every few seconds; a month by hour is under a millisecond to answer).
 const USAGE_QUERIES_PER_SEC: u32 = 5;
 const USAGE_QUERIES_BURST: u32 = 10;
 
+/// The caller's own usage; the tenant comes from the key, never from the query.
 async fn own_usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -163,7 +163,7 @@ async fn own_usage(
     {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
-            "too many usage queries; they are limited to 5 per second",
+            format!("too many usage queries; they are limited to {USAGE_QUERIES_PER_SEC} per second"),
         )
         .retry_after(retry_after_secs(wait)));
     }

@@ -103,11 +103,15 @@ impl MemoryJobQueue {
 
     /// The wait a job published now would see, from the measured service time.
     pub fn expected_wait(&self) -> Duration {
-        let consumers = self.wait.map_or(1, |w| w.consumers);
+        self.wait_behind(self.depth().unwrap_or(0))
+    }
+
+    /// The wait behind `queued` jobs at the measured service time.
+    fn wait_behind(&self, queued: u64) -> Duration {
         expected_wait(
-            self.depth().unwrap_or(0),
+            queued,
             Duration::from_micros(self.service_micros.load(Ordering::Relaxed)),
-            consumers,
+            self.wait.map_or(1, |w| w.consumers),
         )
     }
 }
@@ -149,21 +153,25 @@ impl Acker for TimedAcker {
 #[async_trait]
 impl JobQueueBackend for MemoryJobQueue {
     async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
-        if let Some(bound) = self.wait {
-            let wait = self.expected_wait();
-            metrics::gauge!("resizer_queue_expected_wait_seconds").set(wait.as_secs_f64());
-            if wait > bound.max_wait {
-                metrics::counter!("resizer_queue_refusals_total", "bound" => "wait").increment(1);
-                return Err(QueueError::Full);
-            }
-        }
-        {
+        // One lock for the check and the push, so the bounds hold for the job admitted.
+        let refused = {
             let mut state = self.state.lock().map_err(|_| QueueError::Closed)?;
-            if state.len >= self.capacity {
-                metrics::counter!("resizer_queue_refusals_total", "bound" => "count").increment(1);
-                return Err(QueueError::Full);
+            let wait = self.wait.map(|bound| (bound, self.wait_behind(state.len as u64)));
+            if let Some((_, wait)) = wait {
+                metrics::gauge!("resizer_queue_expected_wait_seconds").set(wait.as_secs_f64());
             }
-            state.push(job.clone());
+            if wait.is_some_and(|(bound, wait)| wait > bound.max_wait) {
+                Some("wait")
+            } else if state.len >= self.capacity {
+                Some("count")
+            } else {
+                state.push(job.clone());
+                None
+            }
+        };
+        if let Some(bound) = refused {
+            metrics::counter!("resizer_queue_refusals_total", "bound" => bound).increment(1);
+            return Err(QueueError::Full);
         }
         self.published.notify_one();
         Ok(())
