@@ -5,13 +5,14 @@
 //! wall and process-CPU milliseconds per conversion and the output sizes.
 //!
 //! `cargo run --release -p resizer-imaging --example bench -- fit320|half PASSES FILE...`
-//! (`OUTDIR=dir` writes the last pass's outputs as `<stem>.jpg`).
+//! (`OUTDIR=dir` writes the last pass's outputs as `<stem>.jpg`; `SHRINK_ON_LOAD=fast`
+//! runs the `worker.shrink_on_load = "fast"` setting).
 
 use std::time::Instant;
 
 use resizer_core::format::ImageFormat;
 use resizer_core::params::{Fit, FormatChoice, ResizeParams};
-use resizer_imaging::{Limits, Pipeline, check};
+use resizer_imaging::{Limits, Pipeline, ShrinkOnLoad, check};
 
 /// CPU time of the whole process (all threads), like Python's `process_time`.
 fn cpu_ms() -> f64 {
@@ -67,7 +68,13 @@ fn main() {
     }
     let (task, passes) = (&args[0], args[1].parse::<usize>().expect("PASSES"));
     let files = &args[2..];
-    let limits = Limits::default();
+    let limits = Limits {
+        shrink_on_load: match std::env::var("SHRINK_ON_LOAD").as_deref() {
+            Ok("fast") => ShrinkOnLoad::Fast,
+            _ => ShrinkOnLoad::Quality,
+        },
+        ..Limits::default()
+    };
     let inputs: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).expect("readable"))
