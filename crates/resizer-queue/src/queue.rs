@@ -75,7 +75,9 @@ impl JobQueue {
     }
 
     /// Returns the embedded queue bounded by count and by expected wait
-    /// (see [`crate::memory`]); `consumers` is the number of imaging threads.
+    /// (see [`crate::memory`]); `consumers` is the most jobs the workers hold at
+    /// once (running and ready), since the measured time from pull to ack
+    /// includes a ready job's wait for its thread (Little's law).
     pub fn memory_with_max_wait(capacity: usize, max_wait: Duration, consumers: usize) -> Self {
         Self::new(Arc::new(
             crate::memory::MemoryJobQueue::new(capacity).with_max_wait(max_wait, consumers),

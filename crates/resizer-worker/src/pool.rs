@@ -1,8 +1,9 @@
 //! A fixed pool of imaging threads.
 //!
 //! Each thread owns a [`Pipeline`] (codec handles and resize buffers reused
-//! across jobs). The submission channel is bounded to the thread count: the
-//! pull loop never has more jobs than threads, so a send never waits long.
+//! across jobs). The submission channel holds the jobs the worker keeps ready
+//! (at least one per thread): the pull loop never holds more than threads plus
+//! that, so a send never waits long.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -48,10 +49,10 @@ pub struct ImagingPool {
 }
 
 impl ImagingPool {
-    /// Starts `threads` imaging threads.
-    pub fn start(threads: usize, limits: Limits) -> Self {
+    /// Starts `threads` imaging threads, with room for `ready` jobs waiting for one.
+    pub fn start(threads: usize, ready: usize, limits: Limits) -> Self {
         let threads = threads.max(1);
-        let (sender, receiver) = mpsc::sync_channel::<Task>(threads);
+        let (sender, receiver) = mpsc::sync_channel::<Task>(ready.max(threads));
         let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
         let handles = (0..threads)
             .map(|i| {
@@ -89,8 +90,8 @@ impl ImagingPool {
             format,
             reply,
         };
-        // The channel holds one slot per thread and the worker holds one permit per
-        // thread, so the hand-over normally succeeds at once; only another caller
+        // The channel has a slot for every job the worker holds beyond the running
+        // ones, so the hand-over normally succeeds at once; only another caller
         // sharing the pool could find it full, and then a blocking thread waits.
         match sender.try_send(task) {
             Ok(()) => {}

@@ -22,6 +22,9 @@ pub struct WorkerConfig {
     pub name: String,
     /// How long one pull waits for a job before checking for shutdown.
     pub pull_wait: Duration,
+    /// The most jobs held at once (at least one per imaging thread): those being
+    /// resized and those ready for the next free thread.
+    pub jobs_held: usize,
 }
 
 /// A worker: pulls jobs while it has free imaging threads.
@@ -54,14 +57,16 @@ impl Worker {
     /// Runs until `shutdown` turns true, then waits for jobs in progress.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let slots = this.pool.size();
+        let slots = this.config.jobs_held.max(this.pool.size());
         let permits = Arc::new(Semaphore::new(slots));
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            // Never hold more jobs than free threads: a job pulled but not
-            // started would wait here instead of on another worker.
+            // Hold a bounded few jobs beyond the running ones: enough that a thread
+            // never idles while the next job is pulled and its input fetched, few
+            // enough that a job waits here at most one resize instead of going to
+            // another worker.
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = shutdown.changed() => continue,
@@ -187,5 +192,97 @@ impl Worker {
         if let Err(e) = delivery.ack().await {
             tracing::warn!(error = %e, "ack failed; the job may be redelivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use resizer_core::ImageFormat;
+    use resizer_core::ids::{JobId, RequestId, TenantId};
+    use resizer_core::params::{Fit, FormatChoice, ResizeParams};
+    use resizer_imaging::Limits;
+    use resizer_queue::{JobDescriptor, JobResult, StagingLocator, TransportError};
+
+    use super::*;
+
+    /// Staged input that never arrives: every job the worker pulls stays held.
+    #[derive(Default)]
+    struct Stalled {
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl StagingClient for Stalled {
+        async fn fetch(&self, _: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            std::future::pending().await
+        }
+    }
+
+    #[async_trait]
+    impl ResultSink for Stalled {
+        async fn deliver(&self, _: &JobDescriptor, _: JobResult) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    fn job() -> JobDescriptor {
+        JobDescriptor {
+            job_id: JobId::random(),
+            tenant_id: TenantId::random(),
+            request_id: RequestId::random(),
+            staging: StagingLocator {
+                node: "local".into(),
+                key: "k".into(),
+            },
+            params: ResizeParams {
+                width: Some(10),
+                height: None,
+                fit: Fit::Contain,
+                format: FormatChoice::Auto,
+                quality: None,
+                enlarge: false,
+            },
+            output: ImageFormat::Jpeg,
+            deadline_unix_ms: u64::MAX,
+            enqueued_unix_ms: 0,
+        }
+    }
+
+    /// Pulls with `jobs_held` over one imaging thread; returns how many jobs it took.
+    async fn jobs_taken(jobs_held: usize) -> (usize, Option<u64>) {
+        let queue = JobQueue::memory(16);
+        for _ in 0..6 {
+            queue.publish(&job()).await.unwrap();
+        }
+        let stalled = Arc::new(Stalled::default());
+        let worker = Worker::new(
+            WorkerConfig {
+                name: "w".into(),
+                pull_wait: Duration::from_millis(20),
+                jobs_held,
+            },
+            queue.clone(),
+            stalled.clone(),
+            stalled.clone(),
+            Arc::new(ImagingPool::start(1, jobs_held, Limits::default())),
+        );
+        let (_stop, stopped) = watch::channel(false);
+        let run = tokio::spawn(worker.run(stopped));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        run.abort();
+        (stalled.fetches.load(Ordering::SeqCst), queue.depth())
+    }
+
+    #[tokio::test]
+    async fn test_worker_holds_its_ready_jobs_and_no_more() {
+        // One running and one ready: two taken, four left for other workers.
+        assert_eq!(jobs_taken(2).await, (2, Some(4)));
+        assert_eq!(jobs_taken(1).await, (1, Some(5)));
+        // Never fewer than one per thread.
+        assert_eq!(jobs_taken(0).await, (1, Some(5)));
     }
 }

@@ -220,7 +220,7 @@ pub enum ShrinkOnLoadSetting {
 }
 
 /// The workers.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSection {
     /// Imaging threads; 0 means one per core. Default 0.
@@ -230,8 +230,24 @@ pub struct WorkerSection {
     /// decodes at the smallest scale that still covers the output, as sharp does by
     /// default: about a fifth more fit-320 thumbnails per core, mean SSIM ~0.003 lower.
     pub shrink_on_load: ShrinkOnLoadSetting,
+    /// Jobs a worker holds ready per imaging thread, beyond the one it is resizing, so
+    /// a thread that finishes starts the next job at once instead of idling while the
+    /// worker acks, pulls and fetches the next input. 0 pulls only for a free thread.
+    /// Default 1: on 2 cores the idle gaps cost a fifth of the throughput.
+    pub prefetch: usize,
     /// Name in logs, metrics and usage records (`resizer worker`); empty means a random one.
     pub name: String,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            shrink_on_load: ShrinkOnLoadSetting::default(),
+            prefetch: 1,
+            name: String::new(),
+        }
+    }
 }
 
 /// The API tier.
@@ -454,6 +470,12 @@ impl Config {
         } else {
             self.api.max_in_flight_per_tenant
         }
+    }
+
+    /// Returns the most jobs one worker holds at a time: one running and
+    /// `worker.prefetch` ready per imaging thread.
+    pub fn worker_jobs_held(&self) -> usize {
+        self.worker_threads() * (1 + self.worker.prefetch)
     }
 
     /// Returns the number of imaging threads to run.

@@ -143,7 +143,7 @@ impl JobPath {
             JobQueue::memory_with_max_wait(
                 config.queue_capacity(),
                 Duration::from_millis(config.queue.max_wait_ms),
-                threads,
+                config.worker_jobs_held(),
             )
         };
         let staging = StagingArea::new(config.api.staging_max_bytes);
@@ -153,12 +153,17 @@ impl JobPath {
             staging: staging.clone(),
             results: results.clone(),
         });
-        let pool = Arc::new(ImagingPool::start(threads, limits(config)));
+        let pool = Arc::new(ImagingPool::start(
+            threads,
+            config.worker_jobs_held() - threads,
+            limits(config),
+        ));
         let (stop_workers, workers_stopped) = watch::channel(false);
         let worker = Worker::new(
             WorkerConfig {
                 name: format!("{node_id}-worker"),
                 pull_wait: Duration::from_millis(500),
+                jobs_held: config.worker_jobs_held(),
             },
             queue.clone(),
             transport.clone(),

@@ -182,12 +182,17 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
             .context("connecting to NATS JetStream")?,
     );
     let threads = config.worker_threads();
-    let pool = Arc::new(ImagingPool::start(threads, node::limits(&config)));
+    let pool = Arc::new(ImagingPool::start(
+        threads,
+        config.worker_jobs_held() - threads,
+        node::limits(&config),
+    ));
     let (stop_worker, worker_stopped) = watch::channel(false);
     let worker = Worker::new(
         WorkerConfig {
             name: name.clone(),
             pull_wait: Duration::from_millis(500),
+            jobs_held: config.worker_jobs_held(),
         },
         JobQueue::new(queue.clone()),
         transport.clone(),
