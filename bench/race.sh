@@ -4,7 +4,9 @@
 # same machine, corpus and task: fit within 320x320, JPEG q80, the 20 "256 KB"
 # corpus JPEGs. One load generator (resizer-bench) drives them all. Resizer runs
 # twice: at its default (Pillow-SIMD's quality) and as `resizer-fast`, at the
-# shrink-on-load sharp uses by default (sharp's quality).
+# shrink-on-load both peers use by default (their quality: sharp's fastShrinkOnLoad
+# and thumbor's Image.draft() both decode at the smallest DCT scale covering the
+# output; SSIM 0.9710 for all three, docs/benchmarks.md).
 #
 #   bench/race.sh            # installs peers under $RACE_DIR (default /tmp/resizer-race), runs, stops everything
 #   DUR=10 bench/race.sh     # seconds per measurement (default 8)
@@ -44,8 +46,8 @@ start_resizer() { # name, public port, admin port, extra env...
     >"$RACE/$name.log" 2>&1 & PIDS+=($!)
 }
 start_resizer resizer 18080 18081
-# The same at sharp's shrink-on-load (sharp decodes 1600 px photos at 1/4 for a 320 px
-# output by default; Resizer's default keeps Pillow-SIMD's quality): sharp's quality.
+# The same at the peers' shrink-on-load (sharp and thumbor decode 1600 px photos at 1/4 for
+# a 320 px output by default; Resizer's default keeps Pillow-SIMD's quality): their quality.
 start_resizer resizer-fast 18082 18083 RESIZER_WORKER__SHRINK_ON_LOAD=fast
 (cd "$RACE/sharp" && PORT=18090 NODE_PATH="$RACE/sharp/node_modules" exec node "$SHARED/bench/peers/sharp-server/server.js" >"$RACE/sharp.log" 2>&1) & PIDS+=($!)
 { cat "$SHARED/bench/peers/thumbor.conf"; echo "ENGINE_THREADPOOL_SIZE = 4"; echo "FILE_LOADER_ROOT_PATH = '$CORPUS'"; } >"$RACE/thumbor.conf"
