@@ -252,24 +252,11 @@ mod tests {
     use super::*;
     use crate::record::tests::record;
 
-    /// A fresh database on the test server (`RESIZER_TEST_DATABASE_URL`, set by scripts/test.sh).
-    async fn fresh_database() -> String {
-        let base = std::env::var("RESIZER_TEST_DATABASE_URL")
-            .expect("RESIZER_TEST_DATABASE_URL: run the tests through scripts/test.sh");
-        let (client, connection) = tokio_postgres::connect(&base, NoTls).await.unwrap();
-        tokio::spawn(connection);
-        let name = format!("usage_{}", &TenantId::random().as_str()[4..20]);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        format!("{prefix}/{name}")
-    }
-
     #[tokio::test]
     async fn test_postgres_store_counts_each_record_once_across_concurrent_appliers() {
-        let url = fresh_database().await;
+        let Some(url) = resizer_testing::fresh_database("usage").await else {
+            return;
+        };
         let (one, two) = (
             PostgresUsageStore::connect(&url).await.unwrap(),
             PostgresUsageStore::connect(&url).await.unwrap(),

@@ -79,22 +79,6 @@ async fn start_nats() -> Nats {
     }
 }
 
-async fn fresh_database() -> String {
-    let base = std::env::var("RESIZER_TEST_DATABASE_URL")
-        .expect("RESIZER_TEST_DATABASE_URL: run the tests through scripts/test.sh");
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let name = format!("agg_{}", &TenantId::random().as_str()[4..20]);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
-
 fn records(tenant: &TenantId, n: usize) -> Vec<UsageRecord> {
     let now = resizer_core::time::now_unix_ms();
     (0..n)
@@ -183,8 +167,10 @@ async fn wait_counted(db: &tokio_postgres::Client, tenant: &TenantId, want: i64)
 
 #[tokio::test]
 async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
+    let Some(db_url) = resizer_testing::fresh_database("agg").await else {
+        return;
+    };
     let nats = start_nats().await;
-    let db_url = fresh_database().await;
     // The aggregators share nothing but NATS, PostgreSQL and an S3 bucket (Garage),
     // as on separate machines; the archive's secret goes by the AWS variable.
     let garage = Garage::start();
@@ -297,8 +283,10 @@ async fn measure_distributed_aggregator_throughput() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let Some(db_url) = resizer_testing::fresh_database("agg").await else {
+        return;
+    };
     let nats = start_nats().await;
-    let db_url = fresh_database().await;
     let garage = Garage::start();
     let client = async_nats::connect(&nats.url).await.unwrap();
     let js = async_nats::jetstream::new(client);

@@ -9,34 +9,6 @@ use std::time::{Duration, Instant};
 use common::{ADMIN_TOKEN, Options, Server, read_corpus};
 use serde_json::{Value, json};
 
-/// A fresh database on the throwaway cluster that `scripts/test.sh` starts.
-async fn fresh_database() -> Option<String> {
-    let Ok(base) = std::env::var("RESIZER_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "RESIZER_TEST_DATABASE_URL must be set in CI (scripts/test.sh starts PostgreSQL)"
-        );
-        eprintln!("skipped: RESIZER_TEST_DATABASE_URL is not set; run scripts/test.sh");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).unwrap();
-    let name = format!(
-        "resizer_it_{}",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    Some(format!("{prefix}/{name}"))
-}
-
 fn identity(db: &str, admin_listen: Option<String>, data_dir: Option<std::path::PathBuf>) -> Server {
     Server::start_with(Options {
         role: "identity",
@@ -119,7 +91,9 @@ const SLA: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn test_changes_reach_every_api_node_within_a_second() {
-    let Some(db) = fresh_database().await else { return };
+    let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
+        return;
+    };
     let idp = identity(&db, None, None);
     let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
     wait_ready(&a).await;
@@ -197,7 +171,9 @@ async fn test_changes_reach_every_api_node_within_a_second() {
 
 #[tokio::test]
 async fn test_api_nodes_keep_serving_through_identity_outage() {
-    let Some(db) = fresh_database().await else { return };
+    let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
+        return;
+    };
     let idp_dir = tempfile::tempdir().unwrap();
     let mut idp = identity(&db, None, Some(idp_dir.path().to_path_buf()));
     let identity_addr = idp.admin.trim_start_matches("http://").to_string();
@@ -274,7 +250,9 @@ async fn test_api_nodes_keep_serving_through_identity_outage() {
 #[tokio::test]
 #[ignore = "measurement; run explicitly"]
 async fn measure_replication_lag_over_1000_key_creations() {
-    let Some(db) = fresh_database().await else { return };
+    let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
+        return;
+    };
     let idp = identity(&db, None, None);
     let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
     wait_ready(&a).await;

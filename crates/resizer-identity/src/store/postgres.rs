@@ -448,33 +448,11 @@ mod tests {
 
     use super::*;
 
-    /// A fresh database on the throwaway cluster `scripts/test-postgres.sh` starts.
-    async fn fresh_database() -> Option<String> {
-        let Ok(base) = std::env::var("RESIZER_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "RESIZER_TEST_DATABASE_URL must be set in CI (scripts/test.sh starts PostgreSQL)"
-            );
-            eprintln!("skipped: RESIZER_TEST_DATABASE_URL is not set; run scripts/test.sh");
-            return None;
-        };
-        let (client, conn) = tokio_postgres::connect(&base, NoTls).await.unwrap();
-        tokio::spawn(conn);
-        let name = format!(
-            "resizer_test_{}",
-            &resizer_core::ids::JobId::random().as_str()[4..20]
-        );
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let (prefix, _) = base.rsplit_once('/').unwrap();
-        Some(format!("{prefix}/{name}"))
-    }
-
     #[tokio::test]
     async fn test_postgres_store_passes_contract() {
-        let Some(url) = fresh_database().await else { return };
+        let Some(url) = resizer_testing::fresh_database("resizer_test").await else {
+            return;
+        };
         let store = Arc::new(PostgresIdentityStore::connect(&url).await.unwrap());
         crate::store::testsuite::run_all(store.clone()).await;
         // Migrations are idempotent and the data survives a new connection.
@@ -486,7 +464,9 @@ mod tests {
 
     #[tokio::test]
     async fn test_postgres_concurrent_writes_keep_seq_in_commit_order() {
-        let Some(url) = fresh_database().await else { return };
+        let Some(url) = resizer_testing::fresh_database("resizer_test").await else {
+            return;
+        };
         let store = Arc::new(PostgresIdentityStore::connect(&url).await.unwrap());
         let stores: Vec<_> = (0..4).map(|_| PostgresIdentityStore::connect(&url)).collect();
         let mut handles = Vec::new();
