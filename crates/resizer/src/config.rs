@@ -219,6 +219,9 @@ pub enum ShrinkOnLoadSetting {
     Fast,
 }
 
+/// The most jobs a worker may hold ready per imaging thread.
+pub const MAX_PREFETCH: usize = 4;
+
 /// The workers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -418,6 +421,11 @@ impl Config {
         if self.api.max_in_flight == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
+        // Each ready job holds its input in memory (fetched, up to the body limit) and
+        // waits a whole resize per job ahead of it: a few per thread is all that helps.
+        if self.worker.prefetch > MAX_PREFETCH {
+            bail!("`worker.prefetch` must be at most {MAX_PREFETCH}");
+        }
 
         if self.api.job_deadline_ms == 0 || self.api.staging_max_bytes == 0 {
             bail!("`api.job_deadline_ms` and `api.staging_max_bytes` must be positive");
@@ -522,6 +530,12 @@ mod tests {
         assert_eq!(c.tenant_in_flight_cap(), 33);
         c.api.max_in_flight_per_tenant = 3;
         assert_eq!(c.tenant_in_flight_cap(), 3);
+        // One running and one ready per thread by default.
+        assert_eq!(c.worker_jobs_held(), 4);
+        c.worker.prefetch = 0;
+        assert_eq!(c.worker_jobs_held(), 2);
+        c.worker.prefetch = MAX_PREFETCH + 1;
+        assert!(c.validate().is_err());
     }
 
     #[test]
