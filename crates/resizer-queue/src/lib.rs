@@ -5,6 +5,7 @@
 //! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`] (FIFO, bounded, explicit ack).
 //! - [`memory`]: the embedded backend, a bounded in-process FIFO.
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
+//! - `testing` (feature `testing`): a sample job descriptor for tests.
 //! - [`transport`]: [`StagingClient`] (worker fetches input bytes from the API node that
 //!   holds them) and [`ResultSink`] (worker hands the result back).
 //!
@@ -16,6 +17,8 @@ pub mod jetstream;
 pub mod job;
 pub mod memory;
 pub mod queue;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transport;
 
 pub use job::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, JobResult, StagingLocator};

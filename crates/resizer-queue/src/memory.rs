@@ -209,32 +209,7 @@ impl JobQueueBackend for MemoryJobQueue {
 mod tests {
     use super::*;
     use crate::job::StagingLocator;
-    use resizer_core::ImageFormat;
-    use resizer_core::ids::{JobId, RequestId, TenantId};
-    use resizer_core::params::{Fit, FormatChoice, ResizeParams};
-
-    fn job() -> JobDescriptor {
-        JobDescriptor {
-            job_id: JobId::random(),
-            tenant_id: TenantId::random(),
-            request_id: RequestId::random(),
-            staging: StagingLocator {
-                node: "local".into(),
-                key: "k".into(),
-            },
-            params: ResizeParams {
-                width: Some(10),
-                height: None,
-                fit: Fit::Contain,
-                format: FormatChoice::Auto,
-                quality: None,
-                enlarge: false,
-            },
-            output: ImageFormat::Jpeg,
-            deadline_unix_ms: u64::MAX,
-            enqueued_unix_ms: 0,
-        }
-    }
+    use crate::testing::sample_job as job;
 
     #[tokio::test]
     async fn test_memory_queue_is_fifo() {

@@ -200,10 +200,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
-    use resizer_core::ImageFormat;
-    use resizer_core::ids::{JobId, RequestId, TenantId};
-    use resizer_core::params::{Fit, FormatChoice, ResizeParams};
     use resizer_imaging::Limits;
+    use resizer_queue::testing::sample_job as job;
     use resizer_queue::{JobDescriptor, JobResult, StagingLocator, TransportError};
 
     use super::*;
@@ -226,29 +224,6 @@ mod tests {
     impl ResultSink for Stalled {
         async fn deliver(&self, _: &JobDescriptor, _: JobResult) -> Result<(), TransportError> {
             Ok(())
-        }
-    }
-
-    fn job() -> JobDescriptor {
-        JobDescriptor {
-            job_id: JobId::random(),
-            tenant_id: TenantId::random(),
-            request_id: RequestId::random(),
-            staging: StagingLocator {
-                node: "local".into(),
-                key: "k".into(),
-            },
-            params: ResizeParams {
-                width: Some(10),
-                height: None,
-                fit: Fit::Contain,
-                format: FormatChoice::Auto,
-                quality: None,
-                enlarge: false,
-            },
-            output: ImageFormat::Jpeg,
-            deadline_unix_ms: u64::MAX,
-            enqueued_unix_ms: 0,
         }
     }
 
