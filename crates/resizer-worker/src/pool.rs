@@ -46,6 +46,7 @@ pub struct ImagingPool {
     sender: Option<mpsc::SyncSender<Task>>,
     threads: Vec<JoinHandle<()>>,
     size: usize,
+    ready: usize,
 }
 
 impl ImagingPool {
@@ -67,12 +68,19 @@ impl ImagingPool {
             sender: Some(sender),
             threads: handles,
             size: threads,
+            ready,
         }
     }
 
     /// Returns the number of threads.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Returns how many jobs the pool takes without making a caller wait: one
+    /// running per thread and the ready slots. A worker holds no more than this.
+    pub fn capacity(&self) -> usize {
+        self.size + self.ready
     }
 
     /// Runs one resize on a pool thread and waits for it.

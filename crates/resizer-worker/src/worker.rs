@@ -22,9 +22,6 @@ pub struct WorkerConfig {
     pub name: String,
     /// How long one pull waits for a job before checking for shutdown.
     pub pull_wait: Duration,
-    /// The most jobs held at once (at least one per imaging thread): those being
-    /// resized and those ready for the next free thread.
-    pub jobs_held: usize,
 }
 
 /// A worker: pulls jobs while it has free imaging threads.
@@ -57,7 +54,7 @@ impl Worker {
     /// Runs until `shutdown` turns true, then waits for jobs in progress.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let slots = this.config.jobs_held.max(this.pool.size());
+        let slots = this.pool.capacity();
         let permits = Arc::new(Semaphore::new(slots));
         loop {
             if *shutdown.borrow() {
@@ -238,12 +235,15 @@ mod tests {
             WorkerConfig {
                 name: "w".into(),
                 pull_wait: Duration::from_millis(20),
-                jobs_held,
             },
             queue.clone(),
             stalled.clone(),
             stalled.clone(),
-            Arc::new(ImagingPool::start(1, jobs_held, Limits::default())),
+            Arc::new(ImagingPool::start(
+                1,
+                jobs_held.saturating_sub(1),
+                Limits::default(),
+            )),
         );
         let (_stop, stopped) = watch::channel(false);
         let run = tokio::spawn(worker.run(stopped));

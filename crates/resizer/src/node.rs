@@ -32,6 +32,13 @@ const MAX_RESULT_BYTES: u64 = 512 * 1024 * 1024;
 /// How often an API node checks that the queue's stream leaders are spread over the servers.
 const LEADER_BALANCE_EVERY: Duration = Duration::from_secs(5);
 
+/// Starts the imaging threads with a ready slot per job `worker.prefetch` lets a
+/// worker hold; the worker sizes its pulls from the pool, so the two always agree.
+pub fn imaging_pool(config: &Config) -> ImagingPool {
+    let threads = config.worker_threads();
+    ImagingPool::start(threads, config.worker_jobs_held() - threads, limits(config))
+}
+
 /// Returns the imaging limits from the configuration.
 pub fn limits(config: &Config) -> Limits {
     Limits {
@@ -153,17 +160,12 @@ impl JobPath {
             staging: staging.clone(),
             results: results.clone(),
         });
-        let pool = Arc::new(ImagingPool::start(
-            threads,
-            config.worker_jobs_held() - threads,
-            limits(config),
-        ));
+        let pool = Arc::new(imaging_pool(config));
         let (stop_workers, workers_stopped) = watch::channel(false);
         let worker = Worker::new(
             WorkerConfig {
                 name: format!("{node_id}-worker"),
                 pull_wait: Duration::from_millis(500),
-                jobs_held: config.worker_jobs_held(),
             },
             queue.clone(),
             transport.clone(),

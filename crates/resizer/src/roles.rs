@@ -19,7 +19,7 @@ use resizer_usage::lease::{StreamAggregator, StreamAggregatorConfig};
 use resizer_usage::postgres::PostgresUsageStore;
 use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_worker::http::HttpTransport;
-use resizer_worker::{ImagingPool, Worker, WorkerConfig};
+use resizer_worker::{Worker, WorkerConfig};
 
 use crate::config::Config;
 use crate::node::{self, JobPath};
@@ -182,17 +182,12 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
             .context("connecting to NATS JetStream")?,
     );
     let threads = config.worker_threads();
-    let pool = Arc::new(ImagingPool::start(
-        threads,
-        config.worker_jobs_held() - threads,
-        node::limits(&config),
-    ));
+    let pool = Arc::new(node::imaging_pool(&config));
     let (stop_worker, worker_stopped) = watch::channel(false);
     let worker = Worker::new(
         WorkerConfig {
             name: name.clone(),
             pull_wait: Duration::from_millis(500),
-            jobs_held: config.worker_jobs_held(),
         },
         JobQueue::new(queue.clone()),
         transport.clone(),
