@@ -112,7 +112,9 @@ pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
     chosen
 }
 
-/// Parses `Accept` into lowercase media ranges and q-values; bad q-values count as 1.
+/// Parses `Accept` into lowercase media ranges and q-values. A range whose
+/// q-value breaks RFC 9110's grammar (`0`–`1`, at most three decimals) is
+/// dropped: a negative or `NaN` weight must not read as "most preferred".
 fn parse_accept(accept: &str) -> Vec<(String, f32)> {
     accept
         .split(',')
@@ -127,17 +129,27 @@ fn parse_accept(accept: &str) -> Vec<(String, f32)> {
                 if let Some((k, v)) = param.split_once('=')
                     && k.trim().eq_ignore_ascii_case("q")
                 {
-                    q = v
-                        .trim()
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|q| (0.0..=1.0).contains(q))
-                        .unwrap_or(1.0);
+                    q = parse_qvalue(v.trim())?;
                 }
             }
             Some((range, q))
         })
         .collect()
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )` (RFC 9110 §12.4.2).
+fn parse_qvalue(v: &str) -> Option<f32> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let frac_ok = frac.len() <= 3 && frac.bytes().all(|c| c.is_ascii_digit());
+    let ok = match int {
+        "0" => frac_ok,
+        "1" => frac_ok && frac.bytes().all(|c| c == b'0'),
+        _ => false,
+    };
+    if !ok {
+        return None;
+    }
+    v.trim_end_matches('.').parse().ok()
 }
 
 #[cfg(test)]
@@ -173,5 +185,26 @@ mod tests {
     #[test]
     fn test_negotiate_specific_range_overrides_wildcard() {
         assert_eq!(negotiate(Some("image/jpeg;q=0.2, */*"), Jpeg), Webp);
+    }
+
+    #[test]
+    fn test_negotiate_ignores_malformed_q_values() {
+        for bad in ["-1", "NaN", "nan", "inf", "1.5", "2", "0.1234", "+0.5", " ", "", "1.001", "0x1"] {
+            let accept = format!("image/webp;q={bad}");
+            assert_eq!(negotiate(Some(&accept), Jpeg), Jpeg, "{accept}");
+        }
+        assert_eq!(negotiate(Some("image/webp;q=0.5, image/jpeg;q=0.4"), Jpeg), Webp);
+        assert_eq!(negotiate(Some("image/webp;q=1.000"), Jpeg), Webp);
+        assert_eq!(negotiate(Some("image/webp;q=1."), Jpeg), Webp);
+    }
+
+    #[test]
+    fn test_qvalue_grammar() {
+        assert_eq!(parse_qvalue("0"), Some(0.0));
+        assert_eq!(parse_qvalue("0.8"), Some(0.8));
+        assert_eq!(parse_qvalue("1"), Some(1.0));
+        assert_eq!(parse_qvalue("1.0"), Some(1.0));
+        assert_eq!(parse_qvalue("-0.5"), None);
+        assert_eq!(parse_qvalue("NaN"), None);
     }
 }

@@ -132,10 +132,9 @@ impl ResizeParams {
                     };
                 }
                 "quality" => {
-                    let q: u8 = value
-                        .parse()
-                        .ok()
+                    let q = decimal(value)
                         .filter(|q| (1..=100).contains(q))
+                        .and_then(|q| u8::try_from(q).ok())
                         .ok_or_else(|| invalid("quality", "must be an integer from 1 to 100"))?;
                     params.quality = Some(q);
                 }
@@ -156,10 +155,20 @@ impl ResizeParams {
     }
 }
 
+/// A decimal integer exactly as docs/errors.md describes it: one or more
+/// ASCII digits, no sign, no spaces. A value too long for `u64` saturates, so
+/// a 20-digit width is an output that is too large, not a malformed one.
+fn decimal(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.bytes().fold(0u64, |acc, c| {
+        acc.saturating_mul(10).saturating_add(u64::from(c - b'0'))
+    }))
+}
+
 fn parse_side(name: &'static str, value: &str, max: u32) -> Result<u32, ParamError> {
-    let v: u64 = value
-        .parse()
-        .map_err(|_| invalid(name, "must be a positive integer"))?;
+    let v = decimal(value).ok_or_else(|| invalid(name, "must be a positive integer (decimal digits only)"))?;
     if v == 0 {
         return Err(invalid(name, "must be at least 1"));
     }
@@ -227,6 +236,14 @@ mod tests {
             vec![("width", "10"), ("format", "gif")],
             vec![("width", "10"), ("width", "20")],
             vec![("width", "10"), ("colour", "red")],
+            vec![("width", "+10")],
+            vec![("width", " 10")],
+            vec![("width", "10 ")],
+            vec![("width", "")],
+            vec![("width", "1e3")],
+            vec![("width", "\u{0661}")],
+            vec![("width", "10"), ("quality", "+50")],
+            vec![("width", "10"), ("quality", "")],
         ] {
             let err = ResizeParams::parse(&q(&bad), 8192).unwrap_err();
             assert!(matches!(err, ParamError::Invalid { .. }), "{bad:?}");
@@ -237,7 +254,9 @@ mod tests {
     fn test_params_over_output_limit() {
         let err = ResizeParams::parse(&q(&[("width", "9000")]), 8192).unwrap_err();
         assert!(matches!(err, ParamError::OutputTooLarge { .. }));
-        let err = ResizeParams::parse(&q(&[("height", "99999999999999999")]), 8192).unwrap_err();
-        assert!(matches!(err, ParamError::OutputTooLarge { .. }));
+        for huge in ["99999999999999999", "18446744073709551616", "123456789012345678901234567890"] {
+            let err = ResizeParams::parse(&q(&[("height", huge)]), 8192).unwrap_err();
+            assert!(matches!(err, ParamError::OutputTooLarge { .. }), "{huge}");
+        }
     }
 }

@@ -16,6 +16,11 @@ pub fn rfc3339(unix_secs: i64) -> String {
 /// Parses an RFC 3339 instant (`2026-11-22T10:00:00Z`, optional fraction,
 /// `Z` or `±HH:MM`) into Unix milliseconds. `None` for anything else.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    // Every valid instant is ASCII; refusing anything else up front is what
+    // makes the byte-offset slicing below unable to split a character.
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -51,8 +56,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let offset_secs = match rest {
         "Z" | "z" => 0,
         _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
+            let (oh, om) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             sign * (oh * 3600 + om * 60)
         }
@@ -60,6 +64,13 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     };
     let days = days_from_civil(y, mo as u32, d as u32);
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs) * 1000) + millis)
+}
+
+/// A run of ASCII digits as a number; no sign, no spaces.
+fn digits(part: &str) -> Option<i64> {
+    (!part.is_empty() && part.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| part.parse().ok())
+        .flatten()
 }
 
 fn days_in_month(y: i64, m: u32) -> i64 {
@@ -142,8 +153,26 @@ mod tests {
             "2026-11-22T02:30:45",
             "2026-11-22T02:30:45.Z",
             "x026-11-22T02:30:45Z",
+            "2026-11-22T02:30:45+-1:00",
+            "2026-11-22T02:30:45+0\u{e9}00",
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
+
+    /// Any character at any position, multi-byte ones included, is an answer
+    /// (`None` or a time), never a panic: the query string is the caller's.
+    #[test]
+    fn test_parse_rfc3339_never_panics_on_any_substitution() {
+        let good = "2026-11-22T02:30:45.123+01:00";
+        for at in 0..good.len() {
+            for c in ['\u{e9}', '\u{1F600}', '+', '-', ':', '.', 'Z', '9', ' '] {
+                let mut s = good[..at].to_string();
+                s.push(c);
+                s.push_str(&good[at + 1..]);
+                let _ = parse_rfc3339_ms(&s);
+                let _ = parse_rfc3339_ms(&s[..at + c.len_utf8()]);
+            }
         }
     }
 }
