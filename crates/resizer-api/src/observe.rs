@@ -1,18 +1,26 @@
-//! Applied to every route: a request id (echoed as `X-Request-Id`) and the
-//! request count and latency histogram by route and status.
+//! Applied to every route: a request id (echoed as `X-Request-Id`), the
+//! request count and latency histogram by route and status, and the last line
+//! of defence: a handler that panics answers the contract's JSON 500 with its
+//! request id instead of dropping the connection.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use resizer_core::ErrorCode;
 use resizer_core::ids::RequestId;
+use resizer_telemetry::GaugeGuard;
+
+use crate::error::ApiError;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Assigns a request id and records metrics.
+/// Assigns a request id, records metrics and turns a panic into a 500.
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -21,9 +29,18 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     let request_id = RequestId::random();
     request.extensions_mut().insert(request_id.clone());
     let started = Instant::now();
-    metrics::gauge!("resizer_http_requests_in_flight").increment(1.0);
-    let mut response = next.run(request).await;
-    metrics::gauge!("resizer_http_requests_in_flight").decrement(1.0);
+    let in_flight = GaugeGuard::raise(metrics::gauge!("resizer_http_requests_in_flight"));
+    // Handlers hold no state another request could see half-updated across a
+    // panic (shared maps are behind locks that recover or are released by
+    // guards), so continuing after one is sound.
+    let outcome = AssertUnwindSafe(next.run(request)).catch_unwind().await;
+    drop(in_flight);
+    let mut response = outcome.unwrap_or_else(|panic| {
+        let what = panic_message(panic.as_ref());
+        tracing::error!(request_id = %request_id, route = %route, panic = %what, "handler panicked");
+        metrics::counter!("resizer_http_panics_total").increment(1);
+        ApiError::new(ErrorCode::Internal, "an internal error occurred").into_response()
+    });
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("status", status)];
     metrics::counter!("resizer_http_requests_total", &labels).increment(1);
@@ -33,4 +50,42 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     response
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn test_a_panicking_handler_answers_json_500_with_its_request_id() {
+        async fn boom() -> &'static str {
+            let bytes = "é".as_bytes();
+            let s = std::str::from_utf8(&bytes[..1]).unwrap();
+            s.len().to_string().leak()
+        }
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .layer(axum::middleware::from_fn(observe));
+        let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().contains_key(REQUEST_ID_HEADER));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal");
+    }
 }

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`init_logging`]: one subscriber, filter from `RESIZER_LOG`-style directives.
 //! - [`Metrics`]: the process-wide recorder and its renderer.
+//! - [`GaugeGuard`]: a gauge raised for as long as a value lives.
 
 use std::sync::OnceLock;
 
@@ -69,9 +70,41 @@ impl Metrics {
     }
 }
 
+/// Raises a gauge by one for as long as it lives. A future dropped half-way
+/// (its client went away, it panicked) lowers the gauge too, which a
+/// decrement written after an `.await` never does.
+#[must_use = "the gauge is lowered when the guard is dropped"]
+pub struct GaugeGuard(metrics::Gauge);
+
+impl GaugeGuard {
+    /// Raises `gauge` now; it is lowered on drop.
+    pub fn raise(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!("resizer_http_requests_total", "HTTP requests by route and status");
+    describe_gauge!(
+        "resizer_http_connections_open",
+        "Open HTTP connections by listener"
+    );
+    describe_counter!(
+        "resizer_http_connections_dropped_total",
+        "Connections and bodies cut off by listener and reason (connection_cap, header_timeout, idle, body_slow)"
+    );
+    describe_counter!(
+        "resizer_http_panics_total",
+        "Handlers that panicked (answered 500)"
+    );
     describe_histogram!(
         "resizer_http_request_duration_seconds",
         Unit::Seconds,

@@ -1,7 +1,7 @@
 //! The pull loop of a worker.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resizer_core::ErrorCode;
@@ -114,12 +114,17 @@ impl Worker {
                 return;
             }
         };
-        metrics::gauge!("resizer_worker_jobs_in_flight").increment(1.0);
+        let in_flight =
+            resizer_telemetry::GaugeGuard::raise(metrics::gauge!("resizer_worker_jobs_in_flight"));
         let started_unix_ms = now_unix_ms();
         let outcome = {
             // A long resize keeps its delivery: the queue hears from us well within
             // its ack wait, so only a worker that died loses the job to redelivery.
-            let work = self.pool.run(input, job.params.clone(), job.output);
+            let left_ms = job.deadline_unix_ms.saturating_sub(now_unix_ms());
+            let deadline = Instant::now() + Duration::from_millis(left_ms);
+            let work = self
+                .pool
+                .run(input, job.params.clone(), job.output, Some(deadline));
             tokio::pin!(work);
             let mut heartbeat = tokio::time::interval(PROGRESS_EVERY);
             heartbeat.tick().await;
@@ -134,7 +139,7 @@ impl Worker {
                 }
             }
         };
-        metrics::gauge!("resizer_worker_jobs_in_flight").decrement(1.0);
+        drop(in_flight);
         let (result, label) = match outcome {
             Ok(out) => match out.result {
                 Ok(r) => (
