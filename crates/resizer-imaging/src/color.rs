@@ -28,10 +28,7 @@ const CACHE: usize = 16;
 pub fn embedded_profile(data: &[u8], format: ImageFormat) -> Option<Vec<u8>> {
     let profile = match format {
         ImageFormat::Jpeg => jpeg_profile(data),
-        ImageFormat::Png => png::Decoder::new(std::io::Cursor::new(data))
-            .read_info()
-            .ok()
-            .and_then(|r| r.info().icc_profile.as_ref().map(|p| p.to_vec())),
+        ImageFormat::Png => png_profile(data),
         ImageFormat::Webp => webp_profile(data),
     }?;
     (!profile.is_empty() && profile.len() <= MAX_PROFILE).then_some(profile)
@@ -66,6 +63,28 @@ fn jpeg_profile(d: &[u8]) -> Option<Vec<u8>> {
     }
     chunks.sort_by_key(|(seq, _)| *seq);
     Some(chunks.into_iter().flat_map(|(_, c)| c.iter().copied()).collect())
+}
+
+/// The `iCCP` chunk's profile, inflated with its output bounded by
+/// [`MAX_PROFILE`] as it goes: a 400 KB chunk can inflate to 400 MB, so the
+/// size must be refused before it is allocated, never checked after.
+fn png_profile(d: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = 8;
+    while let (Some(len), Some(kind)) = (d.get(pos..pos + 4), d.get(pos + 4..pos + 8)) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if kind == b"IDAT" || kind == b"IEND" {
+            return None;
+        }
+        if kind == b"iCCP" {
+            let body = d.get(pos + 8..pos.checked_add(8 + len)?)?;
+            // Profile name (1–79 bytes), NUL, compression method 0, zlib stream.
+            let nul = body.iter().take(80).position(|&b| b == 0)?;
+            let stream = body.get(nul + 2..)?;
+            return miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(stream, MAX_PROFILE).ok();
+        }
+        pos = pos.checked_add(12 + len)?;
+    }
+    None
 }
 
 /// The body of the RIFF `ICCP` chunk of an extended (VP8X) WebP.

@@ -54,6 +54,12 @@ pub fn jpeg_scale_eighths(shrink: f64, gap: f64) -> usize {
     (1..=8).find(|m| shrink * (*m as f64) / 8.0 >= gap).unwrap_or(8)
 }
 
+/// Most scans a progressive JPEG may have. Each scan is a pass over every
+/// coefficient of the image, so without a bound a 140 KB file of repeated
+/// 31-byte scans costs seconds of CPU; real encoders write about ten (libjpeg's
+/// default script), mozjpeg's optimised scripts a few more.
+pub const MAX_JPEG_SCANS: u32 = 64;
+
 fn undecodable(e: impl std::fmt::Display) -> ImagingError {
     ImagingError::Undecodable(e.to_string())
 }
@@ -105,6 +111,14 @@ fn decode_jpeg(
     scratch: Vec<u8>,
 ) -> Result<Pixels, ImagingError> {
     let header = dec.read_header(data).map_err(undecodable)?;
+    // The limits were checked against the probe's reading of the header; the
+    // decoder must be decoding that image and not another one the file also holds.
+    if (header.width, header.height) != (probe.width as usize, probe.height as usize) {
+        return Err(ImagingError::Undecodable(
+            "the JPEG frame header disagrees with the probed dimensions".into(),
+        ));
+    }
+    dec.set_scan_limit(MAX_JPEG_SCANS).map_err(undecodable)?;
     let m = jpeg_scale_eighths(shrink, gap);
     let g = gcd(m, 8);
     let factor = ScalingFactor::new(m / g, 8 / g);
@@ -167,6 +181,10 @@ fn decode_png(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {
     let limit_bytes = usize::try_from(max_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
     let mut decoder = png::Decoder::new_with_limits(Cursor::new(data), png::Limits { bytes: limit_bytes });
     decoder.set_transformations(png::Transformations::normalize_to_color8());
+    // The profile is read (bounded) by `color`; text is never used. Both are
+    // compressed, and inflating them here would be bounded only by `limit_bytes`.
+    decoder.set_ignore_iccp_chunk(true);
+    decoder.set_ignore_text_chunk(true);
     let mut reader = decoder.read_info().map_err(undecodable)?;
     let size = reader
         .output_buffer_size()
@@ -308,6 +326,33 @@ mod tests {
         assert_eq!(jpeg_scale_eighths(5.0, fast), 2);
         assert_eq!(jpeg_scale_eighths(1.5, fast), 6);
         assert_eq!(jpeg_scale_eighths(8.0, fast), 1);
+    }
+
+    #[test]
+    fn test_jpeg_decode_refuses_a_frame_other_than_the_probed_one() {
+        let px = vec![128u8; 64 * 48 * 3];
+        let image = turbojpeg::Image {
+            pixels: px.as_slice(),
+            width: 64,
+            pitch: 64 * 3,
+            height: 48,
+            format: PixelFormat::RGB,
+        };
+        let jpeg = turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x2).unwrap();
+        let honest = crate::probe::probe(&jpeg).unwrap();
+        let mut dec = turbojpeg::Decompressor::new().unwrap();
+        assert!(decode_jpeg(&mut dec, &jpeg, &honest, 1.0, 2.0, Vec::new()).is_ok());
+        // What the limits were checked against must be what is decoded.
+        let lying = Probe {
+            width: 16,
+            height: 12,
+            ..honest
+        };
+        let mut dec = turbojpeg::Decompressor::new().unwrap();
+        assert!(matches!(
+            decode_jpeg(&mut dec, &jpeg, &lying, 1.0, 2.0, Vec::new()),
+            Err(ImagingError::Undecodable(_))
+        ));
     }
 
     #[test]

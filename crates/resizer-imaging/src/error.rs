@@ -33,6 +33,9 @@ pub enum ImagingError {
         /// The configured limit.
         limit: u32,
     },
+    /// The job's deadline passed between two stages: the work stops there.
+    #[error("the resize did not finish before its deadline (stopped after {0})")]
+    OverBudget(&'static str),
     /// A bug or resource failure inside a codec.
     #[error("internal imaging error: {0}")]
     Internal(String),
@@ -46,6 +49,7 @@ impl ImagingError {
             Self::Undecodable(_) => ErrorCode::UndecodableImage,
             Self::TooManyPixels { .. } => ErrorCode::TooManyPixels,
             Self::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
+            Self::OverBudget(_) => ErrorCode::DeadlineExceeded,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -95,6 +95,27 @@ impl Pipeline {
         format: ImageFormat,
         limits: &Limits,
     ) -> Result<ResizeOutput, ImagingError> {
+        self.run_until(data, params, format, limits, None)
+    }
+
+    /// Like [`Pipeline::run`], stopping between stages once `deadline` has
+    /// passed: a job whose answer nobody waits for any more stops using the
+    /// thread. Each stage is bounded on its own (pixels by the header check,
+    /// JPEG scans by [`decode::MAX_JPEG_SCANS`]), so the work done past the
+    /// deadline is at most one stage.
+    pub fn run_until(
+        &mut self,
+        data: &[u8],
+        params: &ResizeParams,
+        format: ImageFormat,
+        limits: &Limits,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<ResizeOutput, ImagingError> {
+        let due = |after: &'static str| match deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(ImagingError::OverBudget(after)),
+            _ => Ok(()),
+        };
+        due("queueing")?;
         let input = check(data, limits)?;
         let (ow, oh) = input.oriented_size();
         let plan = plan(ow, oh, params, limits.max_output_side)?;
@@ -114,11 +135,14 @@ impl Pipeline {
                 self.decompressor = fresh;
             }
         })?;
+        due("decoding")?;
         if let Some(profile) = crate::color::embedded_profile(data, input.format) {
             self.to_srgb.apply(&mut decoded, &profile)?;
         }
         let oriented = orient::apply(decoded, input.orientation);
+        due("colour and orientation")?;
         let resized = self.resize(oriented, &plan, ow, oh)?;
+        due("resampling")?;
         let (width, height) = (resized.width, resized.height);
         let bytes =
             encode::encode(&mut self.compressor, resized, format, params.quality).inspect_err(|_| {

@@ -38,6 +38,8 @@ struct Task {
     input: Bytes,
     params: ResizeParams,
     format: ImageFormat,
+    /// Past it the pipeline stops at its next stage boundary.
+    deadline: Option<Instant>,
     reply: oneshot::Sender<PoolOutput>,
 }
 
@@ -83,12 +85,14 @@ impl ImagingPool {
         self.size + self.ready
     }
 
-    /// Runs one resize on a pool thread and waits for it.
+    /// Runs one resize on a pool thread and waits for it; the work stops at
+    /// the first stage boundary after `deadline`.
     pub async fn run(
         &self,
         input: Bytes,
         params: ResizeParams,
         format: ImageFormat,
+        deadline: Option<Instant>,
     ) -> Result<PoolOutput, PoolError> {
         let (reply, receive) = oneshot::channel();
         let sender = self.sender.as_ref().ok_or(PoolError::Closed)?.clone();
@@ -96,6 +100,7 @@ impl ImagingPool {
             input,
             params,
             format,
+            deadline,
             reply,
         };
         // The channel has a slot for every job the worker holds beyond the running
@@ -142,7 +147,7 @@ fn imaging_thread(receiver: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Task>
                 Some(p) => p,
                 None => pipeline_opt.insert(Pipeline::try_new()?),
             };
-            pipeline.run(&task.input, &task.params, task.format, &limits)
+            pipeline.run_until(&task.input, &task.params, task.format, &limits, task.deadline)
         }));
         let result = match result {
             Ok(r) => r,

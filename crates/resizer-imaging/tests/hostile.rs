@@ -1,0 +1,202 @@
+//! Images made to hurt: a compressed colour profile that inflates to 100 MB,
+//! a progressive JPEG of hundreds of repeated scans, a frame header that
+//! contradicts the one the limits were checked against. Memory is measured by
+//! counting this test binary's allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use resizer_core::ImageFormat;
+use resizer_core::params::{Fit, FormatChoice, ResizeParams};
+use resizer_imaging::{ImagingError, Limits, Pipeline};
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Measurements are serialized: the counters are process-wide.
+static MEASURE: Mutex<()> = Mutex::new(());
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result and the most heap it held at once beyond what was held before.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let _one = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
+    let base = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+}
+
+fn params(width: u32) -> ResizeParams {
+    ResizeParams {
+        width: Some(width),
+        height: None,
+        fit: Fit::Contain,
+        format: FormatChoice::Auto,
+        quality: None,
+        enlarge: false,
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn chunk(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(body);
+    let mut crc_input = kind.to_vec();
+    crc_input.extend_from_slice(body);
+    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    out
+}
+
+/// A small RGB PNG with `extra` chunks inserted right after IHDR.
+fn png_with(width: u32, height: u32, extra: &[Vec<u8>]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut plain, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        let mut w = enc.write_header().unwrap();
+        let px: Vec<u8> = (0..width * height * 3).map(|i| (i * 7 % 251) as u8).collect();
+        w.write_image_data(&px).unwrap();
+    }
+    let ihdr_end = 8 + 25;
+    let mut out = plain[..ihdr_end].to_vec();
+    for c in extra {
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(&plain[ihdr_end..]);
+    out
+}
+
+#[test]
+fn test_png_profile_bomb_is_refused_before_it_is_inflated() {
+    let zeros = vec![0u8; 100 << 20];
+    let compressed = miniz_oxide::deflate::compress_to_vec_zlib(&zeros, 9);
+    drop(zeros);
+    assert!(compressed.len() < 1 << 20, "{} bytes", compressed.len());
+    let mut body = b"bomb\0\0".to_vec();
+    body.extend_from_slice(&compressed);
+    // And a compressed text chunk of the same kind, which nothing should inflate.
+    let mut text = b"Comment\0\0".to_vec();
+    text.extend_from_slice(&compressed);
+    let png = png_with(8, 8, &[chunk(b"iCCP", &body), chunk(b"zTXt", &text)]);
+    let mut pipeline = Pipeline::try_new().unwrap();
+    let (out, peak) = peak_during(|| pipeline.run(&png, &params(4), ImageFormat::Png, &Limits::default()));
+    let out = out.unwrap();
+    assert_eq!((out.width, out.height), (4, 4));
+    // The profile cap is 4 MiB (inflating to it may double the buffer once);
+    // before the fix this held the whole 100 MB.
+    assert!(peak < 16 << 20, "resizing an 8x8 PNG held {peak} bytes at once");
+}
+
+#[test]
+fn test_png_profile_of_a_real_size_is_still_read() {
+    let profile = vec![7u8; 3000];
+    let mut body = b"real\0\0".to_vec();
+    body.extend_from_slice(&miniz_oxide::deflate::compress_to_vec_zlib(&profile, 6));
+    let png = png_with(4, 4, &[chunk(b"iCCP", &body)]);
+    assert_eq!(
+        resizer_imaging::color::embedded_profile(&png, ImageFormat::Png),
+        Some(profile)
+    );
+}
+
+/// Splits a JPEG at its start-of-scan markers: the part before the first
+/// scan, and each scan (SOS segment and entropy-coded data) in order.
+fn scans(jpeg: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let sos: Vec<usize> = (0..jpeg.len() - 1)
+        .filter(|&i| jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA)
+        .collect();
+    let end = jpeg.len() - 2; // EOI
+    let mut out = Vec::new();
+    for (n, &start) in sos.iter().enumerate() {
+        let stop = sos.get(n + 1).copied().unwrap_or(end);
+        out.push(jpeg[start..stop].to_vec());
+    }
+    (jpeg[..sos[0]].to_vec(), out)
+}
+
+fn progressive_jpeg(side: usize) -> Vec<u8> {
+    let px: Vec<u8> = (0..side * side * 3).map(|i| ((i * 13) % 255) as u8).collect();
+    let image = turbojpeg::Image {
+        pixels: px.as_slice(),
+        width: side,
+        pitch: side * 3,
+        height: side,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    let mut c = turbojpeg::Compressor::new().unwrap();
+    c.set_quality(80).unwrap();
+    c.set_progressive(true).unwrap();
+    c.compress_to_vec(image).unwrap()
+}
+
+#[test]
+fn test_a_progressive_jpeg_of_repeated_scans_is_stopped_at_the_scan_limit() {
+    let jpeg = progressive_jpeg(256);
+    let (head, scans) = scans(&jpeg);
+    assert!(scans.len() > 2 && scans.len() < 20, "{} scans", scans.len());
+    let mut pipeline = Pipeline::try_new().unwrap();
+    // The honest file decodes.
+    pipeline
+        .run(&jpeg, &params(64), ImageFormat::Jpeg, &Limits::default())
+        .unwrap();
+    // The same scans followed by the last one 500 more times.
+    let mut crafted = head;
+    for s in &scans {
+        crafted.extend_from_slice(s);
+    }
+    for _ in 0..500 {
+        crafted.extend_from_slice(scans.last().unwrap());
+    }
+    crafted.extend_from_slice(&[0xFF, 0xD9]);
+    match pipeline.run(&crafted, &params(64), ImageFormat::Jpeg, &Limits::default()) {
+        Err(ImagingError::Undecodable(message)) => {
+            assert!(
+                message.contains("scans"),
+                "refused, but not for its scans: {message}"
+            )
+        }
+        other => panic!("a JPEG of {} scans was not stopped: {other:?}", scans.len() + 500),
+    }
+    // The thread's decoder is still good for the next job.
+    pipeline
+        .run(&jpeg, &params(64), ImageFormat::Jpeg, &Limits::default())
+        .unwrap();
+}
