@@ -48,14 +48,37 @@ pub struct IdentityService {
     changed: tokio::sync::watch::Sender<u64>,
 }
 
-fn check_name(name: &str) -> Result<(), IdentityError> {
-    let len = name.trim().chars().count();
+/// Returns the name as stored (trimmed), or why it is refused. Names are
+/// echoed to operators' terminals and consoles and stored in PostgreSQL, so
+/// control characters (NUL, escapes, newlines) and invisible bidirectional
+/// overrides, which make one name display as another, are refused.
+fn check_name(name: &str) -> Result<String, IdentityError> {
+    let name = name.trim();
+    let len = name.chars().count();
     if len == 0 || len > MAX_NAME_LEN {
         return Err(IdentityError::Invalid(format!(
             "`name` must be 1 to {MAX_NAME_LEN} characters"
         )));
     }
-    Ok(())
+    if let Some(c) = name.chars().find(|&c| !printable(c)) {
+        return Err(IdentityError::Invalid(format!(
+            "`name` must be printable text; it contains U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{200B}'..='\u{200F}' // zero-width spaces and direction marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{2069}' // word joiner, invisible operators, isolates
+            | '\u{FEFF}' // byte order mark
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+        )
 }
 
 fn check_limit(field: &str, value: u32) -> Result<(), IdentityError> {
@@ -125,7 +148,7 @@ impl IdentityService {
 
     /// Creates a tenant with defaults filled in.
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, IdentityError> {
-        check_name(&new.name)?;
+        let name = check_name(&new.name)?;
         let rps = new.rate_limit_rps.unwrap_or(DEFAULT_RATE_LIMIT_RPS);
         check_limit("rate_limit_rps", rps)?;
         let burst = new
@@ -135,7 +158,7 @@ impl IdentityService {
         let now = now_unix_secs();
         let tenant = Tenant {
             id: TenantId::random(),
-            name: new.name.trim().to_string(),
+            name,
             rate_limit_rps: rps,
             burst,
             suspended: false,
@@ -161,9 +184,13 @@ impl IdentityService {
     }
 
     /// Applies a patch (limits, suspension, name).
-    pub async fn update_tenant(&self, id: &TenantId, patch: TenantPatch) -> Result<Tenant, IdentityError> {
+    pub async fn update_tenant(
+        &self,
+        id: &TenantId,
+        mut patch: TenantPatch,
+    ) -> Result<Tenant, IdentityError> {
         if let Some(name) = &patch.name {
-            check_name(name)?;
+            patch.name = Some(check_name(name)?);
         }
         if let Some(rps) = patch.rate_limit_rps {
             check_limit("rate_limit_rps", rps)?;
@@ -209,5 +236,31 @@ impl IdentityService {
         }
         self.notify().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_are_printable_text_trimmed() {
+        assert_eq!(check_name("  Acme GmbH  ").unwrap(), "Acme GmbH");
+        assert_eq!(check_name("Café — 東京 🚀").unwrap(), "Café — 東京 🚀");
+        for bad in [
+            "",
+            "   ",
+            "a\0b",
+            "evil\u{1b}[31mred",
+            "two\nlines",
+            "tab\there",
+            "\u{202E}txt.exe",
+            "zero\u{200B}width",
+            "del\u{7f}",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(check_name(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(check_name(&"é".repeat(MAX_NAME_LEN)).is_ok());
     }
 }
