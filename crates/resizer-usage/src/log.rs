@@ -140,7 +140,16 @@ impl UsageLog {
                 });
             }
             let segment = active.as_mut().expect("opened above");
-            segment.file.write_all(&line)?;
+            if let Err(e) = segment.file.write_all(&line) {
+                // A short write (disk full) would leave half a line that the next
+                // record's bytes would be glued to. Cut it off, and start the next
+                // record in a fresh segment in case even the cut failed.
+                let _ = segment.file.set_len(segment.bytes);
+                if let Some(torn) = active.take() {
+                    let _ = self.close(torn);
+                }
+                return Err(e.into());
+            }
             segment.bytes += line.len() as u64;
             Ok::<(), UsageLogError>(())
         })();
@@ -168,7 +177,11 @@ impl UsageLog {
             .file_name()
             .expect("segment files have names")
             .to_owned();
-        std::fs::rename(&segment.path, self.config.dir.join("ready").join(name))?;
+        let ready = self.config.dir.join("ready");
+        std::fs::rename(&segment.path, ready.join(name))?;
+        // The rename is durable only once both directories are.
+        sync_dir(&ready)?;
+        sync_dir(&self.config.dir.join("open"))?;
         Ok(())
     }
 
@@ -229,17 +242,30 @@ fn fsync_loop(log: Weak<UsageLog>) {
     }
 }
 
-/// Reads a segment's records; a torn last line (the process died mid-write,
-/// before that request was answered) is skipped and counted.
+/// Fsyncs a directory, so the names created or renamed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads a segment's records. A torn line (the process died or the disk
+/// filled mid-write, before that request was answered) is skipped and
+/// counted, whatever bytes it holds: lines are split as bytes, so a write cut
+/// inside a multi-byte character cannot make the whole segment unreadable.
 pub fn read_segment(path: &Path) -> Result<(Vec<UsageRecord>, usize), UsageLogError> {
     let mut records = Vec::new();
     let mut skipped = 0;
-    for line in BufReader::new(File::open(path)?).lines() {
-        let line = line?;
-        if line.is_empty() {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        if body.is_empty() {
             continue;
         }
-        match serde_json::from_str(&line) {
+        match serde_json::from_slice(body) {
             Ok(r) => records.push(r),
             Err(_) => skipped += 1,
         }
@@ -290,5 +316,96 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let (records, skipped) = read_segment(&path).unwrap();
         assert_eq!((records.len(), skipped), (1, 1));
+    }
+
+    #[test]
+    fn test_a_line_cut_inside_a_character_loses_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        let t = TenantId::random();
+        let (a, b) = (record(&t, 1, 200), record(&t, 2, 200));
+        let mut bytes = serde_json::to_vec(&a).unwrap();
+        bytes.push(b'\n');
+        let mut torn = serde_json::to_vec(&record(&t, 3, 200)).unwrap();
+        torn.truncate(40);
+        torn.extend_from_slice(&"é".as_bytes()[..1]);
+        bytes.extend_from_slice(&torn);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&serde_json::to_vec(&b).unwrap());
+        bytes.push(b'\n');
+        std::fs::write(&path, bytes).unwrap();
+        let (records, skipped) = read_segment(&path).unwrap();
+        assert_eq!((records, skipped), (vec![a, b], 1));
+    }
+
+    /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        /// `None` where mounting is not allowed (not root), except in CI, where it must work.
+        fn mount(size: &str) -> Option<Self> {
+            let dir = tempfile::tempdir().unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must be able to mount a tmpfs (run as root)"
+                );
+                eprintln!("skipped: cannot mount a tmpfs here");
+                return None;
+            }
+            Some(Self { dir })
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        }
+    }
+
+    #[test]
+    fn test_a_full_disk_refuses_records_and_keeps_every_accepted_one_readable() {
+        let Some(disk) = SmallDisk::mount("64k") else {
+            return;
+        };
+        let root = disk.dir.path().join("usage");
+        let mut config = UsageLogConfig::new(root.clone());
+        config.segment_max_bytes = 1 << 20;
+        let log = UsageLog::open(config.clone()).unwrap();
+        let t = TenantId::random();
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for i in 0..1000 {
+            let r = record(&t, i, 200);
+            match log.append(&r) {
+                Ok(()) => accepted.push(r),
+                Err(UsageLogError::Io(_)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            refused > 0 && !accepted.is_empty(),
+            "{} accepted, {refused} refused",
+            accepted.len()
+        );
+        drop(log);
+        // Every record whose append said yes is read back, whole; nothing else is.
+        let log = UsageLog::open(config).unwrap();
+        let mut read = Vec::new();
+        for dir in [root.join("open"), root.join("ready")] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                read.extend(read_segment(&entry.unwrap().path()).unwrap().0);
+            }
+        }
+        read.sort_by_key(|r| r.received_unix_ms);
+        assert_eq!(read, accepted);
+        drop(log);
     }
 }
