@@ -16,6 +16,7 @@
 //! - [`rate_limit`]: per-tenant token buckets.
 //! - [`joins`]: identical in-flight requests share one job; per-tenant in-flight caps.
 //! - [`usage`]: usage and audit queries (`/v1/usage`, `/admin/v1/usage`, `/admin/v1/audit`).
+//! - [`listener`]: every HTTP listener: connection cap, head/idle/body timeouts, graceful stop.
 //! - [`observe`]: request ids and request metrics, applied to every route.
 //! - [`error`]: [`ApiError`] and the JSON error body.
 
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod error;
 pub mod internal;
 pub mod joins;
+pub mod listener;
 pub mod observe;
 pub mod public;
 pub mod rate_limit;

@@ -246,12 +246,16 @@ pub async fn read_body(
         return Err(too_large());
     }
     let limited = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX));
+    let too_slow = || {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body was not received in time (too slow, or not whole before the deadline)",
+        )
+    };
     match tokio::time::timeout(timeout, limited.collect()).await {
-        Err(_) => Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            "the request body was not received in time",
-        )),
+        Err(_) => Err(too_slow()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) if crate::listener::is_body_too_slow(e.as_ref()) => Err(too_slow()),
         Ok(Err(_)) => Err(ApiError::new(
             ErrorCode::InvalidParameter,
             "the request body could not be read",
@@ -276,7 +280,7 @@ async fn resize(
     let received_unix_ms = now_unix_ms();
     let mut meter = Meter::default();
     let mut body_slot = Some(body);
-    let result = resize_inner(
+    let mut result = resize_inner(
         &state,
         request_id.clone(),
         &headers,
@@ -299,8 +303,18 @@ async fn resize(
             status,
             api_node: &state.inner.config.node_id,
         });
-        // Written before the response leaves; a failure is counted and logged by the log.
-        let _ = log.append(&record);
+        // Written before the response leaves, and no answer without it: we are
+        // paid by these records. (The log counts and logs the failure.)
+        if log.append(&record).is_err() {
+            result = Err(reject(
+                "metering",
+                ApiError::new(
+                    ErrorCode::DependencyUnavailable,
+                    "the request could not be metered, so it is not answered; retry shortly",
+                )
+                .retry_after(1),
+            ));
+        }
     }
     if result.is_err()
         && let Some(unread) = body_slot
@@ -484,6 +498,8 @@ async fn resize_inner(
     meter.input = Some((probe.format, probe.width, probe.height));
     let (ow, oh) = probe.oriented_size();
     resizer_imaging::plan(ow, oh, &params, cfg.limits.max_output_side)?;
+    // With `format=auto` the answer depends on `Accept`, present or not; caches must know.
+    let negotiated = params.format == FormatChoice::Auto;
     let output = match params.format {
         FormatChoice::Fixed(f) => f,
         FormatChoice::Auto => negotiate(
@@ -540,6 +556,11 @@ async fn resize_inner(
         header::CONTENT_TYPE,
         HeaderValue::from_static(out.meta.format.mime()),
     );
+    if negotiated {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+    }
     Ok(response)
 }
 

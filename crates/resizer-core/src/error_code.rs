@@ -22,6 +22,8 @@ pub enum ErrorCode {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The request body came too slowly, or not whole within its deadline.
+    RequestTimeout,
     /// The body is larger than the configured limit.
     PayloadTooLarge,
     /// The bytes are not an image format we support.
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::TenantSuspended => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedFormat => 415,
             Self::UndecodableImage | Self::TooManyPixels => 422,
@@ -72,6 +75,7 @@ impl ErrorCode {
             Self::TenantSuspended => "tenant_suspended",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedFormat => "unsupported_format",
             Self::UndecodableImage => "undecodable_image",

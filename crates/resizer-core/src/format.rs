@@ -189,7 +189,9 @@ mod tests {
 
     #[test]
     fn test_negotiate_ignores_malformed_q_values() {
-        for bad in ["-1", "NaN", "nan", "inf", "1.5", "2", "0.1234", "+0.5", " ", "", "1.001", "0x1"] {
+        for bad in [
+            "-1", "NaN", "nan", "inf", "1.5", "2", "0.1234", "+0.5", " ", "", "1.001", "0x1",
+        ] {
             let accept = format!("image/webp;q={bad}");
             assert_eq!(negotiate(Some(&accept), Jpeg), Jpeg, "{accept}");
         }

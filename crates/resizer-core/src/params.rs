@@ -168,7 +168,8 @@ fn decimal(value: &str) -> Option<u64> {
 }
 
 fn parse_side(name: &'static str, value: &str, max: u32) -> Result<u32, ParamError> {
-    let v = decimal(value).ok_or_else(|| invalid(name, "must be a positive integer (decimal digits only)"))?;
+    let v =
+        decimal(value).ok_or_else(|| invalid(name, "must be a positive integer (decimal digits only)"))?;
     if v == 0 {
         return Err(invalid(name, "must be at least 1"));
     }
@@ -254,7 +255,11 @@ mod tests {
     fn test_params_over_output_limit() {
         let err = ResizeParams::parse(&q(&[("width", "9000")]), 8192).unwrap_err();
         assert!(matches!(err, ParamError::OutputTooLarge { .. }));
-        for huge in ["99999999999999999", "18446744073709551616", "123456789012345678901234567890"] {
+        for huge in [
+            "99999999999999999",
+            "18446744073709551616",
+            "123456789012345678901234567890",
+        ] {
             let err = ResizeParams::parse(&q(&[("height", huge)]), 8192).unwrap_err();
             assert!(matches!(err, ParamError::OutputTooLarge { .. }), "{huge}");
         }

@@ -37,6 +37,43 @@ pub struct Config {
     pub cluster: ClusterSection,
     /// The local usage log of API nodes.
     pub usage: UsageSection,
+    /// Bounds every HTTP listener of every role enforces on its clients.
+    pub http: HttpSection,
+}
+
+/// Bounds on HTTP clients, the same on every listener (public, admin, internal,
+/// health): what one slow, idle or greedy client can hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Open connections per listener; beyond it a new connection is closed at once,
+    /// before any byte is read. Default 1,024.
+    pub max_connections: usize,
+    /// Time to receive a whole request head: from the connection's opening for its first
+    /// request, from the head's first byte for later ones. Default 10,000 ms.
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection that sends no byte of a next request for this long is
+    /// closed. Default 30,000 ms.
+    pub idle_timeout_ms: u64,
+    /// Largest request head (request line and headers); 431 above. Default 32 KiB.
+    pub max_header_bytes: usize,
+    /// Slowest request body accepted, in bytes per second after the first second: a client
+    /// that falls below it is cut off with 408 and frees its slot. Default 16 KiB/s.
+    /// The whole body must also arrive within `api.body_read_timeout_ms`.
+    pub min_body_bytes_per_sec: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = resizer_api::listener::ListenerLimits::default();
+        Self {
+            max_connections: d.max_connections,
+            header_read_timeout_ms: d.header_read_timeout.as_millis() as u64,
+            idle_timeout_ms: d.idle_timeout.as_millis() as u64,
+            max_header_bytes: d.max_header_bytes,
+            min_body_bytes_per_sec: d.min_body_bytes_per_sec,
+        }
+    }
 }
 
 /// The local usage log of an API node (`data_dir/usage`).
@@ -299,6 +336,7 @@ impl Default for Config {
             identity: IdentitySection::default(),
             cluster: ClusterSection::default(),
             usage: UsageSection::default(),
+            http: HttpSection::default(),
         }
     }
 }
@@ -342,6 +380,19 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The bounds every listener enforces.
+    pub fn http_limits(&self) -> resizer_api::listener::ListenerLimits {
+        use std::time::Duration;
+        resizer_api::listener::ListenerLimits {
+            max_connections: self.http.max_connections.max(1),
+            header_read_timeout: Duration::from_millis(self.http.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.http.idle_timeout_ms.max(1)),
+            max_header_bytes: self.http.max_header_bytes.max(1024),
+            body_timeout: Duration::from_millis(self.api.body_read_timeout_ms.max(1)),
+            min_body_bytes_per_sec: self.http.min_body_bytes_per_sec,
+        }
+    }
+
     /// Loads the configuration from all layers and validates it.
     pub fn load(file_opt: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
         let mut value = toml::Value::try_from(Config::default())?;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use resizer_api::listener::{self, ListenerLimits};
 use resizer_api::results::ResultWaiters;
 use resizer_api::staging::StagingArea;
 use resizer_api::transport::InProcessTransport;
@@ -320,14 +321,36 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
+/// A listener, the router it serves and its name in metrics (`public`, `admin`, …).
+pub struct Served {
+    /// Metric label and log field.
+    pub name: &'static str,
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// What it serves.
+    pub router: axum::Router,
+}
+
+impl Served {
+    /// Names a listener and its router.
+    pub fn new(name: &'static str, listener: TcpListener, router: axum::Router) -> Self {
+        Self {
+            name,
+            listener,
+            router,
+        }
+    }
+}
+
 /// Serves routers on their listeners until SIGTERM/SIGINT, then stops
 /// accepting, marks the node not ready and waits (bounded) for in-flight requests.
 pub async fn serve_until_signal(
-    servers: Vec<(TcpListener, axum::Router)>,
+    servers: Vec<Served>,
+    limits: ListenerLimits,
     ready: Arc<AtomicBool>,
     drain: Duration,
 ) {
-    serve_in_stages(servers, Vec::new(), ready, Duration::ZERO, drain).await;
+    serve_in_stages(servers, Vec::new(), limits, ready, Duration::ZERO, drain).await;
 }
 
 /// Like [`serve_until_signal`], with two additions for a node behind a load
@@ -337,29 +360,26 @@ pub async fn serve_until_signal(
 /// have drained: a draining API node still lets workers fetch the input and
 /// deliver the result of the requests it is finishing.
 pub async fn serve_in_stages(
-    servers: Vec<(TcpListener, axum::Router)>,
-    late: Vec<(TcpListener, axum::Router)>,
+    servers: Vec<Served>,
+    late: Vec<Served>,
+    limits: ListenerLimits,
     ready: Arc<AtomicBool>,
     lame_duck: Duration,
     drain: Duration,
 ) {
     let (stop_serving, serving_stopped) = watch::channel(false);
     let (stop_late, late_stopped) = watch::channel(false);
-    let spawn_all = |servers: Vec<(TcpListener, axum::Router)>, stopped: watch::Receiver<bool>| {
+    let spawn_all = |servers: Vec<Served>, stopped: watch::Receiver<bool>| {
         servers
             .into_iter()
-            .map(|(listener, router)| {
-                let mut stop = stopped.clone();
-                tokio::spawn(async move {
-                    let result = axum::serve(listener, router)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|stopped| *stopped).await;
-                        })
-                        .await;
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "server failed");
-                    }
-                })
+            .map(|s| {
+                tokio::spawn(listener::serve(
+                    s.listener,
+                    s.router,
+                    s.name,
+                    limits,
+                    stopped.clone(),
+                ))
             })
             .collect::<Vec<_>>()
     };

@@ -22,7 +22,7 @@ use resizer_worker::http::HttpTransport;
 use resizer_worker::{Worker, WorkerConfig};
 
 use crate::config::Config;
-use crate::node::{self, JobPath};
+use crate::node::{self, JobPath, Served};
 
 /// How often the identity service looks for writes made by another instance sharing its store.
 const STORE_POLL: Duration = Duration::from_secs(1);
@@ -70,7 +70,8 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(%admin_addr, store = backend, "resizer identity ready");
     node::serve_until_signal(
-        vec![(admin_listener, admin.router())],
+        vec![Served::new("admin", admin_listener, admin.router())],
+        config.http_limits(),
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
     )
@@ -126,7 +127,11 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
             config.api.internal_url.trim_end_matches('/').to_string()
         };
         let jobs = JobPath::distributed(&config).await?;
-        late_servers.push((internal_listener, jobs.internal(&config)?.router()));
+        late_servers.push(Served::new(
+            "internal",
+            internal_listener,
+            jobs.internal(&config)?.router(),
+        ));
         (jobs, internal_url)
     } else {
         (JobPath::start(&config, &node_id)?, node_id)
@@ -136,7 +141,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
     }
-    let servers = vec![(public_listener, api.router())];
+    let servers = vec![Served::new("public", public_listener, api.router())];
     ready.store(true, Ordering::Relaxed);
     tracing::info!(
         %public_addr,
@@ -148,6 +153,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     node::serve_in_stages(
         servers,
         late_servers,
+        config.http_limits(),
         ready,
         Duration::from_millis(config.api.lame_duck_ms),
         Duration::from_millis(config.api.drain_timeout_ms),
@@ -200,7 +206,13 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(%addr, worker = %name, threads, "resizer worker ready");
-    node::serve_until_signal(vec![(listener, router)], ready, Duration::from_secs(1)).await;
+    node::serve_until_signal(
+        vec![Served::new("health", listener, router)],
+        config.http_limits(),
+        ready,
+        Duration::from_secs(1),
+    )
+    .await;
     // Stop pulling; jobs in progress finish and are acked (bounded).
     let _ = stop_worker.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), worker_task).await;
@@ -259,7 +271,13 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(metrics_addr = %addr, aggregator = %name, "resizer aggregator ready");
-    node::serve_until_signal(vec![(listener, router)], ready, Duration::from_secs(1)).await;
+    node::serve_until_signal(
+        vec![Served::new("health", listener, router)],
+        config.http_limits(),
+        ready,
+        Duration::from_secs(1),
+    )
+    .await;
     let _ = stop.send(true);
     match tokio::time::timeout(Duration::from_secs(10), task).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "aggregator failed"),

@@ -13,7 +13,7 @@ use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_usage::store::{SqliteUsageStore, UsageStore};
 
 use crate::config::Config;
-use crate::node::{self, JobPath};
+use crate::node::{self, JobPath, Served};
 
 /// Node id of the single API node in embedded mode.
 const EMBEDDED_NODE: &str = "embedded";
@@ -69,7 +69,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "resizer ready"
     );
     node::serve_until_signal(
-        vec![(public_listener, api.router()), (admin_listener, admin.router())],
+        vec![
+            Served::new("public", public_listener, api.router()),
+            Served::new("admin", admin_listener, admin.router()),
+        ],
+        config.http_limits(),
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
     )
