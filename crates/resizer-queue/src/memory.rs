@@ -65,6 +65,22 @@ impl FairQueue {
         self.len += 1;
     }
 
+    /// Jobs that would be served before a job `tenant` publishes now: its own
+    /// waiting ones, and of every other tenant at most one per round until
+    /// this one's turn. Admission counts these, not the whole depth, so a
+    /// tenant queueing many (or heavy) jobs makes only itself wait, as the
+    /// round-robin order does.
+    fn ahead_of(&self, tenant: &TenantId) -> usize {
+        let own = self.by_tenant.get(tenant).map_or(0, VecDeque::len);
+        let others: usize = self
+            .by_tenant
+            .iter()
+            .filter(|(t, _)| *t != tenant)
+            .map(|(_, q)| q.len().min(own + 1))
+            .sum();
+        own + others
+    }
+
     fn pop(&mut self) -> Option<JobDescriptor> {
         let tenant = self.turn.pop_front()?;
         let queue = self.by_tenant.get_mut(&tenant)?;
@@ -156,7 +172,8 @@ impl JobQueueBackend for MemoryJobQueue {
         // One lock for the check and the push, so the bounds hold for the job admitted.
         let refused = {
             let mut state = self.state.lock().map_err(|_| QueueError::Closed)?;
-            let wait = self.wait.map(|bound| (bound, self.wait_behind(state.len as u64)));
+            let ahead = state.ahead_of(&job.tenant_id) as u64;
+            let wait = self.wait.map(|bound| (bound, self.wait_behind(ahead)));
             if let Some((_, wait)) = wait {
                 metrics::gauge!("resizer_queue_expected_wait_seconds").set(wait.as_secs_f64());
             }
@@ -325,6 +342,32 @@ mod tests {
             q.expected_wait()
         );
         q.publish(&job()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn test_wait_bound_is_per_tenant_as_the_round_robin_is() {
+        let q = MemoryJobQueue::new(100).with_max_wait(Duration::from_millis(30), 1);
+        let heavy = job();
+        let heavy_job = || JobDescriptor {
+            job_id: resizer_core::ids::JobId::random(),
+            ..heavy.clone()
+        };
+        for _ in 0..6 {
+            q.publish(&heavy_job()).await.unwrap();
+        }
+        // The heavy tenant's jobs take 10 ms each: 5 of its own waiting = 50 ms > 30 ms.
+        let d = q.pull(Duration::from_millis(10)).await.unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        d.ack().await.unwrap();
+        assert_eq!(q.publish(&heavy_job()).await, Err(QueueError::Full));
+        // Another tenant waits behind one of them, not all five: admitted.
+        q.publish(&job()).await.unwrap();
+        let served: Vec<_> = [
+            q.pull(Duration::ZERO).await.unwrap().unwrap().job.tenant_id,
+            q.pull(Duration::ZERO).await.unwrap().unwrap().job.tenant_id,
+        ]
+        .into();
+        assert!(served.iter().any(|t| *t != heavy.tenant_id), "{served:?}");
     }
 
     #[tokio::test(start_paused = true)]
