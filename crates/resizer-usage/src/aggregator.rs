@@ -88,7 +88,7 @@ async fn compact_past_day(archive: &Arc<Archive>) -> Result<(), Box<dyn std::err
     tokio::task::spawn_blocking(move || {
         let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
         if let Some(day) = archive.days_to_compact()?.into_iter().find(|d| *d < today) {
-            let merged = archive.compact_day(day)?;
+            let merged = archive.compact_day(day, crate::archive::COMPACT_ROWS)?;
             tracing::info!(day, merged, "compacted a day of the usage archive");
         }
         Ok::<(), crate::archive::ArchiveError>(())

@@ -66,7 +66,12 @@ impl ObjectStore for LocalDirStore {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &path)?;
+        // The archive is the record of last resort: its names must survive a crash too.
+        match path.parent() {
+            Some(dir) => crate::log::sync_dir(dir),
+            None => Ok(()),
+        }
     }
 
     fn get(&self, key: &str) -> std::io::Result<Vec<u8>> {
@@ -151,17 +156,6 @@ impl Archive {
         Ok(written)
     }
 
-    fn read_partition(&self, day: u64) -> Result<(Vec<String>, Vec<UsageRecord>), ArchiveError> {
-        let keys = self.store.list(&partition(day))?;
-        let mut rows = Vec::new();
-        for key in &keys {
-            rows.extend(decode(Bytes::from(self.store.get(key)?))?);
-        }
-        let mut seen = HashSet::new();
-        rows.retain(|r| seen.insert(r.record_id.clone()));
-        Ok((keys, rows))
-    }
-
     /// Returns the tenant's records received in `[from_ms, to_ms)`, oldest first, at most `limit`.
     pub fn records(
         &self,
@@ -189,29 +183,53 @@ impl Archive {
         Ok(out)
     }
 
-    /// Merges a day's files into one, sorted by tenant and time, without
-    /// duplicates; returns how many files it replaced (0 when there was one or none).
-    pub fn compact_day(&self, day_start_ms: u64) -> Result<usize, ArchiveError> {
-        let (keys, mut rows) = self.read_partition(day_start_ms)?;
-        if keys.len() < 2 {
-            return Ok(0);
+    /// Merges a day's per-batch files into compacted files of at most
+    /// `max_rows` records each, sorted by tenant and time, without duplicates
+    /// inside a file; returns how many files it replaced. Memory is bounded
+    /// by `max_rows` records (plus one input file), not by the day: a node at
+    /// 300 req/s files 26 M records a day. Compacted files are never re-read
+    /// here, so each record is rewritten once.
+    pub fn compact_day(&self, day_start_ms: u64, max_rows: usize) -> Result<usize, ArchiveError> {
+        let mut parts: Vec<String> = self
+            .store
+            .list(&partition(day_start_ms))?
+            .into_iter()
+            .filter(|k| is_part(k))
+            .collect();
+        let mut replaced = 0;
+        while parts.len() >= 2 {
+            let mut batch = Vec::new();
+            let mut rows = Vec::new();
+            while let Some(key) = parts.first()
+                && (batch.is_empty() || rows.len() < max_rows)
+            {
+                rows.extend(decode(Bytes::from(self.store.get(key)?))?);
+                batch.push(parts.remove(0));
+            }
+            if batch.len() < 2 {
+                break;
+            }
+            let mut seen = HashSet::new();
+            rows.retain(|r| seen.insert(r.record_id.clone()));
+            rows.sort_by(|a, b| {
+                (a.tenant_id.as_str(), a.received_unix_ms).cmp(&(b.tenant_id.as_str(), b.received_unix_ms))
+            });
+            let bytes = encode(&rows)?;
+            drop(rows);
+            // Write the merged file first: a crash now leaves duplicates, never a loss.
+            self.store.put(
+                &format!("{}{}", partition(day_start_ms), self.object_name("compacted")),
+                &bytes,
+            )?;
+            for key in &batch {
+                self.store.delete(key)?;
+            }
+            replaced += batch.len();
         }
-        rows.sort_by(|a, b| {
-            (a.tenant_id.as_str(), a.received_unix_ms).cmp(&(b.tenant_id.as_str(), b.received_unix_ms))
-        });
-        let bytes = encode(&rows)?;
-        // Write the merged file first: a crash now leaves duplicates, never a loss.
-        self.store.put(
-            &format!("{}{}", partition(day_start_ms), self.object_name("compacted")),
-            &bytes,
-        )?;
-        for key in &keys {
-            self.store.delete(key)?;
-        }
-        Ok(keys.len())
+        Ok(replaced)
     }
 
-    /// Returns the day starts that have more than one file, oldest first.
+    /// Returns the day starts that have more than one per-batch file, oldest first.
     pub fn days_to_compact(&self) -> Result<Vec<u64>, ArchiveError> {
         let mut out = Vec::new();
         for dir in self.store.list("usage/")? {
@@ -222,13 +240,32 @@ impl Archive {
                 continue;
             };
             let day = ms.max(0) as u64;
-            if self.store.list(&partition(day))?.len() > 1 {
+            if self
+                .store
+                .list(&partition(day))?
+                .iter()
+                .filter(|k| is_part(k))
+                .count()
+                > 1
+            {
                 out.push(day);
             }
         }
         out.sort();
         Ok(out)
     }
+}
+
+/// Records per compacted file: about 70 MB of heap while one is written
+/// (measured: 7 MB per 5,000 records, `tests/compaction_memory.rs`), and row
+/// groups a tenant's read can skip. A day of 26 M records is 520 such files.
+pub const COMPACT_ROWS: usize = 50_000;
+
+/// Whether an archive object is a per-batch file (not yet compacted).
+fn is_part(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with("part-"))
 }
 
 #[cfg(test)]
@@ -258,7 +295,7 @@ pub(crate) mod tests {
         assert_eq!(archive.records(&b, 0, 2 * DAY_MS, 100).unwrap().len(), 1);
         assert_eq!(archive.records(&a, 2000, 5000, 100).unwrap().len(), 3);
         assert_eq!(archive.days_to_compact().unwrap(), vec![0]);
-        assert_eq!(archive.compact_day(0).unwrap(), 3);
+        assert_eq!(archive.compact_day(0, COMPACT_ROWS).unwrap(), 3);
         assert!(archive.days_to_compact().unwrap().is_empty());
         assert_eq!(archive.records(&a, 0, DAY_MS, 100).unwrap().len(), 10);
         assert_eq!(
