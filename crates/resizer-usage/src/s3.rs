@@ -122,10 +122,12 @@ impl S3Store {
                             Ok(body) => {
                                 last = format!("HTTP {status}: {}", excerpt(&body));
                             }
-                            Err(e) => last = e.to_string(),
+                            Err(e) => last = e.without_url().to_string(),
                         }
                     }
-                    Err(e) => last = e.to_string(),
+                    // The URL is presigned: its query holds the credential and
+                    // signature, which must not reach a log or an error message.
+                    Err(e) => last = e.without_url().to_string(),
                 }
                 tracing::warn!(request = what, attempt, error = %last, "S3 request failed");
             }
@@ -293,6 +295,10 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert!(e.to_string().contains("S3 put"), "{e}");
+        // A presigned URL is a credential for its lifetime: never in the error text.
+        for leak in ["X-Amz-Signature", "X-Amz-Credential", "GK00", "127.0.0.1"] {
+            assert!(!e.to_string().contains(leak), "{e}");
+        }
         // Three attempts, 400 + 800 ms of backoff, each refused at once.
         assert!(
             started.elapsed() < Duration::from_secs(5),
