@@ -31,6 +31,11 @@ pub const LONG_POLL: Duration = Duration::from_secs(20);
 pub struct ChangesPage {
     /// Changes after the requested sequence, in order.
     pub changes: Vec<Change>,
+    /// The store's latest sequence when it answered. Below the follower's own
+    /// sequence it means the store was reset (wiped, restored from an older
+    /// backup): the follower's cache describes a store that no longer exists.
+    #[serde(default)]
+    pub head: Option<u64>,
 }
 
 /// The identity service's feed, over HTTP.
@@ -65,14 +70,13 @@ impl HttpChangeSource {
         seq: u64,
         limit: u32,
         wait: Duration,
-    ) -> Result<Vec<Change>, IdentityError> {
+    ) -> Result<ChangesPage, IdentityError> {
         let url = format!(
             "{}/internal/v1/identity/changes?after={seq}&limit={limit}&wait_ms={}",
             self.base_url,
             wait.as_millis()
         );
-        let page: ChangesPage = self.get(&url).await?;
-        Ok(page.changes)
+        self.get(&url).await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, IdentityError> {
@@ -98,7 +102,7 @@ impl ChangeSource for HttpChangeSource {
     }
 
     async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError> {
-        self.wait_changes(seq, limit, Duration::ZERO).await
+        Ok(self.wait_changes(seq, limit, Duration::ZERO).await?.changes)
     }
 }
 
@@ -132,7 +136,13 @@ pub fn save_snapshot_file(cache: &AuthCache, path: &Path) -> std::io::Result<()>
         file.write_all(&json)?;
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The new name is durable only once its directory is.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Keeps an [`AuthCache`] current from an [`HttpChangeSource`].
@@ -171,11 +181,24 @@ impl FeedFollower {
                     // First contact in this process: the source's own snapshot, then increments.
                     self.cache.catch_up(self.source.as_ref()).await.map(|_| true)
                 } else {
-                    let changes = self
+                    let page = self
                         .source
                         .wait_changes(self.cache.seq(), 1000, LONG_POLL)
                         .await?;
-                    let applied = self.cache.apply(&changes);
+                    if page.head.is_some_and(|head| head < self.cache.seq()) {
+                        // Applying the new store's changes on top of the old store's
+                        // state would keep keys alive that the new store never had.
+                        metrics::counter!("resizer_auth_cache_resets_total").increment(1);
+                        tracing::warn!(
+                            seq = self.cache.seq(),
+                            store_seq = page.head,
+                            "the identity store is behind this cache: it was reset; reloading its snapshot"
+                        );
+                        self.cache.load(self.source.snapshot().await?);
+                        self.cache.mark_synced(CacheSource::Feed);
+                        return Ok(true);
+                    }
+                    let applied = self.cache.apply(&page.changes);
                     self.cache.mark_synced(CacheSource::Feed);
                     Ok(applied > 0)
                 }

@@ -98,6 +98,8 @@ impl UsageLog {
                 tracing::info!(segment = %path.display(), "closed a usage segment left open by the last run");
             }
         }
+        sync_dir(&config.dir.join("ready"))?;
+        sync_dir(&config.dir.join("open"))?;
         let log = Arc::new(Self {
             config,
             active: Mutex::new(None),
@@ -132,6 +134,9 @@ impl UsageLog {
                     .join("open")
                     .join(segment_name(self.next_segment.fetch_add(1, Ordering::Relaxed)));
                 let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+                // Records fsynced into a file whose name a crash forgets are lost all the
+                // same: make the name durable once, when the segment is created.
+                sync_dir(&self.config.dir.join("open"))?;
                 *active = Some(Segment {
                     file,
                     path,
