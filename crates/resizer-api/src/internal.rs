@@ -1,9 +1,10 @@
 //! The internal port of an API node in distributed mode: workers fetch staged
-//! input here and hand results back, behind the cluster secret.
+//! input here and hand results back.
 //!
-//! Staging keys and job ids are unguessable, and the secret keeps everyone
-//! but the cluster's own workers out; a result for a job nobody waits for
-//! (a duplicate after redelivery, a request already answered) is dropped.
+//! Each request carries the job's own token (HMAC of the job id with the
+//! cluster secret, see [`resizer_core::capability`]), which opens that job and
+//! no other: workers never hold the cluster secret. A result for a job nobody
+//! waits for (a duplicate after redelivery, a request already answered) is dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,12 @@ use resizer_core::ids::JobId;
 use resizer_queue::transport::{META_HEADER, OUTCOME_HEADER};
 use resizer_queue::{JobFailure, JobOutput, JobOutputMeta};
 
-use crate::admin::{AdminToken, require_cluster_secret};
+use axum::extract::Request;
+use axum::middleware::Next;
+use resizer_core::capability::JobSigner;
+
 use crate::error::{self, ApiError};
+use crate::public::bearer;
 use crate::public::read_body;
 use crate::results::ResultWaiters;
 use crate::staging::StagingArea;
@@ -28,23 +33,23 @@ use crate::staging::StagingArea;
 /// What the internal handlers share.
 #[derive(Clone)]
 pub struct InternalState {
-    secret: AdminToken,
+    signer: JobSigner,
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
     max_result_bytes: u64,
 }
 
 impl InternalState {
-    /// Serves `staging` and `results` to holders of `secret`; results above
-    /// `max_result_bytes` are refused.
+    /// Serves each job's staged input and result slot to holders of its
+    /// token from `signer`; results above `max_result_bytes` are refused.
     pub fn new(
-        secret: AdminToken,
+        signer: JobSigner,
         staging: Arc<StagingArea>,
         results: Arc<ResultWaiters>,
         max_result_bytes: u64,
     ) -> Self {
         Self {
-            secret,
+            signer,
             staging,
             results,
             max_result_bytes,
@@ -57,8 +62,8 @@ impl InternalState {
             .route("/internal/v1/staging/{key}", get(fetch_staged))
             .route("/internal/v1/results/{job_id}", post(deliver_result))
             .route_layer(axum::middleware::from_fn_with_state(
-                self.secret.clone(),
-                require_cluster_secret,
+                self.signer.clone(),
+                require_job_token,
             ))
             .route(
                 "/healthz",
@@ -67,6 +72,20 @@ impl InternalState {
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .with_state(self)
+    }
+}
+
+/// Lets through a request whose bearer token is the token of the job (or
+/// staging key, the same id) its path ends with.
+async fn require_job_token(State(signer): State<JobSigner>, request: Request, next: Next) -> Response {
+    let job = request.uri().path().rsplit('/').next().unwrap_or_default();
+    match bearer(request.headers()) {
+        Some(token) if !job.is_empty() && signer.verify(job, token) => next.run(request).await,
+        _ => ApiError::new(
+            ErrorCode::Unauthenticated,
+            "a valid token for this job is required",
+        )
+        .into_response(),
     }
 }
 
@@ -114,4 +133,60 @@ async fn deliver_result(
     };
     let claimed = state.results.complete(&job_id, result);
     Ok((StatusCode::OK, Json(serde_json::json!({ "claimed": claimed }))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request as HttpRequest;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const SECRET: &str = "cluster-secret-0123456789";
+
+    async fn fetch(router: &Router, key: &str, token: &str) -> u16 {
+        let request = HttpRequest::get(format!("/internal/v1/staging/{key}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        router.clone().oneshot(request).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn test_a_job_token_opens_that_job_and_the_cluster_secret_opens_nothing() {
+        let staging = StagingArea::new(1 << 20);
+        let signer = JobSigner::new(SECRET);
+        let (a, b) = (JobId::random().to_string(), JobId::random().to_string());
+        let _ga = staging
+            .put(a.clone(), bytes::Bytes::from_static(b"input a"))
+            .unwrap();
+        let _gb = staging
+            .put(b.clone(), bytes::Bytes::from_static(b"input b"))
+            .unwrap();
+        let router = InternalState::new(signer.clone(), staging, ResultWaiters::new(), 1 << 20).router();
+        assert_eq!(fetch(&router, &a, &signer.token(&a)).await, 200);
+        assert_eq!(
+            fetch(&router, &b, &signer.token(&a)).await,
+            401,
+            "a's token opened b"
+        );
+        assert_eq!(
+            fetch(&router, &a, SECRET).await,
+            401,
+            "the cluster secret is not a job token"
+        );
+        assert_eq!(fetch(&router, &a, "").await, 401);
+        // Delivering a result needs the job's token too.
+        let deliver = |token: String| {
+            HttpRequest::post(format!("/internal/v1/results/{a}"))
+                .header("authorization", format!("Bearer {token}"))
+                .header(OUTCOME_HEADER, "failed")
+                .body(Body::from(r#"{"code":"internal","message":"x"}"#))
+                .unwrap()
+        };
+        let wrong = router.clone().oneshot(deliver(signer.token(&b))).await.unwrap();
+        assert_eq!(wrong.status(), 401);
+        let right = router.clone().oneshot(deliver(signer.token(&a))).await.unwrap();
+        assert_eq!(right.status(), 200);
+    }
 }

@@ -7,12 +7,16 @@
 //! # Layout
 //! - [`ids`]: unguessable random identifiers (`ten_…`, `key_…`, `job_…`, `req_…`).
 //! - [`api_key`]: key secrets, their hashes and the constant-time check.
+//! - [`credentials`]: engine logins whose `Debug` hides the password.
+//! - [`capability`]: per-job tokens (HMAC of the job id) that workers use instead of the cluster secret.
 //! - [`format`]: the image formats we speak and `Accept` negotiation.
 //! - [`params`]: `POST /v1/resize` query parsing and validation.
 //! - [`error_code`]: the closed set of public error codes and their HTTP status.
 //! - [`rate_limit`]: a token bucket driven by an explicit clock.
 
 pub mod api_key;
+pub mod capability;
+pub mod credentials;
 pub mod error_code;
 pub mod format;
 pub mod ids;

@@ -13,6 +13,10 @@ pub struct StagingLocator {
     pub node: String,
     /// The key inside that node's staging area.
     pub key: String,
+    /// What opens this job's input and result slot on that node (a
+    /// [`resizer_core::capability::JobSigner`] token); empty in embedded mode.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// A unit of work: a few hundred bytes, never the image itself.

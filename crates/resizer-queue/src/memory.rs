@@ -383,6 +383,7 @@ mod tests {
         j.staging = StagingLocator {
             node: "http://10.20.30.40:8082".into(),
             key: j.job_id.to_string(),
+            token: "ab".repeat(32),
         };
         j.params.height = Some(320);
         j.params.quality = Some(80);

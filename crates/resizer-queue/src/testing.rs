@@ -16,6 +16,7 @@ pub fn sample_job() -> JobDescriptor {
         staging: StagingLocator {
             node: "local".into(),
             key: "k".into(),
+            token: String::new(),
         },
         params: ResizeParams {
             width: Some(10),

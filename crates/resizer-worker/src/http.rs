@@ -8,10 +8,13 @@ use bytes::{Bytes, BytesMut};
 use resizer_queue::transport::{META_HEADER, OUTCOME_HEADER};
 use resizer_queue::{JobDescriptor, JobResult, ResultSink, StagingClient, StagingLocator, TransportError};
 
-/// Talks to API nodes' internal ports with the cluster secret.
+/// Talks to API nodes' internal ports, proving each job with its own token
+/// (the worker holds no cluster secret).
 pub struct HttpTransport {
     client: reqwest::Client,
-    secret: String,
+    /// API node URLs a job may name; empty means any. A job naming another
+    /// node is dropped: the queue is not trusted to pick whom we talk to.
+    allowed_nodes: Vec<String>,
     max_input_bytes: u64,
 }
 
@@ -20,31 +23,49 @@ fn unreachable(e: impl std::fmt::Display) -> TransportError {
 }
 
 impl HttpTransport {
-    /// Creates the transport; inputs above `max_input_bytes` are refused while reading.
-    pub fn new(secret: String, max_input_bytes: u64) -> Result<Self, TransportError> {
+    /// Creates the transport; inputs above `max_input_bytes` are refused while
+    /// reading; jobs may name only `allowed_nodes` (any when empty).
+    pub fn new(allowed_nodes: Vec<String>, max_input_bytes: u64) -> Result<Self, TransportError> {
         let client = reqwest::Client::builder()
             // A gone API node must be noticed fast: its jobs are orphans.
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64)
+            // An API node answers; it never sends us elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(unreachable)?;
         Ok(Self {
             client,
-            secret,
+            allowed_nodes: allowed_nodes
+                .into_iter()
+                .map(|n| n.trim_end_matches('/').to_string())
+                .collect(),
             max_input_bytes,
         })
+    }
+
+    /// Refuses a node that is not on the allow-list.
+    fn check_node(&self, node: &str) -> Result<(), TransportError> {
+        if self.allowed_nodes.is_empty() || self.allowed_nodes.iter().any(|n| n == node) {
+            return Ok(());
+        }
+        metrics::counter!("resizer_worker_untrusted_nodes_total").increment(1);
+        Err(TransportError::Unreachable(format!(
+            "{node} is not an allowed API node (worker.api_nodes)"
+        )))
     }
 }
 
 #[async_trait]
 impl StagingClient for HttpTransport {
     async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+        self.check_node(&locator.node)?;
         let url = format!("{}/internal/v1/staging/{}", locator.node, locator.key);
         let mut response = self
             .client
             .get(url)
-            .bearer_auth(&self.secret)
+            .bearer_auth(&locator.token)
             .send()
             .await
             .map_err(unreachable)?;
@@ -73,8 +94,9 @@ impl StagingClient for HttpTransport {
 #[async_trait]
 impl ResultSink for HttpTransport {
     async fn deliver(&self, job: &JobDescriptor, result: JobResult) -> Result<(), TransportError> {
+        self.check_node(&job.staging.node)?;
         let url = format!("{}/internal/v1/results/{}", job.staging.node, job.job_id);
-        let request = self.client.post(url).bearer_auth(&self.secret);
+        let request = self.client.post(url).bearer_auth(&job.staging.token);
         let request = match result {
             Ok(output) => {
                 let meta = serde_json::to_string(&output.meta).map_err(unreachable)?;
