@@ -19,6 +19,8 @@
 # RESIZER_CLUSTER_PORT_BASE (default 18000: public URL on base+80), RESIZER_BIN (default:
 # builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1).
 set -euo pipefail
+# Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
+umask 077
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cluster}
 BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
@@ -67,27 +69,84 @@ launch() {
 }
 
 resizer_env() {
-    # Common settings of every resizer role. The usage store and archive are read by
-    # identity (admin queries) and API nodes (/v1/usage), written by the aggregators.
-    echo RESIZER_CLUSTER_SECRET="$(cat "$DIR/cluster-secret")" \
-        RESIZER_USAGE__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
+    # Settings every resizer role shares; none of them is a secret.
+    echo RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
+        RESIZER_QUEUE__REPLICAS=3 \
+        RESIZER_IDENTITY__URL="http://127.0.0.1:$IDENTITY_PORT" \
+        RESIZER_LOG="${RESIZER_LOG:-info}"
+}
+
+# PostgreSQL keeps its data across restarts, fsyncs, and wants a password
+# (scripts/test-postgres.sh with RESIZER_PG_DURABLE=1).
+pg_url() {
+    echo "postgres://resizer:$(cat "$DIR/pg/password")@127.0.0.1:$PG_PORT/postgres"
+}
+
+# A generated secret of the cluster (0600 by the umask), created on first use.
+secret() {
+    [ -s "$DIR/$1" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/$1"
+    cat "$DIR/$1"
+}
+
+# NATS users, one per role, each denied what its role never does. Nobody may
+# subscribe to the raw subjects (job descriptors carry job tokens; pull
+# consumers deliver to inboxes), delete or purge streams, or write the lease
+# but the aggregators; only API nodes publish jobs and usage; only workers
+# take jobs, only aggregators take usage.
+nats_authorization() {
+    # NATS wildcards match whole tokens only: per-stream subjects are listed.
+    local j q='"' jobs_create="" jobs_take=""
+    for j in 0 1 2; do
+        jobs_create+="$q\$JS.API.STREAM.CREATE.RESIZER_JOBS_$j$q, "
+        jobs_take+="$q\$JS.API.CONSUMER.MSG.NEXT.RESIZER_JOBS_$j.>$q, $q\$JS.ACK.RESIZER_JOBS_$j.>$q, "
+    done
+    local admin_ops='"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.CONSUMER.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>"'
+    local lease='"$KV.>", "$JS.API.STREAM.CREATE.KV_RESIZER_LEASES"'
+    local usage_take='"$JS.API.STREAM.CREATE.RESIZER_USAGE", "$JS.API.CONSUMER.MSG.NEXT.RESIZER_USAGE.>", "$JS.ACK.RESIZER_USAGE.>", "$JS.API.CONSUMER.CREATE.RESIZER_USAGE.>", "$JS.API.CONSUMER.DURABLE.CREATE.RESIZER_USAGE.>"'
+    cat <<EOF
+authorization {
+  users: [
+    { user: api, password: "$(secret nats-api)", permissions: {
+        publish: { deny: [$admin_ops, $lease, ${jobs_take%, }, "\$JS.API.CONSUMER.MSG.NEXT.RESIZER_USAGE.>"] },
+        subscribe: { deny: ["resizer.>", "\$KV.>"] } } }
+    { user: worker, password: "$(secret nats-worker)", permissions: {
+        publish: { deny: [$admin_ops, $lease, $usage_take, "resizer.>"] },
+        subscribe: { deny: ["resizer.>", "\$KV.>"] } } }
+    { user: aggregator, password: "$(secret nats-aggregator)", permissions: {
+        publish: { deny: [$admin_ops, ${jobs_create}${jobs_take%, }, "resizer.>"] },
+        subscribe: { deny: ["resizer.>"] } } }
+  ]
+}
+EOF
+}
+
+nats_env() {
+    echo RESIZER_QUEUE__NATS_USER="$1" RESIZER_QUEUE__NATS_PASSWORD="$(secret "nats-$1")"
+}
+
+# Least privilege: each role gets only the secrets it uses.
+usage_env() {
+    # The usage store and archive: read by identity (admin queries) and API nodes
+    # (/v1/usage), written by the aggregators. Workers never see them.
+    echo RESIZER_USAGE__DATABASE_URL="$(pg_url)" \
         RESIZER_USAGE__ARCHIVE_S3_ENDPOINT="$(s3_field endpoint)" \
         RESIZER_USAGE__ARCHIVE_S3_REGION="$(s3_field region)" \
         RESIZER_USAGE__ARCHIVE_S3_BUCKET="$(s3_field bucket)" \
         RESIZER_USAGE__ARCHIVE_S3_ACCESS_KEY_ID="$(s3_field access_key_id)" \
-        RESIZER_USAGE__ARCHIVE_S3_SECRET_ACCESS_KEY="$(s3_field secret_access_key)" \
-        RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
-        RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
-        RESIZER_QUEUE__REPLICAS=3 \
-        RESIZER_IDENTITY__URL="http://127.0.0.1:$IDENTITY_PORT" \
-        RESIZER_LOG="${RESIZER_LOG:-info}"
+        RESIZER_USAGE__ARCHIVE_S3_SECRET_ACCESS_KEY="$(s3_field secret_access_key)"
+}
+
+cluster_secret_env() {
+    # Identity's feed and the API nodes' job tokens; workers prove each job with its
+    # own token instead.
+    echo RESIZER_CLUSTER_SECRET="$(cat "$DIR/cluster-secret")"
 }
 
 start_one() {
     local name=$1 n
     case "$name" in
     postgres)
-        RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" start >/dev/null
+        RESIZER_PG_DURABLE=1 RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" start >/dev/null
         # pg_ctl daemonizes; its pid lives in postmaster.pid.
         head -n1 "$DIR/pg/data/postmaster.pid" >"$DIR/postgres.pid"
         ;;
@@ -111,13 +170,15 @@ jetstream {
   max_memory_store: 256MB
   max_file_store: 2GB
 }
+$(nats_authorization)
 cluster {
   name: resizer
   listen: 127.0.0.1:$(route_port "$n")
+  authorization { user: route, password: "$(secret nats-route)" }
   routes: [
-    nats-route://127.0.0.1:$(route_port 1)
-    nats-route://127.0.0.1:$(route_port 2)
-    nats-route://127.0.0.1:$(route_port 3)
+    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 1)
+    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 2)
+    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 3)
   ]
 }
 EOF
@@ -125,8 +186,9 @@ EOF
         ;;
     identity)
         mkdir -p "$DIR/identity"
-        launch identity env $(resizer_env) \
-            RESIZER_IDENTITY__DATABASE_URL="postgres://resizer@127.0.0.1:$PG_PORT/postgres" \
+        launch identity env $(resizer_env) $(usage_env) $(cluster_secret_env) \
+            RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
+            RESIZER_IDENTITY__DATABASE_URL="$(pg_url)" \
             RESIZER_ADMIN_LISTEN="127.0.0.1:$IDENTITY_PORT" RESIZER_DATA_DIR="$DIR/identity" \
             "$RESIZER_BIN" identity
         wait_http "http://127.0.0.1:$IDENTITY_PORT/healthz" 30
@@ -134,7 +196,7 @@ EOF
     api-*)
         n=${name#api-}
         mkdir -p "$DIR/$name"
-        launch "$name" env $(resizer_env) \
+        launch "$name" env $(resizer_env) $(usage_env) $(cluster_secret_env) $(nats_env api) \
             RESIZER_LISTEN="127.0.0.1:$(api_port "$n")" \
             RESIZER_API__INTERNAL_LISTEN="127.0.0.1:$(internal_port "$n")" \
             RESIZER_DATA_DIR="$DIR/$name" \
@@ -143,7 +205,8 @@ EOF
         ;;
     worker-*)
         n=${name#worker-}
-        launch "$name" env $(resizer_env) \
+        launch "$name" env $(resizer_env) $(nats_env worker) \
+            RESIZER_WORKER__API_NODES="http://127.0.0.1:$(internal_port 1),http://127.0.0.1:$(internal_port 2)" \
             RESIZER_LISTEN="127.0.0.1:$(worker_port "$n")" \
             RESIZER_WORKER__NAME="$name" RESIZER_WORKER__THREADS="$WORKER_THREADS" \
             "$RESIZER_BIN" worker
@@ -153,7 +216,7 @@ EOF
         n=1
         [ "$name" = aggregator-2 ] && n=2
         mkdir -p "$DIR/$name"
-        launch "$name" env $(resizer_env) \
+        launch "$name" env $(resizer_env) $(usage_env) $(nats_env aggregator) \
             RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
             RESIZER_WORKER__NAME="$name" \
             RESIZER_DATA_DIR="$DIR/$name" \
@@ -203,7 +266,7 @@ EOF
 stop_one() {
     local name=$1 sig=${2:-TERM} p i
     if [ "$name" = postgres ]; then
-        RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" stop
+        RESIZER_PG_DURABLE=1 RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" stop
         rm -f "$DIR/postgres.pid"
         return
     fi
@@ -232,6 +295,9 @@ up)
     "$ROOT/scripts/setup.sh"
     resolve_bin
     mkdir -p "$DIR"
+    # Traversable (PostgreSQL runs as its own user below it), not listable; every
+    # file in it is 0600 by the umask above.
+    chmod 711 "$DIR"
     [ -s "$DIR/cluster-secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/cluster-secret"
     [ -s "$DIR/admin-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin-token"
     echo "$RESIZER_BIN" >"$DIR/resizer-bin"

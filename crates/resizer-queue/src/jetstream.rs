@@ -56,6 +56,19 @@ pub struct JetStreamConfig {
     pub skip_for: Duration,
     /// Time allowed to connect and to create the streams at start.
     pub connect_timeout: Duration,
+    /// This role's NATS user, if the servers require one.
+    pub login: Option<resizer_core::credentials::Login>,
+}
+
+/// Adds a role's NATS user to connect options (every role connects through this).
+pub fn with_login(
+    options: async_nats::ConnectOptions,
+    login: Option<&resizer_core::credentials::Login>,
+) -> async_nats::ConnectOptions {
+    match login {
+        Some(l) => options.user_and_password(l.user.clone(), l.password.clone()),
+        None => options,
+    }
 }
 
 impl JetStreamConfig {
@@ -72,6 +85,7 @@ impl JetStreamConfig {
             ack_wait: Duration::from_secs(2),
             skip_for: Duration::from_millis(1000),
             connect_timeout: Duration::from_secs(30),
+            login: None,
         }
     }
 
@@ -137,7 +151,7 @@ impl JetStreamQueue {
             let mut servers = config.servers.clone();
             let len = servers.len().max(1);
             servers.rotate_left(c % len);
-            let client = async_nats::ConnectOptions::new()
+            let client = with_login(async_nats::ConnectOptions::new(), config.login.as_ref())
                 .connection_timeout(Duration::from_secs(1))
                 .request_timeout(Some(Duration::from_secs(2)))
                 // A server that stops answering (paused, partitioned) is left after

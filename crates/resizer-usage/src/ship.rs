@@ -39,8 +39,16 @@ pub struct JetStreamUsageSink {
 
 impl JetStreamUsageSink {
     /// Connects and creates the stream if missing (`replicas` 3 on a cluster).
-    pub async fn connect(servers: Vec<String>, replicas: usize) -> Result<Self, String> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect(
+        servers: Vec<String>,
+        replicas: usize,
+        login: Option<&resizer_core::credentials::Login>,
+    ) -> Result<Self, String> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(l) = login {
+            options = options.user_and_password(l.user.clone(), l.password.clone());
+        }
+        let client = options
             .connection_timeout(Duration::from_secs(1))
             .ping_interval(Duration::from_secs(2))
             .retry_on_initial_connect()

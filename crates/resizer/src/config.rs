@@ -229,6 +229,11 @@ pub struct QueueConfig {
     /// Time a job may go without an ack or a progress report (workers send one every
     /// 500 ms while resizing) before JetStream redelivers it to another worker. Default 2,000 ms.
     pub ack_wait_ms: u64,
+    /// This role's NATS user (each role its own, with only the permissions it needs;
+    /// deploy/cluster.sh shows them). Empty (the default): connect without one.
+    pub nats_user: String,
+    /// Its password; prefer `RESIZER_QUEUE__NATS_PASSWORD` to a file. Never logged.
+    pub nats_password: Redacted,
 }
 
 impl Default for QueueConfig {
@@ -241,6 +246,8 @@ impl Default for QueueConfig {
             replicas: 1,
             publish_timeout_ms: 250,
             ack_wait_ms: 2000,
+            nats_user: String::new(),
+            nats_password: Redacted::default(),
         }
     }
 }
@@ -277,6 +284,11 @@ pub struct WorkerSection {
     pub prefetch: usize,
     /// Name in logs, metrics and usage records (`resizer worker`); empty means a random one.
     pub name: String,
+    /// `resizer worker`: the API nodes' internal URLs (comma-separated, as in their
+    /// `api.internal_url`) that jobs may name; a job naming another is dropped. Empty
+    /// (the default) trusts whatever the queue says: set it wherever others can
+    /// publish to the queue.
+    pub api_nodes: String,
 }
 
 impl Default for WorkerSection {
@@ -286,6 +298,7 @@ impl Default for WorkerSection {
             shrink_on_load: ShrinkOnLoadSetting::default(),
             prefetch: 1,
             name: String::new(),
+            api_nodes: String::new(),
         }
     }
 }
@@ -379,6 +392,20 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Types an environment value by the field it sets, not by its shape: a
+/// secret or name made of digits stays a string; a malformed number or flag is
+/// left a string so deserialization names the field in its error.
+fn env_value(field: Option<&toml::Value>, raw: &str) -> toml::Value {
+    let text = || toml::Value::String(raw.to_string());
+    match field {
+        Some(toml::Value::String(_)) => text(),
+        Some(toml::Value::Integer(_)) => raw.parse().map(toml::Value::Integer).unwrap_or_else(|_| text()),
+        Some(toml::Value::Boolean(_)) => raw.parse().map(toml::Value::Boolean).unwrap_or_else(|_| text()),
+        // Unknown field: refused by `deny_unknown_fields` whatever its type.
+        _ => text(),
+    }
+}
+
 impl Config {
     /// The bounds every listener enforces.
     pub fn http_limits(&self) -> resizer_api::listener::ListenerLimits {
@@ -411,14 +438,7 @@ impl Config {
                 continue;
             };
             let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
-            let parsed = match raw.as_str() {
-                "true" => toml::Value::Boolean(true),
-                "false" => toml::Value::Boolean(false),
-                _ => raw
-                    .parse::<i64>()
-                    .map(toml::Value::Integer)
-                    .unwrap_or_else(|_| toml::Value::String(raw.clone())),
-            };
+            let parsed = env_value(value.get(&section).and_then(|t| t.get(&field)), &raw);
             let mut patch = toml::map::Map::new();
             let mut inner = toml::map::Map::new();
             inner.insert(field, parsed);
@@ -490,6 +510,25 @@ impl Config {
             bail!("a cluster secret of at least 16 characters is required: set RESIZER_CLUSTER_SECRET");
         }
         Ok(&self.cluster.secret)
+    }
+
+    /// The API node URLs a worker may talk to (`worker.api_nodes`); empty means any.
+    pub fn worker_api_nodes(&self) -> Vec<String> {
+        self.worker
+            .api_nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// This role's NATS login, when `queue.nats_user` is set.
+    pub fn nats_login(&self) -> Option<resizer_core::credentials::Login> {
+        (!self.queue.nats_user.is_empty()).then(|| resizer_core::credentials::Login {
+            user: self.queue.nats_user.clone(),
+            password: self.queue.nats_password.0.clone(),
+        })
     }
 
     /// Returns whether the job queue is NATS JetStream rather than in process.
@@ -566,6 +605,27 @@ fn merge(base: &mut toml::Value, patch: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_environment_values_take_their_fields_type() {
+        let value = toml::Value::try_from(Config::default()).unwrap();
+        let field = |section: &str, name: &str| value.get(section).and_then(|t| t.get(name));
+        // An all-digit secret is still a string.
+        assert_eq!(
+            env_value(field("queue", "nats_password"), "0123456789"),
+            toml::Value::String("0123456789".into())
+        );
+        assert_eq!(env_value(field("queue", "streams"), "5"), toml::Value::Integer(5));
+        assert_eq!(
+            env_value(field("api", "join_identical"), "false"),
+            toml::Value::Boolean(false)
+        );
+        // Malformed stays text, so loading names the field instead of guessing.
+        assert_eq!(
+            env_value(field("queue", "streams"), "five"),
+            toml::Value::String("five".into())
+        );
+    }
 
     #[test]
     fn test_config_defaults_are_valid() {

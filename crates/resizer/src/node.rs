@@ -11,7 +11,8 @@ use resizer_api::listener::{self, ListenerLimits};
 use resizer_api::results::ResultWaiters;
 use resizer_api::staging::StagingArea;
 use resizer_api::transport::InProcessTransport;
-use resizer_api::{AdminToken, ApiConfig, ApiState, InternalState};
+use resizer_api::{ApiConfig, ApiState, InternalState};
+use resizer_core::capability::JobSigner;
 use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
 use resizer_queue::JobQueue;
@@ -75,6 +76,7 @@ pub fn jetstream_config(config: &Config) -> JetStreamConfig {
     js.max_jobs = config.queue_capacity() as u64;
     js.publish_timeout = Duration::from_millis(config.queue.publish_timeout_ms);
     js.ack_wait = Duration::from_millis(config.queue.ack_wait_ms);
+    js.login = config.nats_login();
     js
 }
 
@@ -107,11 +109,12 @@ impl JobPath {
         let usage = usage_log(config)?;
         let shipper = {
             let (log, servers, replicas) = (usage.clone(), config.nats_servers(), config.queue.replicas);
+            let login = config.nats_login();
             let every = Duration::from_millis(config.usage.ship_every_ms.max(10));
             tokio::spawn(async move {
                 // Until the stream answers, records wait in the local log.
                 loop {
-                    match JetStreamUsageSink::connect(servers.clone(), replicas).await {
+                    match JetStreamUsageSink::connect(servers.clone(), replicas, login.as_ref()).await {
                         Ok(sink) => break ship::ship_forever(log, Arc::new(sink), every).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "usage staging stream unavailable; records stay in the local log");
@@ -135,7 +138,7 @@ impl JobPath {
     /// Returns the internal port's state (staging and results, behind the cluster secret).
     pub fn internal(&self, config: &Config) -> anyhow::Result<InternalState> {
         Ok(InternalState::new(
-            AdminToken::from_secret(config.cluster_secret()?),
+            JobSigner::new(config.cluster_secret()?),
             self.staging.clone(),
             self.results.clone(),
             MAX_RESULT_BYTES,
@@ -213,6 +216,12 @@ impl JobPath {
                 max_in_flight: config.api.max_in_flight,
                 max_in_flight_per_tenant: config.tenant_in_flight_cap(),
                 join_identical: config.api.join_identical,
+                // Workers in other processes prove each job with its token.
+                job_signer: if config.distributed_queue() {
+                    config.cluster_secret().ok().map(JobSigner::new)
+                } else {
+                    None
+                },
             },
             auth,
             self.queue.clone(),

@@ -137,7 +137,9 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         (JobPath::start(&config, &node_id)?, node_id)
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let mut api = jobs.api(&config, &node_id, auth, ready.clone());
+    let mut api = jobs
+        .api(&config, &node_id, auth, ready.clone())
+        .with_observer(AdminToken::from_secret(config.cluster_secret()?));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
     }
@@ -179,7 +181,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
         config.worker.name.clone()
     };
     let transport = Arc::new(HttpTransport::new(
-        config.cluster_secret()?.to_string(),
+        config.worker_api_nodes(),
         config.limits.max_body_bytes,
     )?);
     let queue = Arc::new(
@@ -249,6 +251,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
             replicas: config.queue.replicas,
             name: name.clone(),
             lease_ttl: Duration::from_millis(config.usage.lease_ttl_ms.max(500)),
+            login: config.nats_login(),
         },
         store,
         archive,

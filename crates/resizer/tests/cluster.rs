@@ -151,9 +151,12 @@ impl Cluster {
     async fn metric_sum(&self, ports: &[u16], name_prefix: &str) -> f64 {
         let mut total = 0.0;
         for port in ports {
+            // API nodes show metrics to the cluster secret; workers' health port to anyone.
+            let secret = std::fs::read_to_string(self.dir.path().join("cluster-secret")).unwrap_or_default();
             let Ok(resp) = self
                 .client
                 .get(format!("http://127.0.0.1:{port}/metrics"))
+                .bearer_auth(secret.trim())
                 .send()
                 .await
             else {
@@ -622,8 +625,14 @@ async fn test_cluster_survives_failures() {
     let client_ok = samples.iter().filter(|s| s.status == 200).count() as u64 + burst_ok;
     let cut_off = samples.iter().filter(|s| s.status == 0).count() as u64;
     let sent = samples.len() as u64 + QUEUE_CAPACITY as u64 + 40 + probes;
+    // The cluster's PostgreSQL wants its generated password (SCRAM, not trust).
+    let pg_password = std::fs::read_to_string(cluster.dir.path().join("pg/password")).unwrap();
     let (db, connection) = tokio_postgres::connect(
-        &format!("postgres://resizer@127.0.0.1:{}/postgres", PORT_BASE + 30),
+        &format!(
+            "postgres://resizer:{}@127.0.0.1:{}/postgres",
+            pg_password.trim(),
+            PORT_BASE + 30
+        ),
         tokio_postgres::NoTls,
     )
     .await
