@@ -41,7 +41,7 @@ echo "== start the three servers" >&2
 start_resizer() { # name, public port, admin port, extra env...
   local name=$1 port=$2 admin=$3; shift 3
   local data; data=$(mktemp -d "$RACE/data.XXXX")
-  env "$@" RESIZER_ADMIN_TOKEN=race-admin RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 RESIZER_API__JOIN_IDENTICAL=false \
+  env "$@" RESIZER_ADMIN_TOKEN=race-admin-token-0123 RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 RESIZER_API__JOIN_IDENTICAL=false \
     "$ROOT/target/release/resizer" serve --listen 127.0.0.1:$port --admin-listen 127.0.0.1:$admin --data-dir "$data" \
     >"$RACE/$name.log" 2>&1 & PIDS+=($!)
 }
@@ -55,9 +55,9 @@ start_resizer resizer-fast 18082 18083 RESIZER_WORKER__SHRINK_ON_LOAD=fast
 new_key() { # admin port -> the key of a fresh tenant
   wait_http "http://127.0.0.1:$(( $1 - 1 ))/healthz"
   local tenant
-  tenant=$(curl -sf -X POST -H 'Authorization: Bearer race-admin' -d '{"name":"race","rate_limit_rps":1000000}' \
+  tenant=$(curl -sf -X POST -H 'Authorization: Bearer race-admin-token-0123' -d '{"name":"race","rate_limit_rps":1000000}' \
     "http://127.0.0.1:$1/admin/v1/tenants" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  curl -sf -X POST -H 'Authorization: Bearer race-admin' \
+  curl -sf -X POST -H 'Authorization: Bearer race-admin-token-0123' \
     "http://127.0.0.1:$1/admin/v1/tenants/$tenant/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
 }
 KEY=$(new_key 18081)

@@ -20,15 +20,15 @@ PORT=${PORT:-18280}
 mkdir -p "$OUT"
 cargo build -q --release --locked -p resizer -p resizer-bench >&2
 
-RESIZER_ADMIN_TOKEN=saturate RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 RESIZER_API__JOIN_IDENTICAL=false \
+RESIZER_ADMIN_TOKEN=saturate-admin-token-0123 RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 RESIZER_API__JOIN_IDENTICAL=false \
   target/release/resizer serve --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$((PORT + 1)) --data-dir "$OUT/data" \
   >"$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait 2>/dev/null' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$PORT/healthz && break; sleep 0.2; done
-TENANT=$(curl -sf -X POST -H 'Authorization: Bearer saturate' -d '{"name":"saturate","rate_limit_rps":1000000}' \
+TENANT=$(curl -sf -X POST -H 'Authorization: Bearer saturate-admin-token-0123' -d '{"name":"saturate","rate_limit_rps":1000000}' \
   http://127.0.0.1:$((PORT + 1))/admin/v1/tenants | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-KEY=$(curl -sf -X POST -H 'Authorization: Bearer saturate' \
+KEY=$(curl -sf -X POST -H 'Authorization: Bearer saturate-admin-token-0123' \
   http://127.0.0.1:$((PORT + 1))/admin/v1/tenants/$TENANT/keys | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
 BENCH=(target/release/resizer-bench --key "$KEY" --url "http://127.0.0.1:$PORT/v1/resize?width=320&height=320&quality=80&format=jpeg")
 "${BENCH[@]}" --concurrency 16 --duration 3 "$CORPUS" >/dev/null 2>&1   # warm-up

@@ -61,6 +61,8 @@ pub struct AdminState {
     feed_secret: Option<AdminToken>,
     /// Where usage and audit queries read; none where this node does not serve them.
     usage: Option<Arc<dyn UsageQueries>>,
+    /// Wrong admin tokens per client address.
+    guesses: Arc<crate::rate_limit::GuessThrottle>,
 }
 
 /// A tenant as the API shows it.
@@ -97,6 +99,7 @@ impl AdminState {
             token,
             feed_secret: None,
             usage: None,
+            guesses: Arc::default(),
         }
     }
 
@@ -198,23 +201,53 @@ async fn feed_changes(State(state): State<AdminState>, uri: axum::http::Uri) -> 
     loop {
         // Subscribe before reading, so a write between the two still wakes us.
         let mut changed = state.identity.watch_changes();
+        let head = store.latest_seq().await?;
         let changes = store.changes_since(q.after, limit).await?;
-        if !changes.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(resizer_identity::feed::ChangesPage { changes }).into_response());
+        // A follower ahead of the store (which was reset) is told at once.
+        if !changes.is_empty() || head < q.after || tokio::time::Instant::now() >= deadline {
+            let page = resizer_identity::feed::ChangesPage {
+                changes,
+                head: Some(head),
+            };
+            return Ok(Json(page).into_response());
         }
         if tokio::time::timeout_at(deadline, changed.changed())
             .await
             .is_err()
         {
-            return Ok(Json(resizer_identity::feed::ChangesPage { changes: Vec::new() }).into_response());
+            let page = resizer_identity::feed::ChangesPage {
+                changes: Vec::new(),
+                head: Some(head),
+            };
+            return Ok(Json(page).into_response());
         }
     }
 }
 
+/// Lets through only requests bearing the admin token; an address that keeps
+/// presenting wrong ones is refused (429) before its next try is checked.
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(wait) = client.and_then(|c| state.guesses.blocked(c)) {
+        metrics::counter!("resizer_admin_auth_throttled_total").increment(1);
+        return ApiError::new(
+            ErrorCode::RateLimited,
+            "too many wrong admin tokens from this address; wait before trying again",
+        )
+        .retry_after(resizer_core::rate_limit::retry_after_secs(wait))
+        .into_response();
+    }
     match bearer(request.headers()) {
         Some(token) if state.token.verify(token) => next.run(request).await,
-        _ => ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response(),
+        _ => {
+            if let Some(c) = client {
+                state.guesses.failed(c);
+            }
+            ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response()
+        }
     }
 }
 

@@ -166,6 +166,8 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _open = GaugeGuard::raise(metrics::gauge!("resizer_http_connections_open", "listener" => name));
+    // Handlers that throttle by client (wrong secrets) read it as `ConnectInfo`.
+    let peer = stream.peer_addr().ok();
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Counted {
         inner: stream,
@@ -176,7 +178,10 @@ async fn connection(
         let busy = requests.begin();
         let router = router.clone();
         async move {
-            let request = request.map(|body| Body::new(TimedBody::new(body, name, limits)));
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, name, limits)));
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            }
             let response = router.oneshot(request).await;
             drop(busy);
             response

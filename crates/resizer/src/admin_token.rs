@@ -10,12 +10,21 @@ use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{random_bytes, to_hex};
 
 const HASH_FILE: &str = "admin_token.sha256";
+/// Shortest admin token accepted from the environment.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// Resolves the admin token for this data directory.
 pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
     if let Ok(token) = std::env::var("RESIZER_ADMIN_TOKEN")
         && !token.is_empty()
     {
+        // The token opens every tenant's data; wrong guesses are throttled per
+        // address, but a short one is still found by a patient botnet.
+        if token.chars().count() < MIN_TOKEN_CHARS {
+            anyhow::bail!(
+                "RESIZER_ADMIN_TOKEN must be at least {MIN_TOKEN_CHARS} characters (e.g. `head -c 24 /dev/urandom | base64`)"
+            );
+        }
         return Ok(AdminToken::from_secret(&token));
     }
     let path = data_dir.join(HASH_FILE);
