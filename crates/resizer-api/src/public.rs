@@ -25,6 +25,7 @@ use resizer_telemetry::Metrics;
 use resizer_usage::query::UsageQueries;
 use resizer_usage::{UsageLog, UsageRecord};
 
+use crate::admin::AdminToken;
 use crate::error::{self, ApiError};
 use crate::joins::{Joins, Part, TenantSlots, join_key};
 use crate::observe::observe;
@@ -51,6 +52,8 @@ pub struct ApiConfig {
     pub max_in_flight_per_tenant: usize,
     /// Whether identical concurrent requests of a tenant share one job.
     pub join_identical: bool,
+    /// Signs each job's token for workers in other processes (distributed mode).
+    pub job_signer: Option<resizer_core::capability::JobSigner>,
 }
 
 /// Everything the public handlers share.
@@ -69,6 +72,10 @@ struct Inner {
     /// `/v1/usage` has its own, fixed budget: reading roll-ups costs more than a
     /// resize's bookkeeping, and polling them must not eat the resize rate.
     usage_limiters: RateLimiters,
+    /// Refusals (429, 403) of a valid key are recorded at most this fast per
+    /// tenant: a refused request costs us nothing else, and must not grow the
+    /// log, the seen-ids table and the archive at the client's wire speed.
+    refusal_limiters: RateLimiters,
     /// One permit per resize request in progress; bounds memory held by bodies being read.
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Requests in progress per tenant.
@@ -82,6 +89,10 @@ struct Inner {
     usage: Option<Arc<UsageLog>>,
     /// Where `/v1/usage` reads; none on nodes that do not serve usage queries.
     usage_queries: Option<Arc<dyn UsageQueries>>,
+    /// Who may read `/metrics` and `/readyz`'s detail (the admin token, the
+    /// cluster secret): both tell tenant and key counts and traffic, which are
+    /// nobody's business on the Internet. None set: nobody.
+    observers: Vec<AdminToken>,
 }
 
 impl ApiState {
@@ -103,6 +114,7 @@ impl ApiState {
                 results,
                 limiters: RateLimiters::default(),
                 usage_limiters: RateLimiters::default(),
+                refusal_limiters: RateLimiters::default(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
                 tenant_slots: TenantSlots::new(),
                 joins: Joins::new(),
@@ -110,6 +122,7 @@ impl ApiState {
                 ready,
                 usage,
                 usage_queries: None,
+                observers: Vec::new(),
                 config,
             }),
         }
@@ -119,6 +132,14 @@ impl ApiState {
     pub fn with_usage_queries(mut self, queries: Arc<dyn UsageQueries>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.usage_queries = Some(queries);
+        }
+        self
+    }
+
+    /// Lets holders of `token` read `/metrics` and `/readyz`'s detail.
+    pub fn with_observer(mut self, token: AdminToken) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.observers.push(token);
         }
         self
     }
@@ -137,6 +158,12 @@ impl ApiState {
             .with_state(self)
     }
 }
+
+/// Refusal records per second and burst, per tenant and API node: enough to
+/// show a tenant (in its audit trail) and us the pattern of a client that
+/// ignores `Retry-After`; beyond it they are only counted on the node.
+const REFUSAL_RECORDS_PER_SEC: u32 = 10;
+const REFUSAL_RECORDS_BURST: u32 = 50;
 
 /// Usage queries per second and burst, per tenant and API node (dashboards poll
 /// every few seconds; a month by hour is under a millisecond to answer).
@@ -181,12 +208,29 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<ApiState>) -> Response {
+impl Inner {
+    /// Whether the request carries a token allowed to observe this node.
+    fn observer(&self, headers: &HeaderMap) -> bool {
+        bearer(headers).is_some_and(|t| self.observers.iter().any(|o| o.verify(t)))
+    }
+}
+
+/// Ready or not for anyone (the load balancer's check); the detail only for observers.
+async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let s = &state.inner;
     let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = if ready { "ready" } else { "not_ready" };
+    if !s.observer(&headers) {
+        return (status, Json(serde_json::json!({ "status": word }))).into_response();
+    }
     let age_opt = s.auth.age().map(|a| a.as_secs_f64());
     let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": word,
         "auth_cache_loaded": s.auth.is_loaded(),
         "auth_cache_seq": s.auth.seq(),
         "auth_cache_source": s.auth.source().as_str(),
@@ -196,20 +240,21 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         "queue_depth": s.queue.depth(),
         "staging_bytes": s.staging.used(),
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     (status, Json(body)).into_response()
 }
 
-async fn metrics_text(State(state): State<ApiState>) -> Response {
-    (
+async fn metrics_text(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if !state.inner.observer(&headers) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "metrics need `Authorization: Bearer` with the admin token (or, on API nodes, the cluster secret)",
+        ));
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.inner.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 fn reject(reason: &'static str, e: ApiError) -> ApiError {
@@ -289,32 +334,8 @@ async fn resize(
         &mut meter,
     )
     .await;
-    if let (Some(log), Some((tenant_id, key_id))) = (&state.inner.usage, meter.auth.take()) {
-        let status = match &result {
-            Ok(_) => 200,
-            Err(e) => e.code.http_status(),
-        };
-        let record = meter.record(MeterContext {
-            tenant_id,
-            key_id,
-            request_id,
-            received_unix_ms,
-            params: uri.query().unwrap_or_default(),
-            status,
-            api_node: &state.inner.config.node_id,
-        });
-        // Written before the response leaves, and no answer without it: we are
-        // paid by these records. (The log counts and logs the failure.)
-        if log.append(&record).is_err() {
-            result = Err(reject(
-                "metering",
-                ApiError::new(
-                    ErrorCode::DependencyUnavailable,
-                    "the request could not be metered, so it is not answered; retry shortly",
-                )
-                .retry_after(1),
-            ));
-        }
+    if let Err(e) = meter_request(&state, meter, &result, request_id, received_unix_ms, &uri) {
+        result = Err(e);
     }
     if result.is_err()
         && let Some(unread) = body_slot
@@ -322,6 +343,57 @@ async fn resize(
         drain_unread(&headers, unread, state.inner.config.max_body_bytes).await;
     }
     result
+}
+
+/// Appends the request's usage record before it is answered. Only requests
+/// with a valid key are metered; refusals (403, 429) at most
+/// [`REFUSAL_RECORDS_PER_SEC`] per tenant. An error means the record could not
+/// be written and the request must not be answered with its result.
+fn meter_request(
+    state: &ApiState,
+    mut meter: Meter,
+    result: &Result<Response, ApiError>,
+    request_id: RequestId,
+    received_unix_ms: u64,
+    uri: &Uri,
+) -> Result<(), ApiError> {
+    let s = &state.inner;
+    let (Some(log), Some((tenant_id, key_id))) = (&s.usage, meter.auth.take()) else {
+        return Ok(());
+    };
+    let status = match result {
+        Ok(_) => 200,
+        Err(e) => e.code.http_status(),
+    };
+    if matches!(status, 403 | 429)
+        && s.refusal_limiters
+            .try_acquire(&tenant_id, REFUSAL_RECORDS_PER_SEC, REFUSAL_RECORDS_BURST)
+            .is_err()
+    {
+        metrics::counter!("resizer_usage_refusals_unrecorded_total").increment(1);
+        return Ok(());
+    }
+    let record = meter.record(MeterContext {
+        tenant_id,
+        key_id,
+        request_id,
+        received_unix_ms,
+        params: uri.query().unwrap_or_default(),
+        status,
+        api_node: &s.config.node_id,
+    });
+    // Written before the response leaves, and no answer without it: we are
+    // paid by these records. (The log counts and logs the failure.)
+    log.append(&record).map_err(|_| {
+        reject(
+            "metering",
+            ApiError::new(
+                ErrorCode::DependencyUnavailable,
+                "the request could not be metered, so it is not answered; retry shortly",
+            )
+            .retry_after(1),
+        )
+    })
 }
 
 /// What a resize request used, gathered along the way for its usage record.
@@ -605,6 +677,11 @@ async fn run_job(
         request_id: request_id.clone(),
         staging: StagingLocator {
             node: cfg.node_id.clone(),
+            token: cfg
+                .job_signer
+                .as_ref()
+                .map(|j| j.token(&staging_key))
+                .unwrap_or_default(),
             key: staging_key,
         },
         params,

@@ -86,6 +86,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     resizer_telemetry::init_logging(&std::env::var("RESIZER_LOG").unwrap_or(config.log.clone()));
+    keep_data_private(&config.data_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("resizer-rt")
@@ -106,6 +107,23 @@ fn main() -> std::process::ExitCode {
             tracing::error!("fatal: {e:#}");
             eprintln!("resizer: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data directory holds key hashes, tenants, usage and the archive: the
+/// service's alone. Every file a service role creates is 0600 and every
+/// directory 0700, whatever the caller's umask, and a data directory left
+/// readable by an earlier version is closed.
+fn keep_data_private(data_dir: &std::path::Path) {
+    // SAFETY: umask only sets this process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
+    if data_dir.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(error = %e, dir = %data_dir.display(), "could not make the data directory private");
         }
     }
 }

@@ -53,7 +53,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let api = jobs
         .api(&config, EMBEDDED_NODE, auth, ready.clone())
-        .with_usage_queries(queries.clone());
+        .with_usage_queries(queries.clone())
+        .with_observer(admin_token.clone());
     let admin = AdminState::new(identity, admin_token).with_usage(queries);
 
     let public_listener = node::bind(&config.listen).await?;

@@ -83,12 +83,7 @@ async fn test_idle_and_slow_heads_are_dropped_on_every_port() {
             "an idle kept-alive connection on {base} stayed open"
         );
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.public))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metric_sum(
             &metrics,
@@ -165,12 +160,7 @@ async fn test_connections_beyond_the_cap_are_closed_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.public))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metric_sum(
             &metrics,
@@ -282,4 +272,159 @@ async fn test_crafted_values_get_clear_answers_not_panics() {
         assert_eq!(status, 400, "{bad:?}: {body}");
         assert_eq!(body["error"]["code"], "invalid_parameter");
     }
+}
+
+async fn metric(server: &Server, name: &str) -> f64 {
+    metric_sum(&server.metrics().await, name, "")
+}
+
+#[tokio::test]
+async fn test_refusals_cannot_grow_the_usage_log_at_wire_speed() {
+    let server = Server::start();
+    let tenant = server
+        .create_tenant(serde_json::json!({"name": "hammer", "rate_limit_rps": 1, "burst": 1}))
+        .await;
+    let (_, key) = server.create_key(tenant["id"].as_str().unwrap()).await;
+    let logged_before = metric(&server, "resizer_usage_records_logged_total").await;
+    let started = Instant::now();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let r = server.resize(Some(&key), "width=10", b"x".to_vec(), None).await;
+        if r.status == 429 {
+            refused += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(refused >= 290, "{refused} of 300 refused");
+    let logged = metric(&server, "resizer_usage_records_logged_total").await - logged_before;
+    // The refusal-record budget: a burst of 50, then 10 a second (and the few answered).
+    let allowed = 50.0 + 10.0 * elapsed.ceil() + 10.0;
+    assert!(
+        logged <= allowed,
+        "{logged} records for {refused} refusals in {elapsed:.1} s"
+    );
+    assert!(
+        logged >= 10.0,
+        "refusals must still be recorded up to the budget: {logged}"
+    );
+    let unrecorded = metric(&server, "resizer_usage_refusals_unrecorded_total").await;
+    assert!(unrecorded >= f64::from(refused) - logged, "{unrecorded}");
+}
+
+#[tokio::test]
+async fn test_data_files_are_the_services_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let r = server
+        .resize(
+            Some(&key),
+            "width=32",
+            read_corpus("jpeg-256k/a04_EveningGlow.jpg"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // Wait until the request is rolled up, so the roll-up store exists too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let usage: serde_json::Value = server
+            .client
+            .get(format!("{}/v1/usage", server.public))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if usage["buckets"].as_array().is_some_and(|b| !b.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never rolled up: {usage}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut open = Vec::new();
+    let mut stack = vec![server.data_dir.clone()];
+    let mut seen = 0;
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        seen += 1;
+        if meta.permissions().mode() & 0o077 != 0 {
+            open.push(format!(
+                "{:o} {}",
+                meta.permissions().mode() & 0o777,
+                path.display()
+            ));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    assert!(seen > 3, "only {seen} paths in the data directory");
+    assert!(open.is_empty(), "readable by others: {open:#?}");
+}
+
+#[tokio::test]
+async fn test_wrong_admin_tokens_are_throttled_per_address() {
+    let server = Server::start();
+    let tenants = format!("{}/admin/v1/tenants", server.admin);
+    let mut throttled = None;
+    for i in 0..30 {
+        let r = server
+            .client
+            .get(&tenants)
+            .bearer_auth("a-wrong-guess-0000")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            throttled = Some((i, r.headers().get("retry-after").cloned()));
+            break;
+        }
+        assert_eq!(r.status(), 401);
+    }
+    let (tries, retry_after) = throttled.expect("30 wrong admin tokens were all checked");
+    assert!(tries >= 10, "throttled after only {tries} wrong tokens");
+    assert!(retry_after.is_some());
+    // The throttle passes: the right token is served again within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = server
+            .client
+            .get(&tenants)
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        assert!(Instant::now() < deadline, "still throttled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn test_a_short_admin_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resizer"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("RESIZER_ADMIN_TOKEN", "change-me")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }

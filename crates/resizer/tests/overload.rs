@@ -9,15 +9,7 @@ use common::{Server, decode, read_corpus};
 use serde_json::json;
 
 async fn metric(server: &Server, name: &str) -> f64 {
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.public))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -157,13 +149,7 @@ async fn test_client_disconnect_cancels_its_queued_job() {
             break;
         }
         if std::time::Instant::now() >= deadline {
-            let text = server
-                .client
-                .get(format!("{}/metrics", server.public))
-                .send()
-                .await
-                .unwrap();
-            let text = text.text().await.unwrap();
+            let text = server.metrics().await;
             let lines: Vec<_> = text
                 .lines()
                 .filter(|l| {

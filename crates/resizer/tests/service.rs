@@ -168,7 +168,14 @@ async fn test_health_readiness_and_metrics() {
     server
         .resize(Some(&key), "width=80", b"nope".to_vec(), None)
         .await;
-    let text = get("/metrics").await.unwrap().text().await.unwrap();
+    // The Internet sees whether the node is ready, not its detail or its metrics.
+    let anonymous: Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(anonymous, serde_json::json!({"status": "ready"}));
+    let refused = get("/metrics").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let (_, detail) = server.readyz().await;
+    assert!(detail["auth_cache_seq"].is_number(), "{detail}");
+    let text = server.metrics().await;
     for needle in [
         r#"resizer_http_requests_total{route="/v1/resize",status="200"}"#,
         r#"resizer_http_requests_total{route="/v1/resize",status="415"}"#,

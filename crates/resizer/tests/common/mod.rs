@@ -22,6 +22,8 @@ pub struct Server {
     pub stderr: Arc<Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
+    /// What lets this node show `/metrics` and `/readyz`'s detail.
+    pub observer_token: &'static str,
 }
 
 pub fn corpus(rel: &str) -> PathBuf {
@@ -158,6 +160,11 @@ impl Server {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
+            observer_token: if options.role == "serve" {
+                ADMIN_TOKEN
+            } else {
+                CLUSTER_SECRET
+            },
         }
     }
 
@@ -247,11 +254,25 @@ impl Server {
             .unwrap()
     }
 
-    /// Returns the JSON of `/readyz` and its status.
+    /// The public port's `/metrics`, read with the node's observer token.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.public))
+            .bearer_auth(self.observer_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Returns the JSON of `/readyz` (with its detail) and its status.
     pub async fn readyz(&self) -> (u16, Value) {
         let r = self
             .client
             .get(format!("{}/readyz", self.public))
+            .bearer_auth(self.observer_token)
             .send()
             .await
             .unwrap();
