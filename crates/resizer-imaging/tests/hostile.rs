@@ -1,53 +1,14 @@
 //! Images made to hurt: a compressed colour profile that inflates to 100 MB,
-//! a progressive JPEG of hundreds of repeated scans, a frame header that
-//! contradicts the one the limits were checked against. Memory is measured by
-//! counting this test binary's allocations.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! a progressive JPEG of hundreds of repeated scans, a job whose deadline has
+//! passed. Memory is measured by counting this test binary's allocations.
 
 use resizer_core::ImageFormat;
 use resizer_core::params::{Fit, FormatChoice, ResizeParams};
 use resizer_imaging::{ImagingError, Limits, Pipeline};
-
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Measurements are serialized: the counters are process-wide.
-static MEASURE: Mutex<()> = Mutex::new(());
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use resizer_testing::alloc::{Counting, peak_during};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` and returns its result and the most heap it held at once beyond what was held before.
-fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _one = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
-    let base = CURRENT.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
-}
 
 fn params(width: u32) -> ResizeParams {
     ResizeParams {
@@ -199,4 +160,39 @@ fn test_a_progressive_jpeg_of_repeated_scans_is_stopped_at_the_scan_limit() {
     pipeline
         .run(&jpeg, &params(64), ImageFormat::Jpeg, &Limits::default())
         .unwrap();
+}
+
+#[test]
+fn test_a_job_past_its_deadline_stops_at_the_next_stage() {
+    let jpeg = progressive_jpeg(256);
+    let mut pipeline = Pipeline::try_new().unwrap();
+    let past = std::time::Instant::now();
+    let result = pipeline.run_until(
+        &jpeg,
+        &params(64),
+        ImageFormat::Jpeg,
+        &Limits::default(),
+        Some(past),
+    );
+    assert!(
+        matches!(result, Err(ImagingError::OverBudget(_))),
+        "a job whose deadline had passed ran: {:?}",
+        result.map(|o| o.width)
+    );
+    assert_eq!(
+        ImagingError::OverBudget("decoding").code(),
+        resizer_core::ErrorCode::DeadlineExceeded
+    );
+    // With time left it runs, and the same thread serves the next job.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let out = pipeline
+        .run_until(
+            &jpeg,
+            &params(64),
+            ImageFormat::Jpeg,
+            &Limits::default(),
+            Some(later),
+        )
+        .unwrap();
+    assert_eq!(out.width, 64);
 }

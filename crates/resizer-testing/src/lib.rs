@@ -1,6 +1,9 @@
 //! Test support shared by the workspace's tests (a dev-dependency only): a
-//! fresh database on the throwaway PostgreSQL that `scripts/test.sh` starts.
-//! One helper, so every PostgreSQL test skips or fails for the same reason.
+//! fresh database on the throwaway PostgreSQL that `scripts/test.sh` starts
+//! (one helper, so every PostgreSQL test skips or fails for the same reason),
+//! and a counting allocator for tests that bound memory ([`alloc`]).
+
+pub mod alloc;
 
 /// Creates a database with a random name on the server at
 /// `RESIZER_TEST_DATABASE_URL` and returns its URL.
