@@ -17,6 +17,7 @@
 //! - [`joins`]: identical in-flight requests share one job; per-tenant in-flight caps.
 //! - [`usage`]: usage and audit queries (`/v1/usage`, `/admin/v1/usage`, `/admin/v1/audit`).
 //! - [`listener`]: every HTTP listener: connection cap, head/idle/body timeouts, graceful stop.
+//! - [`tls`]: certificates for the listeners between roles (admin/feed, internal).
 //! - [`observe`]: request ids and request metrics, applied to every route.
 //! - [`error`]: [`ApiError`] and the JSON error body.
 
@@ -30,6 +31,7 @@ pub mod public;
 pub mod rate_limit;
 pub mod results;
 pub mod staging;
+pub mod tls;
 pub mod transport;
 pub mod usage;
 

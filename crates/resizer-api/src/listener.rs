@@ -73,8 +73,10 @@ pub async fn serve(
     router: Router,
     name: &'static str,
     limits: ListenerLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
@@ -96,9 +98,9 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, stop) = (router.clone(), stop.clone());
+        let (router, stop, tls) = (router.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
-            connection(stream, router, name, limits, stop).await;
+            connection(stream, router, name, limits, tls, stop).await;
             drop(permit);
         });
     }
@@ -163,11 +165,37 @@ async fn connection(
     router: Router,
     name: &'static str,
     limits: ListenerLimits,
-    mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
 ) {
     let _open = GaugeGuard::raise(metrics::gauge!("resizer_http_connections_open", "listener" => name));
     // Handlers that throttle by client (wrong secrets) read it as `ConnectInfo`.
     let peer = stream.peer_addr().ok();
+    let Some(acceptor) = tls else {
+        return serve_io(stream, peer, router, name, limits, stop).await;
+    };
+    // The handshake is part of the head: it gets the same deadline.
+    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => serve_io(tls_stream, peer, router, name, limits, stop).await,
+        Ok(Err(e)) => {
+            dropped(name, "tls_handshake");
+            tracing::debug!(listener = name, error = %e, "TLS handshake failed");
+        }
+        Err(_) => dropped(name, "tls_handshake"),
+    }
+}
+
+/// Serves HTTP/1 on one accepted (and, with TLS, handshaken) connection.
+async fn serve_io<S>(
+    stream: S,
+    peer: Option<std::net::SocketAddr>,
+    router: Router,
+    name: &'static str,
+    limits: ListenerLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Counted {
         inner: stream,
@@ -253,12 +281,12 @@ async fn watchdog(activity: &Activity, limits: &ListenerLimits) -> &'static str 
 }
 
 /// The socket, counting what is read so the watchdog can tell idle from busy.
-struct Counted {
-    inner: TcpStream,
+struct Counted<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Counted {
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -274,7 +302,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -1,4 +1,4 @@
-//! Credentials for the engines a role connects to. `Debug` never prints the
+//! Credentials for the engines a role connects to, and how it reaches them. `Debug` never prints the
 //! password, so a logged config or error cannot leak it.
 
 /// A user name and password (NATS users, one per role).
@@ -17,6 +17,16 @@ impl std::fmt::Debug for Login {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// How a role reaches NATS beyond the server URLs: its user, and the CA that
+/// makes TLS required.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsAccess {
+    /// This role's user, if the servers require one.
+    pub login: Option<Login>,
+    /// PEM certificate(s) trusted for the servers; set, the connection must be TLS.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

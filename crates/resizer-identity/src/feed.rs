@@ -51,12 +51,20 @@ fn unavailable(e: impl std::fmt::Display) -> IdentityError {
 
 impl HttpChangeSource {
     /// Creates a client for the feed at `base_url` (the identity service's admin listener).
-    pub fn new(base_url: &str, secret: &str) -> Result<Self, IdentityError> {
-        let client = reqwest::Client::builder()
+    /// `ca_file` (PEM) is trusted for an `https` feed across machines.
+    pub fn new(base_url: &str, secret: &str, ca_file: Option<&Path>) -> Result<Self, IdentityError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(LONG_POLL + Duration::from_secs(10))
-            .build()
-            .map_err(unavailable)?;
+            // The cluster secret goes to the identity service only, never where it points.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(unavailable)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(unavailable)?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             secret: secret.to_string(),

@@ -56,19 +56,21 @@ pub struct JetStreamConfig {
     pub skip_for: Duration,
     /// Time allowed to connect and to create the streams at start.
     pub connect_timeout: Duration,
-    /// This role's NATS user, if the servers require one.
-    pub login: Option<resizer_core::credentials::Login>,
+    /// This role's NATS user and TLS trust.
+    pub access: resizer_core::credentials::NatsAccess,
 }
 
-/// Adds a role's NATS user to connect options (every role connects through this).
-pub fn with_login(
-    options: async_nats::ConnectOptions,
-    login: Option<&resizer_core::credentials::Login>,
-) -> async_nats::ConnectOptions {
-    match login {
-        Some(l) => options.user_and_password(l.user.clone(), l.password.clone()),
-        None => options,
+/// Connect options carrying a role's NATS user and, with a CA, required TLS;
+/// every NATS connection of every role starts from these.
+pub fn nats_options(access: &resizer_core::credentials::NatsAccess) -> async_nats::ConnectOptions {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(l) = &access.login {
+        options = options.user_and_password(l.user.clone(), l.password.clone());
     }
+    if let Some(ca) = &access.ca_file {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    options
 }
 
 impl JetStreamConfig {
@@ -85,7 +87,7 @@ impl JetStreamConfig {
             ack_wait: Duration::from_secs(2),
             skip_for: Duration::from_millis(1000),
             connect_timeout: Duration::from_secs(30),
-            login: None,
+            access: Default::default(),
         }
     }
 
@@ -151,7 +153,7 @@ impl JetStreamQueue {
             let mut servers = config.servers.clone();
             let len = servers.len().max(1);
             servers.rotate_left(c % len);
-            let client = with_login(async_nats::ConnectOptions::new(), config.login.as_ref())
+            let client = nats_options(&config.access)
                 .connection_timeout(Duration::from_secs(1))
                 .request_timeout(Some(Duration::from_secs(2)))
                 // A server that stops answering (paused, partitioned) is left after

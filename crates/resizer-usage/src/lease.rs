@@ -38,8 +38,8 @@ pub struct StreamAggregatorConfig {
     pub name: String,
     /// How long a lease outlives its holder's last renewal.
     pub lease_ttl: Duration,
-    /// This role's NATS user, if the servers require one.
-    pub login: Option<resizer_core::credentials::Login>,
+    /// This role's NATS user and TLS trust.
+    pub access: resizer_core::credentials::NatsAccess,
 }
 
 /// Consumes `RESIZER_USAGE` while holding the lease.
@@ -61,11 +61,7 @@ impl StreamAggregator {
         store: Arc<dyn UsageStore>,
         archive: Arc<Archive>,
     ) -> Result<Self, String> {
-        let mut options = async_nats::ConnectOptions::new();
-        if let Some(l) = &config.login {
-            options = options.user_and_password(l.user.clone(), l.password.clone());
-        }
-        let client = options
+        let client = resizer_queue::jetstream::nats_options(&config.access)
             .connection_timeout(Duration::from_secs(1))
             .ping_interval(Duration::from_secs(1))
             .retry_on_initial_connect()

@@ -42,13 +42,9 @@ impl JetStreamUsageSink {
     pub async fn connect(
         servers: Vec<String>,
         replicas: usize,
-        login: Option<&resizer_core::credentials::Login>,
+        access: &resizer_core::credentials::NatsAccess,
     ) -> Result<Self, String> {
-        let mut options = async_nats::ConnectOptions::new();
-        if let Some(l) = login {
-            options = options.user_and_password(l.user.clone(), l.password.clone());
-        }
-        let client = options
+        let client = resizer_queue::jetstream::nats_options(access)
             .connection_timeout(Duration::from_secs(1))
             .ping_interval(Duration::from_secs(2))
             .retry_on_initial_connect()

@@ -25,16 +25,26 @@ fn unreachable(e: impl std::fmt::Display) -> TransportError {
 impl HttpTransport {
     /// Creates the transport; inputs above `max_input_bytes` are refused while
     /// reading; jobs may name only `allowed_nodes` (any when empty).
-    pub fn new(allowed_nodes: Vec<String>, max_input_bytes: u64) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+    /// `ca_file` (PEM) is trusted for API nodes' `https` internal ports.
+    pub fn new(
+        allowed_nodes: Vec<String>,
+        max_input_bytes: u64,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, TransportError> {
+        let mut builder = reqwest::Client::builder()
             // A gone API node must be noticed fast: its jobs are orphans.
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64)
             // An API node answers; it never sends us elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(unreachable)?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| unreachable(format!("{}: {e}", path.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(unreachable)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(unreachable)?;
         Ok(Self {
             client,
             allowed_nodes: allowed_nodes

@@ -39,6 +39,24 @@ pub struct Config {
     pub usage: UsageSection,
     /// Bounds every HTTP listener of every role enforces on its clients.
     pub http: HttpSection,
+    /// TLS between roles on different machines.
+    pub tls: TlsSection,
+}
+
+/// TLS between roles (multi-machine deployments). Listeners between roles (the
+/// identity service's admin port with its feed, API nodes' internal port) serve
+/// TLS with `cert_file`/`key_file`; clients (workers, API nodes following the
+/// feed, every NATS connection) trust `ca_file`. The public port is left to the
+/// load balancer in front of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain of this node's listeners between roles. Default none.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate. Default none.
+    pub key_file: Option<PathBuf>,
+    /// PEM certificate(s) this node trusts for other roles and NATS; set, NATS requires TLS. Default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Bounds on HTTP clients, the same on every listener (public, admin, internal,
@@ -350,6 +368,7 @@ impl Default for Config {
             cluster: ClusterSection::default(),
             usage: UsageSection::default(),
             http: HttpSection::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -468,6 +487,9 @@ impl Config {
 
     /// Checks values that types alone cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            bail!("`tls.cert_file` and `tls.key_file` go together");
+        }
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("`listen` is not an address: {}", self.listen))?;
@@ -523,12 +545,15 @@ impl Config {
             .collect()
     }
 
-    /// This role's NATS login, when `queue.nats_user` is set.
-    pub fn nats_login(&self) -> Option<resizer_core::credentials::Login> {
-        (!self.queue.nats_user.is_empty()).then(|| resizer_core::credentials::Login {
-            user: self.queue.nats_user.clone(),
-            password: self.queue.nats_password.0.clone(),
-        })
+    /// How this role reaches NATS: its user (`queue.nats_user`) and TLS trust (`tls.ca_file`).
+    pub fn nats_access(&self) -> resizer_core::credentials::NatsAccess {
+        resizer_core::credentials::NatsAccess {
+            login: (!self.queue.nats_user.is_empty()).then(|| resizer_core::credentials::Login {
+                user: self.queue.nats_user.clone(),
+                password: self.queue.nats_password.0.clone(),
+            }),
+            ca_file: self.tls.ca_file.clone(),
+        }
     }
 
     /// Returns whether the job queue is NATS JetStream rather than in process.

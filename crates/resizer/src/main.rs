@@ -87,6 +87,7 @@ fn main() -> std::process::ExitCode {
     };
     resizer_telemetry::init_logging(&std::env::var("RESIZER_LOG").unwrap_or(config.log.clone()));
     keep_data_private(&config.data_dir);
+    resizer_api::tls::install_default_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("resizer-rt")

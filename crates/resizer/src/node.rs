@@ -76,7 +76,7 @@ pub fn jetstream_config(config: &Config) -> JetStreamConfig {
     js.max_jobs = config.queue_capacity() as u64;
     js.publish_timeout = Duration::from_millis(config.queue.publish_timeout_ms);
     js.ack_wait = Duration::from_millis(config.queue.ack_wait_ms);
-    js.login = config.nats_login();
+    js.access = config.nats_access();
     js
 }
 
@@ -109,12 +109,12 @@ impl JobPath {
         let usage = usage_log(config)?;
         let shipper = {
             let (log, servers, replicas) = (usage.clone(), config.nats_servers(), config.queue.replicas);
-            let login = config.nats_login();
+            let access = config.nats_access();
             let every = Duration::from_millis(config.usage.ship_every_ms.max(10));
             tokio::spawn(async move {
                 // Until the stream answers, records wait in the local log.
                 loop {
-                    match JetStreamUsageSink::connect(servers.clone(), replicas, login.as_ref()).await {
+                    match JetStreamUsageSink::connect(servers.clone(), replicas, &access).await {
                         Ok(sink) => break ship::ship_forever(log, Arc::new(sink), every).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "usage staging stream unavailable; records stay in the local log");
@@ -338,17 +338,35 @@ pub struct Served {
     pub listener: TcpListener,
     /// What it serves.
     pub router: axum::Router,
+    /// TLS, for listeners between roles when `tls.cert_file` is set.
+    pub tls: Option<Arc<resizer_api::tls::ServerConfig>>,
 }
 
 impl Served {
-    /// Names a listener and its router.
+    /// Names a listener and its router (plain HTTP).
     pub fn new(name: &'static str, listener: TcpListener, router: axum::Router) -> Self {
         Self {
             name,
             listener,
             router,
+            tls: None,
         }
     }
+
+    /// Serves TLS with `config` (none: plain HTTP).
+    pub fn with_tls(mut self, config: Option<Arc<resizer_api::tls::ServerConfig>>) -> Self {
+        self.tls = config;
+        self
+    }
+}
+
+/// The TLS server configuration of the listeners between roles (admin with the
+/// identity feed, internal), when `tls.cert_file` and `tls.key_file` are set.
+pub fn tls_server(config: &Config) -> anyhow::Result<Option<Arc<resizer_api::tls::ServerConfig>>> {
+    let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) else {
+        return Ok(None);
+    };
+    Ok(Some(resizer_api::tls::server_config(cert, key)?))
 }
 
 /// Serves routers on their listeners until SIGTERM/SIGINT, then stops
@@ -387,6 +405,7 @@ pub async fn serve_in_stages(
                     s.router,
                     s.name,
                     limits,
+                    s.tls,
                     stopped.clone(),
                 ))
             })

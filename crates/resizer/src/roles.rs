@@ -70,7 +70,7 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(%admin_addr, store = backend, "resizer identity ready");
     node::serve_until_signal(
-        vec![Served::new("admin", admin_listener, admin.router())],
+        vec![Served::new("admin", admin_listener, admin.router()).with_tls(node::tls_server(&config)?)],
         config.http_limits(),
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
@@ -103,6 +103,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let source = Arc::new(HttpChangeSource::new(
         &config.identity.url,
         config.cluster_secret()?,
+        config.tls.ca_file.as_deref(),
     )?);
     let (stop_follower, follower_stopped) = watch::channel(false);
     let follower = tokio::spawn(
@@ -121,17 +122,16 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     // staging area and result table on its internal port, by URL.
     let (jobs, node_id) = if config.distributed_queue() {
         let internal_listener = node::bind(&config.api.internal_listen).await?;
+        let tls = node::tls_server(&config)?;
         let internal_url = if config.api.internal_url.is_empty() {
-            format!("http://{}", internal_listener.local_addr()?)
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", internal_listener.local_addr()?)
         } else {
             config.api.internal_url.trim_end_matches('/').to_string()
         };
         let jobs = JobPath::distributed(&config).await?;
-        late_servers.push(Served::new(
-            "internal",
-            internal_listener,
-            jobs.internal(&config)?.router(),
-        ));
+        late_servers
+            .push(Served::new("internal", internal_listener, jobs.internal(&config)?.router()).with_tls(tls));
         (jobs, internal_url)
     } else {
         (JobPath::start(&config, &node_id)?, node_id)
@@ -183,6 +183,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let transport = Arc::new(HttpTransport::new(
         config.worker_api_nodes(),
         config.limits.max_body_bytes,
+        config.tls.ca_file.as_deref(),
     )?);
     let queue = Arc::new(
         JetStreamQueue::connect(node::jetstream_config(&config), true)
@@ -208,13 +209,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(%addr, worker = %name, threads, "resizer worker ready");
-    node::serve_until_signal(
-        vec![Served::new("health", listener, router)],
-        config.http_limits(),
-        ready,
-        Duration::from_secs(1),
-    )
-    .await;
+    serve_health(listener, router, &config, ready).await;
     // Stop pulling; jobs in progress finish and are acked (bounded).
     let _ = stop_worker.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), worker_task).await;
@@ -251,7 +246,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
             replicas: config.queue.replicas,
             name: name.clone(),
             lease_ttl: Duration::from_millis(config.usage.lease_ttl_ms.max(500)),
-            login: config.nats_login(),
+            access: config.nats_access(),
         },
         store,
         archive,
@@ -274,13 +269,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(metrics_addr = %addr, aggregator = %name, "resizer aggregator ready");
-    node::serve_until_signal(
-        vec![Served::new("health", listener, router)],
-        config.http_limits(),
-        ready,
-        Duration::from_secs(1),
-    )
-    .await;
+    serve_health(listener, router, &config, ready).await;
     let _ = stop.send(true);
     match tokio::time::timeout(Duration::from_secs(10), task).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "aggregator failed"),
@@ -305,4 +294,15 @@ async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc
         store: Arc::new(store),
         archive: node::usage_archive(config, config.data_dir.join("archive"))?,
     })))
+}
+
+/// Serves a role's `/healthz` and `/metrics` until SIGTERM/SIGINT.
+async fn serve_health(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    config: &Config,
+    ready: Arc<AtomicBool>,
+) {
+    let servers = vec![Served::new("health", listener, router)];
+    node::serve_until_signal(servers, config.http_limits(), ready, Duration::from_secs(1)).await;
 }

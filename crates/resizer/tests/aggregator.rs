@@ -6,78 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Options, Server};
+use common::{Options, Server, start_nats};
 use resizer_core::ids::TenantId;
 use resizer_usage::UsageRecord;
 use resizer_usage::archive::ObjectStore;
 use resizer_usage::s3::{S3Config, S3Store};
 use resizer_usage::testing::Garage;
-
-fn nats_server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RESIZER_NATS_SERVER") {
-        return p.into();
-    }
-    let tools = std::env::var_os("RESIZER_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-            cache.join("resizer-tools")
-        });
-    tools.join("venv/bin/nats-server")
-}
-
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_nats() -> Nats {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(nats_server_bin())
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting nats-server (installed by scripts/setup.sh)");
-    let url = format!("nats://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nats-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Nats {
-        child,
-        url,
-        _dir: dir,
-    }
-}
 
 fn records(tenant: &TenantId, n: usize) -> Vec<UsageRecord> {
     let now = resizer_core::time::now_unix_ms();

@@ -452,3 +452,66 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RESIZER_NATS_SERVER") {
+        return p.into();
+    }
+    let tools = std::env::var_os("RESIZER_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+            cache.join("resizer-tools")
+        });
+    tools.join("venv/bin/nats-server")
+}
+
+pub struct Nats {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub use resizer_usage::testing::free_port;
+
+/// A single JetStream nats-server on a free loopback port, stopped on drop.
+pub async fn start_nats() -> Nats {
+    start_nats_with(&[]).await
+}
+
+/// Like [`start_nats`], with more server flags (users, TLS).
+pub async fn start_nats_with(extra: &[&str]) -> Nats {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(nats_server_bin())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nats-server (installed by scripts/setup.sh)");
+    let url = format!("nats://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nats {
+        child,
+        url,
+        _dir: dir,
+    }
+}
