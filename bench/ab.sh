@@ -6,7 +6,7 @@
 #   DUR=10 CONC=16 bench/ab.sh ...
 #
 # Loopback only, bounded (ROUNDS × 2 × (3 s warm-up + DUR)), each server stopped after its run.
-# resizer-bench comes from this tree's release build.
+# resizer-bench comes from this tree's release build, or RESIZER_BENCH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1 NEW=$2 ROUNDS=${3:-2}
@@ -16,7 +16,7 @@ DUR=${DUR:-10}
 CONC=${CONC:-16}
 PORT=${PORT:-18380}
 TOKEN=ab-admin-token-0123456789
-cargo build -q --release --locked -p resizer-bench >&2
+if [ -z "${RESIZER_BENCH:-}" ]; then cargo build -q --release --locked -p resizer-bench >&2; fi
 BENCH=${RESIZER_BENCH:-target/release/resizer-bench}
 
 one() {
