@@ -5,6 +5,7 @@
 //! so a tenant can reach up to N × its rate in aggregate; see docs.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,14 +13,18 @@ use std::time::{Duration, Instant};
 use resizer_core::ids::TenantId;
 use resizer_core::rate_limit::TokenBucket;
 
-/// Buckets by tenant. One entry per tenant that has sent a request; the
-/// tenant count is bounded by the identity store.
-pub struct RateLimiters {
+/// Token buckets by key: tenants for their rates, client addresses for wrong
+/// secrets. At most [`MAX_KEYS`] are remembered; past it the table starts
+/// over (tenants are bounded by the identity store; addresses are not).
+pub struct RateLimiters<K = TenantId> {
     epoch: Instant,
-    buckets: Mutex<HashMap<TenantId, TokenBucket>>,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
 }
 
-impl Default for RateLimiters {
+/// Keys a limiter remembers before it starts over.
+const MAX_KEYS: usize = 100_000;
+
+impl<K> Default for RateLimiters<K> {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
@@ -28,72 +33,54 @@ impl Default for RateLimiters {
     }
 }
 
-impl RateLimiters {
-    /// Takes a token for `tenant`, or returns how long until one is available.
-    pub fn try_acquire(&self, tenant: &TenantId, rate_per_sec: u32, burst: u32) -> Result<(), Duration> {
+impl<K: Hash + Eq + Clone> RateLimiters<K> {
+    /// Takes a token for `key`, or returns how long until one is available.
+    pub fn try_acquire(&self, key: &K, rate_per_sec: u32, burst: u32) -> Result<(), Duration> {
+        self.with_bucket(key, burst, |b, now| b.try_acquire(now, rate_per_sec, burst))
+    }
+
+    /// Whether `key` has a token now, without taking it.
+    pub fn check(&self, key: &K, rate_per_sec: u32, burst: u32) -> Result<(), Duration> {
+        self.with_bucket(key, burst, |b, now| b.check(now, rate_per_sec, burst))
+    }
+
+    fn with_bucket<T>(&self, key: &K, burst: u32, f: impl FnOnce(&mut TokenBucket, u64) -> T) -> T {
         let now = self.epoch.elapsed().as_nanos() as u64;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        buckets
-            .entry(tenant.clone())
-            .or_insert_with(|| TokenBucket::new_full(burst, now))
-            .try_acquire(now, rate_per_sec, burst)
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+            buckets.clear();
+        }
+        let bucket = buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::new_full(burst, now));
+        f(bucket, now)
     }
 }
 
 /// Wrong secrets a client address may present: a burst, then one a second.
 const GUESSES_BURST: u32 = 10;
 const GUESSES_PER_SEC: u32 = 1;
-/// Addresses remembered; past it the table starts over (an attacker with that
-/// many addresses is not stopped by a per-address throttle anyway).
-const GUESSERS_MAX: usize = 10_000;
 
 /// Throttles clients that present wrong secrets (the admin token): once an
-/// address has used its budget of wrong guesses it is refused with 429 before
+/// address has used its budget of wrong guesses it is refused (429) before
 /// its next attempt is even checked, so a short token cannot be searched at
 /// wire speed. A right secret costs nothing.
-pub struct GuessThrottle {
-    epoch: Instant,
-    clients: Mutex<HashMap<IpAddr, Guesser>>,
-}
-
-struct Guesser {
-    bucket: TokenBucket,
-    /// Refused until this instant (nanoseconds after `epoch`).
-    blocked_until: u64,
-}
-
-impl Default for GuessThrottle {
-    fn default() -> Self {
-        Self {
-            epoch: Instant::now(),
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-}
+#[derive(Default)]
+pub struct GuessThrottle(RateLimiters<IpAddr>);
 
 impl GuessThrottle {
+    /// The bucket holds one more than the burst: the burst's guesses are free,
+    /// the one after it is still checked, and its failure empties the bucket.
+    const CAPACITY: u32 = GUESSES_BURST + 1;
+
     /// How long `client` must still wait before it may try a secret; `None` if it may now.
     pub fn blocked(&self, client: IpAddr) -> Option<Duration> {
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let until = clients.get(&client)?.blocked_until;
-        (until > now).then(|| Duration::from_nanos(until - now))
+        self.0.check(&client, GUESSES_PER_SEC, Self::CAPACITY).err()
     }
 
     /// Counts a wrong secret from `client`.
     pub fn failed(&self, client: IpAddr) {
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if clients.len() >= GUESSERS_MAX && !clients.contains_key(&client) {
-            clients.clear();
-        }
-        let guesser = clients.entry(client).or_insert_with(|| Guesser {
-            bucket: TokenBucket::new_full(GUESSES_BURST, now),
-            blocked_until: 0,
-        });
-        if let Err(wait) = guesser.bucket.try_acquire(now, GUESSES_PER_SEC, GUESSES_BURST) {
-            guesser.blocked_until = now + wait.as_nanos() as u64;
-        }
+        let _ = self.0.try_acquire(&client, GUESSES_PER_SEC, Self::CAPACITY);
     }
 }
 

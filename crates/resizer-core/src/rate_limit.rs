@@ -29,16 +29,27 @@ impl TokenBucket {
         rate_per_sec: u32,
         burst: u32,
     ) -> Result<(), std::time::Duration> {
+        self.check(now_nanos, rate_per_sec, burst)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Like [`TokenBucket::try_acquire`] without taking the token: whether one
+    /// is there now, or how long until one is.
+    pub fn check(
+        &mut self,
+        now_nanos: u64,
+        rate_per_sec: u32,
+        burst: u32,
+    ) -> Result<(), std::time::Duration> {
         let rate = f64::from(rate_per_sec.max(1));
         let elapsed = now_nanos.saturating_sub(self.last_nanos) as f64 / 1e9;
         self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst.max(1)));
         self.last_nanos = self.last_nanos.max(now_nanos);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
-            let wait = (1.0 - self.tokens) / rate;
-            Err(std::time::Duration::from_secs_f64(wait))
+            Err(std::time::Duration::from_secs_f64((1.0 - self.tokens) / rate))
         }
     }
 }
