@@ -18,9 +18,10 @@ use resizer_usage::query::UsageQueries;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::admission::bearer;
+use crate::body::read_body;
 use crate::error::{self, ApiError};
 use crate::observe::observe;
-use crate::public::{bearer, read_body};
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: u64 = 64 * 1024;

@@ -7,6 +7,7 @@ use resizer_core::ErrorCode;
 use resizer_core::params::ParamError;
 use resizer_identity::{AuthError, IdentityError};
 use resizer_imaging::ImagingError;
+use resizer_jobs::RunError;
 use resizer_queue::QueueError;
 
 /// An error on its way to the client.
@@ -113,6 +114,27 @@ impl From<QueueError> for ApiError {
                 "the job queue is unavailable; retry shortly",
             )
             .retry_after(1),
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::StagingFull => Self::overloaded("staging area full"),
+            RunError::Queue(q) => q.into(),
+            RunError::DeadlineExceeded => Self::new(ErrorCode::DeadlineExceeded, e.to_string()),
+            RunError::Lost => Self::new(ErrorCode::Internal, e.to_string()),
+            // A worker's internal detail stays in the worker's log.
+            RunError::Failed(f) if f.code == ErrorCode::Internal => {
+                Self::new(ErrorCode::Internal, "an internal error occurred")
+            }
+            RunError::Failed(f)
+                if matches!(f.code, ErrorCode::Overloaded | ErrorCode::DependencyUnavailable) =>
+            {
+                Self::new(f.code, f.message).retry_after(1)
+            }
+            RunError::Failed(f) => Self::new(f.code, f.message),
         }
     }
 }

@@ -17,18 +17,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use resizer_core::ErrorCode;
 use resizer_core::ids::JobId;
-use resizer_queue::transport::{META_HEADER, OUTCOME_HEADER};
-use resizer_queue::{JobFailure, JobOutput, JobOutputMeta};
+use resizer_jobs::results::ResultWaiters;
+use resizer_jobs::staging::StagingArea;
+use resizer_jobs::transport::{META_HEADER, OUTCOME_HEADER, routes};
+use resizer_jobs::{JobFailure, JobOutput, JobOutputMeta};
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use resizer_core::capability::JobSigner;
 
+use crate::admission::bearer;
+use crate::body::read_body;
 use crate::error::{self, ApiError};
-use crate::public::bearer;
-use crate::public::read_body;
-use crate::results::ResultWaiters;
-use crate::staging::StagingArea;
 
 /// What the internal handlers share.
 #[derive(Clone)]
@@ -59,8 +59,8 @@ impl InternalState {
     /// Returns the internal router.
     pub fn router(self) -> Router {
         Router::new()
-            .route("/internal/v1/staging/{key}", get(fetch_staged))
-            .route("/internal/v1/results/{job_id}", post(deliver_result))
+            .route(routes::STAGING, get(fetch_staged))
+            .route(routes::RESULTS, post(deliver_result))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.signer.clone(),
                 require_job_token,
@@ -145,7 +145,7 @@ mod tests {
     const SECRET: &str = "cluster-secret-0123456789";
 
     async fn fetch(router: &Router, key: &str, token: &str) -> u16 {
-        let request = HttpRequest::get(format!("/internal/v1/staging/{key}"))
+        let request = HttpRequest::get(routes::staging_url("", key))
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap();
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(fetch(&router, &a, "").await, 401);
         // Delivering a result needs the job's token too.
         let deliver = |token: String| {
-            HttpRequest::post(format!("/internal/v1/results/{a}"))
+            HttpRequest::post(routes::result_url("", &a))
                 .header("authorization", format!("Bearer {token}"))
                 .header(OUTCOME_HEADER, "failed")
                 .body(Body::from(r#"{"code":"internal","message":"x"}"#))

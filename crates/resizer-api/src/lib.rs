@@ -5,16 +5,17 @@
 //! here, once, in [`error`].
 //!
 //! # Layout
-//! - [`public`]: `POST /v1/resize`, `/healthz`, `/readyz`, `/metrics`.
+//! - [`public`]: the public port's state and routes, `/healthz`, `/readyz`, `/metrics`, `/v1/usage`.
+//! - [`resize`]: `POST /v1/resize`, a thin handler over the steps below and
+//!   [`resizer_jobs::JobRunner`].
+//! - [`admission`]: room on the node, the key, the tenant's rate and share (before the body).
+//! - [`body`]: reading bodies within their limits; draining an early refusal's.
+//! - [`metering`]: the usage record every metered request leaves before it is answered.
 //! - [`admin`]: tenants and keys on the admin port, behind the admin token.
 //! - [`internal`]: the internal port of a distributed API node: workers fetch staged
-//!   input and deliver results there, behind the cluster secret.
-//! - [`staging`]: the bounded staging area holding input bytes until a worker fetches them.
-//! - [`results`]: job id → waiting request; the first result wins.
-//! - [`transport`]: in-process [`resizer_queue::StagingClient`] and
-//!   [`resizer_queue::ResultSink`] over the two above, for embedded mode.
+//!   input and deliver results there, each behind its job's token
+//!   (routes in [`resizer_jobs::transport::routes`]).
 //! - [`rate_limit`]: per-tenant token buckets.
-//! - [`joins`]: identical in-flight requests share one job; per-tenant in-flight caps.
 //! - [`usage`]: usage and audit queries (`/v1/usage`, `/admin/v1/usage`, `/admin/v1/audit`).
 //! - [`listener`]: every HTTP listener: connection cap, head/idle/body timeouts, graceful stop.
 //! - [`tls`]: certificates for the listeners between roles (admin/feed, internal).
@@ -22,17 +23,17 @@
 //! - [`error`]: [`ApiError`] and the JSON error body.
 
 pub mod admin;
+pub mod admission;
+pub mod body;
 pub mod error;
 pub mod internal;
-pub mod joins;
 pub mod listener;
+pub mod metering;
 pub mod observe;
 pub mod public;
 pub mod rate_limit;
-pub mod results;
-pub mod staging;
+pub mod resize;
 pub mod tls;
-pub mod transport;
 pub mod usage;
 
 pub use admin::{AdminState, AdminToken};

@@ -27,8 +27,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::job::JobDescriptor;
-use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError};
+use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError, QueueItem};
 
 /// The API error code JetStream answers when a bounded stream refuses a message.
 const STREAM_FULL_CODES: [u64; 2] = [10077, 10078];
@@ -346,12 +345,10 @@ impl JetStreamQueue {
         &self,
         js: &jetstream::Context,
         lane: &Lane,
-        job: &JobDescriptor,
+        id: &str,
         payload: &bytes::Bytes,
     ) -> Result<(), Attempt> {
-        let message = PublishMessage::build()
-            .payload(payload.clone())
-            .message_id(job.job_id.as_str());
+        let message = PublishMessage::build().payload(payload.clone()).message_id(id);
         let attempt = async {
             let ack = js.send_publish(lane.subject.clone(), message).await?;
             ack.await
@@ -364,21 +361,37 @@ impl JetStreamQueue {
         }
     }
 
-    /// Waits up to `max_wait` for one job from any stream; see [`JobQueueBackend::pull`].
-    async fn pull_any(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+    /// Waits up to `max_wait` for one message from any stream; see [`JobQueueBackend::pull`].
+    async fn pull_any(&self, max_wait: Duration) -> Result<Option<jetstream::Message>, QueueError> {
         let n = self.lanes.len();
         let start = self.next_pull.fetch_add(1, Ordering::Relaxed);
-        let order: Vec<&Lane> = (0..n)
+        let order: Vec<&PullConsumer> = (0..n)
             .map(|k| &self.lanes[(start + k) % n])
-            .filter(|lane| lane.consumer.is_some() && !self.skipped(&lane.skip_pull_until))
+            .filter(|lane| !self.skipped(&lane.skip_pull_until))
+            .filter_map(|lane| lane.consumer.as_ref())
             .collect();
         if order.is_empty() {
             tokio::time::sleep(max_wait.min(Duration::from_millis(200))).await;
             return Ok(None);
         }
-        // Busy queue: take the head of the first stream that has one, without waiting.
-        for lane in &order {
-            let consumer = lane.consumer.as_ref().expect("filtered");
+        // Busy queue: the head of the first stream that has one, without waiting.
+        if let Some(message) = self.take_ready(start).await {
+            return Ok(Some(message));
+        }
+        Ok(self.wait_any(order, max_wait).await)
+    }
+
+    /// Takes one waiting message from the first stream (from lane `start` on)
+    /// that has one; a stream that fails is skipped for a while.
+    async fn take_ready(&self, start: usize) -> Option<jetstream::Message> {
+        let n = self.lanes.len();
+        for lane in (0..n).map(|k| &self.lanes[(start + k) % n]) {
+            let Some(consumer) = lane.consumer.as_ref() else {
+                continue;
+            };
+            if self.skipped(&lane.skip_pull_until) {
+                continue;
+            }
             let fetched = tokio::time::timeout(self.config.publish_timeout, async {
                 let mut batch = consumer
                     .fetch()
@@ -394,7 +407,7 @@ impl JetStreamQueue {
             })
             .await;
             match fetched {
-                Ok(Ok(Some(message))) => return decode(message).await.map(Some),
+                Ok(Ok(Some(message))) => return Some(message),
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(stream = %lane.name, error = %e, "pull failed; skipping the stream for a while");
@@ -403,13 +416,21 @@ impl JetStreamQueue {
                 Err(_) => self.skip(&lane.skip_pull_until),
             }
         }
-        // Idle queue: wait on every stream at once for one job. A second job that
-        // lands before the other requests expire is handed straight back (nak), so
-        // this worker never holds more jobs than it asked for.
-        let mut waits: FuturesUnordered<_> = order
-            .iter()
-            .map(|lane| {
-                let consumer = lane.consumer.clone().expect("filtered");
+        None
+    }
+
+    /// Idle queue: waits on every stream at once for one message. A second one
+    /// that lands before the other requests expire is handed straight back
+    /// (nak), so this worker never holds more jobs than it asked for.
+    async fn wait_any(
+        &self,
+        consumers: Vec<&PullConsumer>,
+        max_wait: Duration,
+    ) -> Option<jetstream::Message> {
+        let mut waits: FuturesUnordered<_> = consumers
+            .into_iter()
+            .map(|consumer| {
+                let consumer = consumer.clone();
                 async move {
                     consumer
                         .batch()
@@ -445,21 +466,27 @@ impl JetStreamQueue {
             }
         }
         if !messages.is_empty() {
-            let open = self.open_requests.clone();
-            open.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                while let Some(extra) = messages.next().await {
-                    if let Some(m) = extra {
-                        let _ = m.ack_with(AckKind::Nak(None)).await;
-                    }
+            self.hand_back(messages);
+        }
+        winner
+    }
+
+    /// Naks whatever the still-open pull requests bring, in the background;
+    /// [`JetStreamQueue::quiesce`] waits for them.
+    fn hand_back<F>(&self, mut messages: FuturesUnordered<F>)
+    where
+        F: std::future::Future<Output = Option<jetstream::Message>> + Send + 'static,
+    {
+        let open = self.open_requests.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            while let Some(extra) = messages.next().await {
+                if let Some(m) = extra {
+                    let _ = m.ack_with(AckKind::Nak(None)).await;
                 }
-                open.fetch_sub(1, Ordering::Relaxed);
-            });
-        }
-        match winner {
-            Some(m) => decode(m).await.map(Some),
-            None => Ok(None),
-        }
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -468,10 +495,10 @@ enum Attempt {
     Failed(String),
 }
 
-/// Turns a delivered message into a job; a message that is not one is
+/// Turns a delivered message into an item; a message that is not one is
 /// terminated so it is never redelivered.
-async fn decode(message: jetstream::Message) -> Result<Delivery, QueueError> {
-    match serde_json::from_slice::<JobDescriptor>(&message.payload) {
+async fn decode<M: QueueItem>(message: jetstream::Message) -> Result<Delivery<M>, QueueError> {
+    match serde_json::from_slice::<M>(&message.payload) {
         Ok(job) => Ok(Delivery {
             job,
             acker: Box::new(JetStreamAcker(message)),
@@ -517,9 +544,10 @@ impl Acker for JetStreamAcker {
     }
 }
 
+/// One client serves any item type: the streams carry JSON.
 #[async_trait]
-impl JobQueueBackend for JetStreamQueue {
-    async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
+impl<M: QueueItem> JobQueueBackend<M> for JetStreamQueue {
+    async fn publish(&self, job: &M) -> Result<(), QueueError> {
         let payload = bytes::Bytes::from(serde_json::to_vec(job).map_err(unavailable)?);
         let started = Instant::now();
         let n = self.lanes.len();
@@ -538,7 +566,7 @@ impl JobQueueBackend for JetStreamQueue {
                     return Err(QueueError::Unavailable(last_error));
                 }
                 tried += 1;
-                match self.publish_once(js, lane, job, &payload).await {
+                match self.publish_once(js, lane, job.id(), &payload).await {
                     Ok(()) => return Ok(()),
                     Err(Attempt::Full) => full += 1,
                     Err(Attempt::Failed(e)) => {
@@ -562,8 +590,11 @@ impl JobQueueBackend for JetStreamQueue {
         Err(QueueError::Unavailable(last_error))
     }
 
-    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        self.pull_any(max_wait).await
+    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError> {
+        match self.pull_any(max_wait).await? {
+            Some(message) => decode(message).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     fn depth(&self) -> Option<u64> {

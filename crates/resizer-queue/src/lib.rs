@@ -1,26 +1,21 @@
-//! Moving jobs from API nodes to workers and results back.
+//! The replicated FIFO between API nodes and workers: bounded, fair between
+//! tenants, explicit ack. It carries any [`QueueItem`]; what a job is and how
+//! its bytes and result travel is `resizer-jobs`'s.
 //!
 //! # Layout
-//! - [`job`]: the small descriptor that travels through the queue and the result that comes back.
-//! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`] (FIFO, bounded, explicit ack).
-//! - [`memory`]: the embedded backend, a bounded in-process FIFO.
+//! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`], and [`QueueItem`].
+//! - [`memory`]: the embedded backend, a bounded in-process FIFO, round-robin over tenants.
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
-//! - `testing` (feature `testing`): a sample job descriptor for tests.
-//! - [`transport`]: [`StagingClient`] (worker fetches input bytes from the API node that
-//!   holds them) and [`ResultSink`] (worker hands the result back).
+//! - `testing` (feature `testing`): a minimal item for tests of queues.
 //!
 //! # Backends
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
-//! work-queue streams replicated by Raft. Image bytes never ride the queue.
+//! work-queue streams replicated by Raft. Items are small; image bytes never ride the queue.
 
 pub mod jetstream;
-pub mod job;
 pub mod memory;
 pub mod queue;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod transport;
 
-pub use job::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, JobResult, StagingLocator};
-pub use queue::{Delivery, JobQueue, JobQueueBackend, QueueError};
-pub use transport::{ResultSink, StagingClient, TransportError};
+pub use queue::{Delivery, JobQueue, JobQueueBackend, QueueError, QueueItem};

@@ -24,14 +24,13 @@ use async_trait::async_trait;
 use resizer_core::ids::TenantId;
 use tokio::sync::Notify;
 
-use crate::job::JobDescriptor;
-use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError};
+use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError, QueueItem};
 
 /// A bounded multi-producer, multi-consumer queue, fair between tenants.
-pub struct MemoryJobQueue {
+pub struct MemoryJobQueue<M> {
     capacity: usize,
     /// Held only to move one job in or out, never across an await.
-    state: Mutex<FairQueue>,
+    state: Mutex<FairQueue<M>>,
     /// One permit per published job, so a consumer that starts waiting after
     /// the publish still wakes.
     published: Notify,
@@ -48,18 +47,27 @@ struct WaitBound {
 }
 
 /// Per-tenant FIFOs and the round-robin turn over tenants with waiting jobs.
-#[derive(Default)]
-struct FairQueue {
-    by_tenant: HashMap<TenantId, VecDeque<JobDescriptor>>,
+struct FairQueue<M> {
+    by_tenant: HashMap<TenantId, VecDeque<M>>,
     turn: VecDeque<TenantId>,
     len: usize,
 }
 
-impl FairQueue {
-    fn push(&mut self, job: JobDescriptor) {
-        let queue = self.by_tenant.entry(job.tenant_id.clone()).or_default();
+impl<M> Default for FairQueue<M> {
+    fn default() -> Self {
+        Self {
+            by_tenant: HashMap::new(),
+            turn: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<M: QueueItem> FairQueue<M> {
+    fn push(&mut self, job: M) {
+        let queue = self.by_tenant.entry(job.tenant().clone()).or_default();
         if queue.is_empty() {
-            self.turn.push_back(job.tenant_id.clone());
+            self.turn.push_back(job.tenant().clone());
         }
         queue.push_back(job);
         self.len += 1;
@@ -81,7 +89,7 @@ impl FairQueue {
         own + others
     }
 
-    fn pop(&mut self) -> Option<JobDescriptor> {
+    fn pop(&mut self) -> Option<M> {
         let tenant = self.turn.pop_front()?;
         let queue = self.by_tenant.get_mut(&tenant)?;
         let job = queue.pop_front();
@@ -95,7 +103,7 @@ impl FairQueue {
     }
 }
 
-impl MemoryJobQueue {
+impl<M: QueueItem> MemoryJobQueue<M> {
     /// Creates a queue that holds at most `capacity` jobs.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -167,12 +175,12 @@ impl Acker for TimedAcker {
 }
 
 #[async_trait]
-impl JobQueueBackend for MemoryJobQueue {
-    async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
+impl<M: QueueItem> JobQueueBackend<M> for MemoryJobQueue<M> {
+    async fn publish(&self, job: &M) -> Result<(), QueueError> {
         // One lock for the check and the push, so the bounds hold for the job admitted.
         let refused = {
             let mut state = self.state.lock().map_err(|_| QueueError::Closed)?;
-            let ahead = state.ahead_of(&job.tenant_id) as u64;
+            let ahead = state.ahead_of(job.tenant()) as u64;
             let wait = self.wait.map(|bound| (bound, self.wait_behind(ahead)));
             if let Some((_, wait)) = wait {
                 metrics::gauge!("resizer_queue_expected_wait_seconds").set(wait.as_secs_f64());
@@ -194,7 +202,7 @@ impl JobQueueBackend for MemoryJobQueue {
         Ok(())
     }
 
-    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             let job = self.state.lock().map_err(|_| QueueError::Closed)?.pop();
@@ -225,8 +233,7 @@ impl JobQueueBackend for MemoryJobQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::StagingLocator;
-    use crate::testing::sample_job as job;
+    use crate::testing::{TestItem, sample_item as job};
 
     #[tokio::test]
     async fn test_memory_queue_is_fifo() {
@@ -348,8 +355,8 @@ mod tests {
     async fn test_wait_bound_is_per_tenant_as_the_round_robin_is() {
         let q = MemoryJobQueue::new(100).with_max_wait(Duration::from_millis(30), 1);
         let heavy = job();
-        let heavy_job = || JobDescriptor {
-            job_id: resizer_core::ids::JobId::random(),
+        let heavy_job = || TestItem {
+            id: resizer_core::ids::JobId::random().to_string(),
             ..heavy.clone()
         };
         for _ in 0..6 {
@@ -372,23 +379,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn test_memory_queue_pull_times_out_empty() {
-        let q = MemoryJobQueue::new(2);
+        let q = MemoryJobQueue::<TestItem>::new(2);
         assert!(q.pull(Duration::from_millis(50)).await.unwrap().is_none());
-    }
-
-    #[test]
-    fn test_descriptor_is_small() {
-        // As published in distributed mode: the locator names an API node's internal URL.
-        let mut j = job();
-        j.staging = StagingLocator {
-            node: "http://10.20.30.40:8082".into(),
-            key: j.job_id.to_string(),
-            token: "ab".repeat(32),
-        };
-        j.params.height = Some(320);
-        j.params.quality = Some(80);
-        let bytes = serde_json::to_vec(&j).unwrap();
-        println!("descriptor: {} bytes", bytes.len());
-        assert!(bytes.len() < 512, "descriptor is {} bytes", bytes.len());
     }
 }

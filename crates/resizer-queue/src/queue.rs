@@ -1,11 +1,22 @@
-//! The queue seam: a bounded FIFO of job descriptors with explicit ack.
+//! The queue seam: a bounded FIFO with explicit ack, of any [`QueueItem`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use resizer_core::ids::TenantId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::job::JobDescriptor;
+/// What a queue carries. The queue reads two things of an item: its id
+/// (a republish with the same id inside the dedupe window is dropped) and its
+/// tenant (admission and turns are per tenant); the rest is the caller's.
+pub trait QueueItem: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// Unique per item; the backend's dedupe key.
+    fn id(&self) -> &str;
+    /// Whose item it is.
+    fn tenant(&self) -> &TenantId;
+}
 
 /// Why a publish or pull failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,14 +45,14 @@ pub trait Acker: Send + Sync {
 }
 
 /// A job handed to a worker.
-pub struct Delivery {
+pub struct Delivery<M> {
     /// The job.
-    pub job: JobDescriptor,
+    pub job: M,
     /// How to acknowledge it.
     pub acker: Box<dyn Acker>,
 }
 
-impl Delivery {
+impl<M> Delivery<M> {
     /// Acknowledges the job.
     pub async fn ack(self) -> Result<(), QueueError> {
         self.acker.ack().await
@@ -50,22 +61,27 @@ impl Delivery {
 
 /// A FIFO job queue implementation.
 #[async_trait]
-pub trait JobQueueBackend: Send + Sync + 'static {
+pub trait JobQueueBackend<M: QueueItem>: Send + Sync + 'static {
     /// Appends a job, or fails at once with `Full` when at the bound.
-    async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError>;
+    async fn publish(&self, job: &M) -> Result<(), QueueError>;
     /// Waits up to `max_wait` for the oldest job.
-    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError>;
+    async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError>;
     /// Returns the number of jobs waiting, where the backend knows it cheaply.
     fn depth(&self) -> Option<u64>;
 }
 
 /// The handle every role uses; counts publishes, rejections and depth for any backend.
-#[derive(Clone)]
-pub struct JobQueue(Arc<dyn JobQueueBackend>);
+pub struct JobQueue<M>(Arc<dyn JobQueueBackend<M>>);
 
-impl JobQueue {
+impl<M> Clone for JobQueue<M> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<M: QueueItem> JobQueue<M> {
     /// Wraps a backend.
-    pub fn new(backend: Arc<dyn JobQueueBackend>) -> Self {
+    pub fn new(backend: Arc<dyn JobQueueBackend<M>>) -> Self {
         Self(backend)
     }
 
@@ -85,7 +101,7 @@ impl JobQueue {
     }
 
     /// Publishes a job.
-    pub async fn publish(&self, job: &JobDescriptor) -> Result<(), QueueError> {
+    pub async fn publish(&self, job: &M) -> Result<(), QueueError> {
         let result = self.0.publish(job).await;
         let outcome = match &result {
             Ok(()) => "ok",
@@ -99,7 +115,7 @@ impl JobQueue {
     }
 
     /// Pulls the oldest job, waiting up to `max_wait`.
-    pub async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery>, QueueError> {
+    pub async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError> {
         let result = self.0.pull(max_wait).await;
         self.record_depth();
         result

@@ -1,33 +1,34 @@
-//! Test support (feature `testing`, and this crate's own tests): a valid job
-//! descriptor for tests of queues and workers.
+//! Test support (feature `testing`, and this crate's own tests): a minimal
+//! queue item, for tests of queues that need nothing but ids and tenants.
 
-use resizer_core::ImageFormat;
-use resizer_core::ids::{JobId, RequestId, TenantId};
-use resizer_core::params::{Fit, FormatChoice, ResizeParams};
+use resizer_core::ids::{JobId, TenantId};
+use serde::{Deserialize, Serialize};
 
-use crate::job::{JobDescriptor, StagingLocator};
+use crate::QueueItem;
 
-/// A small JPEG job of a fresh tenant that never expires, staged under key `k` on node `local`.
-pub fn sample_job() -> JobDescriptor {
-    JobDescriptor {
-        job_id: JobId::random(),
+/// An item with an id and a tenant and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestItem {
+    /// Random per item.
+    pub id: String,
+    /// Random per item unless set.
+    pub tenant_id: TenantId,
+}
+
+impl QueueItem for TestItem {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn tenant(&self) -> &TenantId {
+        &self.tenant_id
+    }
+}
+
+/// An item of a fresh tenant.
+pub fn sample_item() -> TestItem {
+    TestItem {
+        id: JobId::random().to_string(),
         tenant_id: TenantId::random(),
-        request_id: RequestId::random(),
-        staging: StagingLocator {
-            node: "local".into(),
-            key: "k".into(),
-            token: String::new(),
-        },
-        params: ResizeParams {
-            width: Some(10),
-            height: None,
-            fit: Fit::Contain,
-            format: FormatChoice::Auto,
-            quality: None,
-            enlarge: false,
-        },
-        output: ImageFormat::Jpeg,
-        deadline_unix_ms: u64::MAX,
-        enqueued_unix_ms: 0,
     }
 }

@@ -5,11 +5,9 @@
 //!   (one per core by default), so resizing never blocks the async runtime.
 //! - [`worker`]: [`Worker`], the pull loop: it takes no more jobs than the pool
 //!   has free threads, drops expired or orphaned jobs, and acks after delivery.
-//! - [`http`]: [`http::HttpTransport`], how a distributed worker reaches API nodes.
 //! - [`cpu_time`]: the calling thread's own CPU time, for metering.
 
 pub mod cpu_time;
-pub mod http;
 pub mod pool;
 pub mod worker;
 

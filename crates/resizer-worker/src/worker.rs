@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use resizer_core::ErrorCode;
 use resizer_core::time::now_unix_ms;
-use resizer_queue::{Delivery, JobFailure, JobOutput, JobOutputMeta, JobQueue, ResultSink, StagingClient};
+use resizer_jobs::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, ResultSink, StagingClient};
+use resizer_queue::JobQueue;
+
+/// A job as the queue hands it over.
+type Delivery = resizer_queue::Delivery<JobDescriptor>;
 use tokio::sync::{Semaphore, watch};
 
 use crate::pool::ImagingPool;
@@ -27,7 +31,7 @@ pub struct WorkerConfig {
 /// A worker: pulls jobs while it has free imaging threads.
 pub struct Worker {
     config: WorkerConfig,
-    queue: JobQueue,
+    queue: JobQueue<JobDescriptor>,
     staging: Arc<dyn StagingClient>,
     sink: Arc<dyn ResultSink>,
     pool: Arc<ImagingPool>,
@@ -37,7 +41,7 @@ impl Worker {
     /// Creates a worker over its queue, transports and pool.
     pub fn new(
         config: WorkerConfig,
-        queue: JobQueue,
+        queue: JobQueue<JobDescriptor>,
         staging: Arc<dyn StagingClient>,
         sink: Arc<dyn ResultSink>,
         pool: Arc<ImagingPool>,
@@ -203,8 +207,8 @@ mod tests {
 
     use async_trait::async_trait;
     use resizer_imaging::Limits;
-    use resizer_queue::testing::sample_job as job;
-    use resizer_queue::{JobDescriptor, JobResult, StagingLocator, TransportError};
+    use resizer_jobs::testing::sample_job as job;
+    use resizer_jobs::{JobResult, StagingLocator, TransportError};
 
     use super::*;
 

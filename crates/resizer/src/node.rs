@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use resizer_api::listener::{self, ListenerLimits};
-use resizer_api::results::ResultWaiters;
-use resizer_api::staging::StagingArea;
-use resizer_api::transport::InProcessTransport;
 use resizer_api::{ApiConfig, ApiState, InternalState};
 use resizer_core::capability::JobSigner;
 use resizer_identity::{AuthCache, IdentityStore, SqliteIdentityStore};
 use resizer_imaging::Limits;
+use resizer_jobs::in_process::InProcessTransport;
+use resizer_jobs::results::ResultWaiters;
+use resizer_jobs::staging::StagingArea;
+use resizer_jobs::{JobDescriptor, JobRunner};
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
 use resizer_usage::archive::{Archive, LocalDirStore, ObjectStore};
@@ -56,7 +57,7 @@ pub fn limits(config: &Config) -> Limits {
 /// The job path of one API node: queue, staging area, result waiters and,
 /// in embedded mode, the worker pool.
 pub struct JobPath {
-    queue: JobQueue,
+    queue: JobQueue<JobDescriptor>,
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
     /// In-process workers (embedded mode); none when workers are separate processes.
@@ -146,7 +147,7 @@ impl JobPath {
     }
 
     /// The embedded job path: a bounded in-process queue and this process's workers.
-    pub fn start(config: &Config, node_id: &str) -> anyhow::Result<Self> {
+    pub fn embedded(config: &Config, node: &str) -> anyhow::Result<Self> {
         let threads = config.worker_threads();
         let queue = if config.queue.max_wait_ms == 0 {
             JobQueue::memory(config.queue_capacity())
@@ -160,7 +161,7 @@ impl JobPath {
         let staging = StagingArea::new(config.api.staging_max_bytes);
         let results = ResultWaiters::new();
         let transport = Arc::new(InProcessTransport {
-            node_id: node_id.into(),
+            node: node.into(),
             staging: staging.clone(),
             results: results.clone(),
         });
@@ -168,7 +169,7 @@ impl JobPath {
         let (stop_workers, workers_stopped) = watch::channel(false);
         let worker = Worker::new(
             WorkerConfig {
-                name: format!("{node_id}-worker"),
+                name: format!("{node}-worker"),
                 pull_wait: Duration::from_millis(500),
             },
             queue.clone(),
@@ -198,35 +199,35 @@ impl JobPath {
         self.threads
     }
 
-    /// Builds the public API over this job path.
-    pub fn api(
-        &self,
-        config: &Config,
-        node_id: &str,
-        auth: Arc<AuthCache>,
-        ready: Arc<AtomicBool>,
-    ) -> ApiState {
+    /// Builds the public API over this job path; `node` is how workers reach
+    /// this node (its name in process, its internal URL when distributed).
+    pub fn api(&self, config: &Config, node: &str, auth: Arc<AuthCache>, ready: Arc<AtomicBool>) -> ApiState {
+        // Workers in other processes prove each job with its token.
+        let signer = if config.distributed_queue() {
+            config.cluster_secret().ok().map(JobSigner::new)
+        } else {
+            None
+        };
+        let jobs = JobRunner::new(
+            node.into(),
+            self.queue.clone(),
+            self.staging.clone(),
+            self.results.clone(),
+        )
+        .with_signer(signer)
+        .with_joins(config.api.join_identical);
         ApiState::new(
             ApiConfig {
-                node_id: node_id.into(),
+                node: node.into(),
                 max_body_bytes: config.limits.max_body_bytes,
                 limits: limits(config),
                 job_deadline: Duration::from_millis(config.api.job_deadline_ms),
                 body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
                 max_in_flight: config.api.max_in_flight,
                 max_in_flight_per_tenant: config.tenant_in_flight_cap(),
-                join_identical: config.api.join_identical,
-                // Workers in other processes prove each job with its token.
-                job_signer: if config.distributed_queue() {
-                    config.cluster_secret().ok().map(JobSigner::new)
-                } else {
-                    None
-                },
             },
             auth,
-            self.queue.clone(),
-            self.staging.clone(),
-            self.results.clone(),
+            Arc::new(jobs),
             ready,
             Some(self.usage.clone()),
         )

@@ -13,12 +13,12 @@ use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
 use tokio::sync::watch;
 
+use resizer_jobs::http_client::HttpTransport;
 use resizer_queue::JobQueue;
 use resizer_queue::jetstream::JetStreamQueue;
 use resizer_usage::lease::{StreamAggregator, StreamAggregatorConfig};
 use resizer_usage::postgres::PostgresUsageStore;
 use resizer_usage::query::{LocalUsage, UsageQueries};
-use resizer_worker::http::HttpTransport;
 use resizer_worker::{Worker, WorkerConfig};
 
 use crate::config::Config;
@@ -134,7 +134,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
             .push(Served::new("internal", internal_listener, jobs.internal(&config)?.router()).with_tls(tls));
         (jobs, internal_url)
     } else {
-        (JobPath::start(&config, &node_id)?, node_id)
+        (JobPath::embedded(&config, &node_id)?, node_id)
     };
     let ready = Arc::new(AtomicBool::new(false));
     let mut api = jobs

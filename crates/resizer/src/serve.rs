@@ -37,7 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
 
     // The job path: API → queue → workers → back to the API, all in process.
-    let jobs = JobPath::start(&config, EMBEDDED_NODE)?;
+    let jobs = JobPath::embedded(&config, EMBEDDED_NODE)?;
 
     // Usage: the node's log → the in-process aggregator → roll-ups and archive.
     let usage_dir = config.data_dir.join("usage");

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use resizer_core::ids::{JobId, RequestId, TenantId};
 use resizer_core::params::ResizeParams;
 use resizer_core::{ErrorCode, ImageFormat};
+use resizer_queue::QueueItem;
 use serde::{Deserialize, Serialize};
 
 /// Where a job's input bytes are staged: which API node, under which key.
@@ -38,6 +39,17 @@ pub struct JobDescriptor {
     pub deadline_unix_ms: u64,
     /// When the API node published the job (Unix ms), for queue-wait metrics.
     pub enqueued_unix_ms: u64,
+}
+
+/// Deduplicated by job id (a republish after a lost ack is one job); fair by tenant.
+impl QueueItem for JobDescriptor {
+    fn id(&self) -> &str {
+        self.job_id.as_str()
+    }
+
+    fn tenant(&self) -> &TenantId {
+        &self.tenant_id
+    }
 }
 
 impl JobDescriptor {
@@ -95,3 +107,24 @@ pub struct JobFailure {
 
 /// What a worker reports for a job.
 pub type JobResult = Result<JobOutput, JobFailure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_descriptor_is_small() {
+        // As published in distributed mode: the locator names an API node's internal URL.
+        let mut j = crate::testing::sample_job();
+        j.staging = StagingLocator {
+            node: "http://10.20.30.40:8082".into(),
+            key: j.job_id.to_string(),
+            token: "ab".repeat(32),
+        };
+        j.params.height = Some(320);
+        j.params.quality = Some(80);
+        let bytes = serde_json::to_vec(&j).unwrap();
+        println!("descriptor: {} bytes", bytes.len());
+        assert!(bytes.len() < 512, "descriptor is {} bytes", bytes.len());
+    }
+}

@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
+use crate::job::{JobDescriptor, JobResult, StagingLocator};
+use crate::transport::{ResultSink, StagingClient, TransportError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use resizer_queue::{JobDescriptor, JobResult, ResultSink, StagingClient, StagingLocator, TransportError};
 
 use crate::results::ResultWaiters;
 use crate::staging::StagingArea;
 
 /// Staging and results of the API node in this process.
 pub struct InProcessTransport {
-    /// This node's id; locators naming another node are not ours to serve.
-    pub node_id: String,
+    /// This node's name in locators; a locator naming another node is not ours to serve.
+    pub node: String,
     /// The staging area.
     pub staging: Arc<StagingArea>,
     /// The waiting requests.
@@ -23,7 +24,7 @@ pub struct InProcessTransport {
 #[async_trait]
 impl StagingClient for InProcessTransport {
     async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
-        if locator.node != self.node_id {
+        if locator.node != self.node {
             return Err(TransportError::Unreachable(format!(
                 "unknown api node {}",
                 locator.node

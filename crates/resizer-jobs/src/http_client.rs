@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::job::{JobDescriptor, JobResult, StagingLocator};
+use crate::transport::{META_HEADER, OUTCOME_HEADER, ResultSink, StagingClient, TransportError, routes};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use resizer_queue::transport::{META_HEADER, OUTCOME_HEADER};
-use resizer_queue::{JobDescriptor, JobResult, ResultSink, StagingClient, StagingLocator, TransportError};
 
 /// Talks to API nodes' internal ports, proving each job with its own token
 /// (the worker holds no cluster secret).
@@ -71,7 +71,7 @@ impl HttpTransport {
 impl StagingClient for HttpTransport {
     async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
         self.check_node(&locator.node)?;
-        let url = format!("{}/internal/v1/staging/{}", locator.node, locator.key);
+        let url = routes::staging_url(&locator.node, &locator.key);
         let mut response = self
             .client
             .get(url)
@@ -105,7 +105,7 @@ impl StagingClient for HttpTransport {
 impl ResultSink for HttpTransport {
     async fn deliver(&self, job: &JobDescriptor, result: JobResult) -> Result<(), TransportError> {
         self.check_node(&job.staging.node)?;
-        let url = format!("{}/internal/v1/results/{}", job.staging.node, job.job_id);
+        let url = routes::result_url(&job.staging.node, job.job_id.as_str());
         let request = self.client.post(url).bearer_auth(&job.staging.token);
         let request = match result {
             Ok(output) => {

@@ -1,4 +1,4 @@
-//! Joining identical in-flight work and capping each tenant's share.
+//! Joining identical in-flight work.
 //!
 //! Identical means: same tenant, same input bytes (SHA-256), same parameters
 //! and output format. Such requests share one job: the first leads, the others
@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use resizer_core::ImageFormat;
 use resizer_core::ids::TenantId;
 use resizer_core::params::ResizeParams;
-use resizer_queue::JobOutput;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::error::ApiError;
+use crate::job::JobOutput;
+use crate::runner::RunError;
 
 /// What identical requests share.
-pub type SharedOutcome = Result<JobOutput, ApiError>;
+pub type SharedOutcome = Result<JobOutput, RunError>;
 
 /// The join key of a request.
 pub fn join_key(tenant: &TenantId, input: &[u8], params: &ResizeParams, output: ImageFormat) -> [u8; 32] {
@@ -49,8 +49,6 @@ pub enum Part {
     Leader(LeaderGuard),
     /// Wait for the leader's outcome.
     Follower(watch::Receiver<Option<SharedOutcome>>),
-    /// Joining is off: run the job without sharing it.
-    Alone,
 }
 
 /// Removes the entry when the leader is done (or gone); followers of a leader
@@ -110,51 +108,6 @@ impl Joins {
     }
 }
 
-/// Requests in progress per tenant, so one tenant cannot take every slot.
-#[derive(Default)]
-pub struct TenantSlots {
-    inner: Mutex<HashMap<TenantId, usize>>,
-}
-
-/// Gives the slot back when the request ends.
-pub struct TenantSlot {
-    slots: Arc<TenantSlots>,
-    tenant: TenantId,
-}
-
-impl Drop for TenantSlot {
-    fn drop(&mut self) {
-        let mut map = self.slots.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.tenant) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.tenant);
-            }
-        }
-    }
-}
-
-impl TenantSlots {
-    /// Creates an empty table.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// Takes one of `max` slots for `tenant`, or `None` when all are taken.
-    pub fn try_take(self: &Arc<Self>, tenant: &TenantId, max: usize) -> Option<TenantSlot> {
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(tenant.clone()).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(TenantSlot {
-            slots: self.clone(),
-            tenant: tenant.clone(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,10 +146,14 @@ mod tests {
             panic!("second must follow")
         };
         assert!(matches!(joins.enter([2; 32]), Part::Leader(_)));
-        let outcome: SharedOutcome = Err(ApiError::new(ErrorCode::UndecodableImage, "x"));
+        let failure = crate::JobFailure {
+            code: ErrorCode::UndecodableImage,
+            message: "x".into(),
+        };
+        let outcome: SharedOutcome = Err(RunError::Failed(failure));
         leader.complete(&outcome);
         let got = rx.wait_for(|v| v.is_some()).await.unwrap().clone().unwrap();
-        assert_eq!(got.unwrap_err().code, ErrorCode::UndecodableImage);
+        assert!(matches!(got, Err(RunError::Failed(f)) if f.code == ErrorCode::UndecodableImage));
         assert!(joins.is_empty());
         assert!(
             matches!(joins.enter([1; 32]), Part::Leader(_)),
@@ -216,17 +173,5 @@ mod tests {
         drop(leader);
         assert!(rx.wait_for(|v| v.is_some()).await.is_err());
         assert!(matches!(joins.enter([3; 32]), Part::Leader(_)));
-    }
-
-    #[test]
-    fn test_tenant_slots_cap_each_tenant_separately() {
-        let slots = TenantSlots::new();
-        let (a, b) = (TenantId::random(), TenantId::random());
-        let s1 = slots.try_take(&a, 2).unwrap();
-        let _s2 = slots.try_take(&a, 2).unwrap();
-        assert!(slots.try_take(&a, 2).is_none());
-        assert!(slots.try_take(&b, 2).is_some());
-        drop(s1);
-        assert!(slots.try_take(&a, 2).is_some());
     }
 }

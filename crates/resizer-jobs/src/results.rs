@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::job::JobResult;
 use resizer_core::ids::JobId;
-use resizer_queue::JobResult;
 use tokio::sync::oneshot;
 
 /// The table of waiting requests.
@@ -78,8 +78,8 @@ impl ResultWaiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::JobFailure;
     use resizer_core::ErrorCode;
-    use resizer_queue::JobFailure;
 
     fn failure() -> JobResult {
         Err(JobFailure {
