@@ -3,8 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use resizer_core::ErrorCode;
 use resizer_core::params::ParamError;
+use resizer_core::{ErrorCode, PublicError};
 use resizer_identity::{AuthError, IdentityError};
 use resizer_imaging::ImagingError;
 use resizer_jobs::RunError;
@@ -19,7 +19,15 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After`, on 429 and 503.
     pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log only (internal errors and failed
+    /// dependencies); [`crate::observe`] logs it once, with the request id.
+    pub detail: Option<String>,
 }
+
+/// The unsent detail of an error response, handed from the response to the
+/// middleware that logs it.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
 
 impl ApiError {
     /// Creates an error with a message.
@@ -28,7 +36,26 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            detail: None,
         }
+    }
+
+    /// The client's view of `e`; for internal and dependency errors its full
+    /// text is kept as the detail to log.
+    pub fn public(e: &impl PublicError) -> Self {
+        let code = e.code();
+        let mut error = Self::new(code, e.public_message());
+        error.retry_after = e.retry_after();
+        if matches!(code, ErrorCode::Internal | ErrorCode::DependencyUnavailable) {
+            error.detail = Some(e.to_string());
+        }
+        error
+    }
+
+    /// Keeps `detail` for the log.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
     }
 
     /// Adds `Retry-After`.
@@ -60,84 +87,33 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if let Some(detail) = self.detail {
+            response.extensions_mut().insert(ErrorDetail(detail));
+        }
         response
     }
 }
 
-impl From<ParamError> for ApiError {
-    fn from(e: ParamError) -> Self {
-        let code = match e {
-            ParamError::Invalid { .. } => ErrorCode::InvalidParameter,
-            ParamError::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
-        };
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<ImagingError> for ApiError {
-    fn from(e: ImagingError) -> Self {
-        let code = e.code();
-        if code == ErrorCode::Internal {
-            tracing::error!(error = %e, "imaging error");
-            return Self::new(code, "an internal error occurred");
-        }
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<IdentityError> for ApiError {
-    fn from(e: IdentityError) -> Self {
-        let code = e.code();
-        if let IdentityError::Store(_) = e {
-            tracing::error!(error = %e, "identity store error");
-            return Self::new(code, "the identity store is unavailable").retry_after(1);
-        }
-        Self::new(code, e.to_string())
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Unauthenticated => Self::new(ErrorCode::Unauthenticated, e.to_string()),
-            AuthError::Suspended(_) => Self::new(ErrorCode::TenantSuspended, e.to_string()),
-        }
-    }
-}
-
-impl From<QueueError> for ApiError {
-    fn from(e: QueueError) -> Self {
-        match e {
-            QueueError::Full => Self::overloaded("job queue full"),
-            QueueError::Unavailable(_) | QueueError::Closed => Self::new(
-                ErrorCode::DependencyUnavailable,
-                "the job queue is unavailable; retry shortly",
-            )
-            .retry_after(1),
-        }
-    }
-}
-
-impl From<RunError> for ApiError {
-    fn from(e: RunError) -> Self {
-        match e {
-            RunError::StagingFull => Self::overloaded("staging area full"),
-            RunError::Queue(q) => q.into(),
-            RunError::DeadlineExceeded => Self::new(ErrorCode::DeadlineExceeded, e.to_string()),
-            RunError::Lost => Self::new(ErrorCode::Internal, e.to_string()),
-            // A worker's internal detail stays in the worker's log.
-            RunError::Failed(f) if f.code == ErrorCode::Internal => {
-                Self::new(ErrorCode::Internal, "an internal error occurred")
+/// Every crate's error reaches the client through its [`PublicError`]
+/// contract; internal detail rides along, unsent, for the middleware to log.
+macro_rules! public_errors {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                Self::public(&e)
             }
-            RunError::Failed(f)
-                if matches!(f.code, ErrorCode::Overloaded | ErrorCode::DependencyUnavailable) =>
-            {
-                Self::new(f.code, f.message).retry_after(1)
-            }
-            RunError::Failed(f) => Self::new(f.code, f.message),
         }
-    }
+    )*};
 }
+
+public_errors!(
+    ParamError,
+    ImagingError,
+    IdentityError,
+    AuthError,
+    QueueError,
+    RunError
+);
 
 /// Answers unknown routes.
 pub async fn not_found() -> ApiError {

@@ -1,5 +1,6 @@
 //! Applied to every route: a request id (echoed as `X-Request-Id`), the
-//! request count and latency histogram by route and status, and the last line
+//! request count and latency histogram by route and status, the one log line
+//! of an internal or dependency error (with its request id), and the last line
 //! of defence: a handler that panics answers the contract's JSON 500 with its
 //! request id instead of dropping the connection.
 
@@ -15,7 +16,7 @@ use resizer_core::ErrorCode;
 use resizer_core::ids::RequestId;
 use resizer_telemetry::GaugeGuard;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorDetail};
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -41,6 +42,9 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         metrics::counter!("resizer_http_panics_total").increment(1);
         ApiError::new(ErrorCode::Internal, "an internal error occurred").into_response()
     });
+    if let Some(ErrorDetail(detail)) = response.extensions_mut().remove::<ErrorDetail>() {
+        tracing::error!(request_id = %request_id, route = %route, status = response.status().as_u16(), error = %detail, "request failed");
+    }
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("status", status)];
     metrics::counter!("resizer_http_requests_total", &labels).increment(1);

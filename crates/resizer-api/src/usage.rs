@@ -108,8 +108,9 @@ fn unavailable() -> ApiError {
 }
 
 fn failed(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "usage query failed");
-    ApiError::new(ErrorCode::DependencyUnavailable, "the usage store is unavailable").retry_after(5)
+    ApiError::new(ErrorCode::DependencyUnavailable, "the usage store is unavailable")
+        .retry_after(5)
+        .with_detail(format_args!("usage query failed: {e}"))
 }
 
 fn bucket_json(b: &Bucket) -> serde_json::Value {

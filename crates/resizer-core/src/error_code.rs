@@ -121,3 +121,66 @@ mod tests {
         assert_eq!(ErrorCode::DeadlineExceeded.http_status(), 504);
     }
 }
+
+/// The error contract every crate's error enum signs: what the client hears.
+///
+/// The HTTP edge (`resizer-api::error`) renders any `PublicError` the same
+/// way, so a crate decides its codes and messages once, beside the error, and
+/// nothing between the error and the client re-maps it.
+pub trait PublicError: std::error::Error {
+    /// The public code; it decides the HTTP status.
+    fn code(&self) -> ErrorCode;
+
+    /// The sentence the client reads. For internal errors it says no more
+    /// than that: the detail (`Display`) is logged with the request id, never sent.
+    fn public_message(&self) -> String {
+        if self.code() == ErrorCode::Internal {
+            INTERNAL_MESSAGE.to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// Seconds after which a retry may succeed, for refusals that pass.
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// What a client reads for any internal error.
+pub const INTERNAL_MESSAGE: &str = "an internal error occurred";
+
+impl PublicError for crate::params::ParamError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid { .. } => ErrorCode::InvalidParameter,
+            Self::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
+        }
+    }
+}
+
+#[cfg(test)]
+mod contract_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("secret detail: disk /dev/sda1 failed")]
+    struct Bug;
+
+    impl PublicError for Bug {
+        fn code(&self) -> ErrorCode {
+            ErrorCode::Internal
+        }
+    }
+
+    #[test]
+    fn test_internal_detail_never_reaches_the_message() {
+        assert_eq!(Bug.public_message(), INTERNAL_MESSAGE);
+        let p = crate::params::ParamError::Invalid {
+            name: "w".into(),
+            reason: "is not a number".into(),
+        };
+        assert_eq!(p.code().http_status(), 400);
+        assert_eq!(p.public_message(), "parameter `w` is not a number");
+    }
+}

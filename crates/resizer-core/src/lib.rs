@@ -24,5 +24,5 @@ pub mod params;
 pub mod rate_limit;
 pub mod time;
 
-pub use error_code::ErrorCode;
+pub use error_code::{ErrorCode, PublicError};
 pub use format::ImageFormat;

@@ -304,3 +304,12 @@ impl ChangeSubscriber for LocalFollower {
         }
     }
 }
+
+impl resizer_core::PublicError for AuthError {
+    fn code(&self) -> resizer_core::ErrorCode {
+        match self {
+            Self::Unauthenticated => resizer_core::ErrorCode::Unauthenticated,
+            Self::Suspended(_) => resizer_core::ErrorCode::TenantSuspended,
+        }
+    }
+}

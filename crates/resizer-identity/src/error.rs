@@ -1,6 +1,6 @@
 //! Errors of the identity service.
 
-use resizer_core::ErrorCode;
+use resizer_core::{ErrorCode, PublicError};
 
 /// Why an identity operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,13 +16,24 @@ pub enum IdentityError {
     Store(String),
 }
 
-impl IdentityError {
-    /// Returns the public error code.
-    pub fn code(&self) -> ErrorCode {
+impl PublicError for IdentityError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Invalid(_) => ErrorCode::InvalidParameter,
             Self::Store(_) => ErrorCode::DependencyUnavailable,
         }
+    }
+
+    /// The store's own words (hosts, SQL) stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Store(_) => "the identity store is unavailable".into(),
+            _ => self.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Store(_)).then_some(1)
     }
 }

@@ -1,6 +1,6 @@
 //! Errors of the imaging pipeline, each mapped to one public error code.
 
-use resizer_core::ErrorCode;
+use resizer_core::{ErrorCode, PublicError};
 
 /// Why an image could not be resized.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +41,8 @@ pub enum ImagingError {
     Internal(String),
 }
 
-impl ImagingError {
-    /// Returns the public error code.
-    pub fn code(&self) -> ErrorCode {
+impl PublicError for ImagingError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
             Self::Undecodable(_) => ErrorCode::UndecodableImage,

@@ -3,6 +3,7 @@
 //! passed. Memory is measured by counting this test binary's allocations.
 
 use resizer_core::ImageFormat;
+use resizer_core::PublicError;
 use resizer_core::params::{Fit, FormatChoice, ResizeParams};
 use resizer_imaging::{ImagingError, Limits, Pipeline};
 use resizer_testing::alloc::{Counting, peak_during};

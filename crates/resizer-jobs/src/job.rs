@@ -105,6 +105,16 @@ pub struct JobFailure {
     pub message: String,
 }
 
+impl JobFailure {
+    /// What the client hears of `e`; an internal error's detail stays with the caller, to log.
+    pub fn of(e: &impl resizer_core::PublicError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.public_message(),
+        }
+    }
+}
+
 /// What a worker reports for a job.
 pub type JobResult = Result<JobOutput, JobFailure>;
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use resizer_core::ImageFormat;
 use resizer_core::capability::JobSigner;
 use resizer_core::ids::{JobId, RequestId, TenantId};
 use resizer_core::params::ResizeParams;
 use resizer_core::time::now_unix_ms;
+use resizer_core::{ErrorCode, ImageFormat};
 use resizer_queue::{JobQueue, QueueError};
 
 use crate::job::{JobDescriptor, JobFailure, JobOutput, StagingLocator};
@@ -36,6 +36,38 @@ pub enum RunError {
     /// The worker reported a failure meant for the client.
     #[error("{}", .0.message)]
     Failed(JobFailure),
+}
+
+impl resizer_core::PublicError for RunError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::StagingFull => ErrorCode::Overloaded,
+            Self::Queue(q) => q.code(),
+            Self::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+            Self::Lost => ErrorCode::Internal,
+            Self::Failed(f) => f.code,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::StagingFull => "the service is overloaded (staging area full); retry shortly".into(),
+            Self::Queue(q) => q.public_message(),
+            // A worker's internal detail stays in the worker's log.
+            Self::Lost => resizer_core::error_code::INTERNAL_MESSAGE.into(),
+            Self::Failed(f) if f.code == ErrorCode::Internal => {
+                resizer_core::error_code::INTERNAL_MESSAGE.into()
+            }
+            Self::DeadlineExceeded | Self::Failed(_) => self.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self.code() {
+            ErrorCode::Overloaded | ErrorCode::DependencyUnavailable => Some(1),
+            _ => None,
+        }
+    }
 }
 
 /// What a job needs from the request.
@@ -203,8 +235,6 @@ impl JobRunner {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use resizer_core::ErrorCode;
 
     use super::*;
     use crate::in_process::InProcessTransport;

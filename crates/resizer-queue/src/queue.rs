@@ -32,6 +32,27 @@ pub enum QueueError {
     Closed,
 }
 
+impl resizer_core::PublicError for QueueError {
+    fn code(&self) -> resizer_core::ErrorCode {
+        match self {
+            Self::Full => resizer_core::ErrorCode::Overloaded,
+            Self::Unavailable(_) | Self::Closed => resizer_core::ErrorCode::DependencyUnavailable,
+        }
+    }
+
+    /// The backend's words (servers, streams) stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Full => "the service is overloaded (job queue full); retry shortly".into(),
+            Self::Unavailable(_) | Self::Closed => "the job queue is unavailable; retry shortly".into(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        Some(1)
+    }
+}
+
 /// Acknowledges a delivered job; dropping without ack leaves redelivery to the backend.
 #[async_trait]
 pub trait Acker: Send + Sync {

@@ -41,3 +41,20 @@ pub async fn fresh_database(prefix: &str) -> Option<String> {
         .expect("RESIZER_TEST_DATABASE_URL ends in /<database>");
     Some(format!("{server}/{name}"))
 }
+
+/// A file of the shared photo corpus (`RESIZER_CORPUS`, or `../shared/bench/imaging/corpus`
+/// beside the repository), by its path inside the corpus.
+pub fn corpus(rel: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("RESIZER_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/imaging/corpus")
+        });
+    base.join(rel)
+}
+
+/// The bytes of a corpus file; panics with the path when it is missing.
+pub fn read_corpus(rel: &str) -> Vec<u8> {
+    let path = corpus(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading corpus file {}: {e}", path.display()))
+}

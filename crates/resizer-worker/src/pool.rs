@@ -34,6 +34,13 @@ pub enum PoolError {
     Closed,
 }
 
+/// A closed pool is this process stopping or a bug, never the client's load.
+impl resizer_core::PublicError for PoolError {
+    fn code(&self) -> resizer_core::ErrorCode {
+        resizer_core::ErrorCode::Internal
+    }
+}
+
 struct Task {
     input: Bytes,
     params: ResizeParams,

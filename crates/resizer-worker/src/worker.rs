@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use resizer_core::ErrorCode;
 use resizer_core::time::now_unix_ms;
+use resizer_core::{ErrorCode, PublicError};
 use resizer_jobs::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, ResultSink, StagingClient};
 use resizer_queue::JobQueue;
 
@@ -13,7 +13,7 @@ use resizer_queue::JobQueue;
 type Delivery = resizer_queue::Delivery<JobDescriptor>;
 use tokio::sync::{Semaphore, watch};
 
-use crate::pool::ImagingPool;
+use crate::pool::{ImagingPool, PoolError, PoolOutput};
 
 /// How often a worker tells the queue it is still working on a job; well under the
 /// queue's ack wait (`queue.ack_wait_ms`, 2,000 ms by default).
@@ -96,6 +96,7 @@ impl Worker {
         tracing::info!(worker = %this.config.name, "worker stopped");
     }
 
+    /// One job: skip it if expired or orphaned, else resize and deliver; ack either way.
     async fn handle(&self, delivery: Delivery) {
         let job = delivery.job.clone();
         let now = now_unix_ms();
@@ -118,79 +119,82 @@ impl Worker {
                 return;
             }
         };
-        let in_flight =
-            resizer_telemetry::GaugeGuard::raise(metrics::gauge!("resizer_worker_jobs_in_flight"));
         let started_unix_ms = now_unix_ms();
-        let outcome = {
-            // A long resize keeps its delivery: the queue hears from us well within
-            // its ack wait, so only a worker that died loses the job to redelivery.
-            let left_ms = job.deadline_unix_ms.saturating_sub(now_unix_ms());
-            let deadline = Instant::now() + Duration::from_millis(left_ms);
-            let work = self
-                .pool
-                .run(input, job.params.clone(), job.output, Some(deadline));
-            tokio::pin!(work);
-            let mut heartbeat = tokio::time::interval(PROGRESS_EVERY);
-            heartbeat.tick().await;
-            loop {
-                tokio::select! {
-                    outcome = &mut work => break outcome,
-                    _ = heartbeat.tick() => {
-                        if let Err(e) = delivery.acker.in_progress().await {
-                            tracing::debug!(job_id = %job.job_id, error = %e, "progress ack failed");
-                        }
-                    }
-                }
-            }
+        let outcome = self.resize(&delivery, input).await;
+        let result = match outcome {
+            Ok(PoolOutput {
+                result: Ok(r),
+                cpu_micros,
+            }) => Ok(self.output(&job, r, cpu_micros, started_unix_ms)),
+            Ok(PoolOutput { result: Err(e), .. }) => Err(self.failure(&job, &e)),
+            Err(e) => Err(self.failure(&job, &e)),
         };
-        drop(in_flight);
-        let (result, label) = match outcome {
-            Ok(out) => match out.result {
-                Ok(r) => (
-                    Ok(JobOutput {
-                        bytes: Bytes::from(r.bytes),
-                        meta: JobOutputMeta {
-                            format: r.format,
-                            width: r.width,
-                            height: r.height,
-                            input_format: r.input.format,
-                            input_width: r.input.width,
-                            input_height: r.input.height,
-                            cpu_micros: out.cpu_micros,
-                            worker: self.config.name.clone(),
-                            enqueued_unix_ms: job.enqueued_unix_ms,
-                            started_unix_ms,
-                            finished_unix_ms: now_unix_ms(),
-                        },
-                    }),
-                    "succeeded",
-                ),
-                Err(e) => {
-                    let code = e.code();
-                    if code == ErrorCode::Internal {
-                        tracing::error!(job_id = %job.job_id, error = %e, "imaging failed");
-                    }
-                    (
-                        Err(JobFailure {
-                            code,
-                            message: e.to_string(),
-                        }),
-                        "failed",
-                    )
-                }
-            },
-            Err(e) => (
-                Err(JobFailure {
-                    code: ErrorCode::Overloaded,
-                    message: e.to_string(),
-                }),
-                "failed",
-            ),
-        };
+        let label = if result.is_ok() { "succeeded" } else { "failed" };
         if let Err(e) = self.sink.deliver(&job, result).await {
             tracing::warn!(job_id = %job.job_id, error = %e, "result delivery failed");
         }
         self.finish(delivery, label).await;
+    }
+
+    /// Runs the job on the imaging pool until its deadline, telling the queue
+    /// we are still at it well within its ack wait, so only a worker that died
+    /// loses the job to redelivery.
+    async fn resize(&self, delivery: &Delivery, input: Bytes) -> Result<PoolOutput, PoolError> {
+        let job = &delivery.job;
+        let _in_flight =
+            resizer_telemetry::GaugeGuard::raise(metrics::gauge!("resizer_worker_jobs_in_flight"));
+        let left_ms = job.deadline_unix_ms.saturating_sub(now_unix_ms());
+        let deadline = Instant::now() + Duration::from_millis(left_ms);
+        let work = self
+            .pool
+            .run(input, job.params.clone(), job.output, Some(deadline));
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval(PROGRESS_EVERY);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                outcome = &mut work => return outcome,
+                _ = heartbeat.tick() => {
+                    if let Err(e) = delivery.acker.in_progress().await {
+                        tracing::debug!(job_id = %job.job_id, error = %e, "progress ack failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The image and everything the API node meters about it.
+    fn output(
+        &self,
+        job: &JobDescriptor,
+        r: resizer_imaging::ResizeOutput,
+        cpu_micros: u64,
+        started_unix_ms: u64,
+    ) -> JobOutput {
+        JobOutput {
+            bytes: Bytes::from(r.bytes),
+            meta: JobOutputMeta {
+                format: r.format,
+                width: r.width,
+                height: r.height,
+                input_format: r.input.format,
+                input_width: r.input.width,
+                input_height: r.input.height,
+                cpu_micros,
+                worker: self.config.name.clone(),
+                enqueued_unix_ms: job.enqueued_unix_ms,
+                started_unix_ms,
+                finished_unix_ms: now_unix_ms(),
+            },
+        }
+    }
+
+    /// The failure the client hears; internal detail is logged here, once.
+    fn failure(&self, job: &JobDescriptor, e: &impl PublicError) -> JobFailure {
+        if e.code() == ErrorCode::Internal {
+            tracing::error!(job_id = %job.job_id, request_id = %job.request_id, error = %e, "job failed");
+        }
+        JobFailure::of(e)
     }
 
     async fn finish(&self, delivery: Delivery, outcome: &'static str) {

@@ -26,19 +26,8 @@ pub struct Server {
     pub observer_token: &'static str,
 }
 
-pub fn corpus(rel: &str) -> PathBuf {
-    let base = std::env::var_os("RESIZER_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/imaging/corpus")
-        });
-    base.join(rel)
-}
-
-pub fn read_corpus(rel: &str) -> Vec<u8> {
-    let path = corpus(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading corpus file {}: {e}", path.display()))
-}
+#[allow(unused_imports)]
+pub use resizer_testing::{corpus, read_corpus};
 
 pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
 
