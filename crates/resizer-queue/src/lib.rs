@@ -6,7 +6,6 @@
 //! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`], and [`QueueItem`].
 //! - [`memory`]: the embedded backend, a bounded in-process FIFO, round-robin over tenants.
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
-//! - `testing` (feature `testing`): a minimal item for tests of queues.
 //!
 //! # Backends
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
@@ -15,7 +14,7 @@
 pub mod jetstream;
 pub mod memory;
 pub mod queue;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
+#[cfg(test)]
+mod testing;
 
 pub use queue::{Delivery, JobQueue, JobQueueBackend, QueueError, QueueItem};

@@ -1,5 +1,4 @@
-//! Test support (feature `testing`, and this crate's own tests): a minimal
-//! queue item, for tests of queues that need nothing but ids and tenants.
+//! This crate's unit tests' queue item: an id and a tenant, nothing else.
 
 use resizer_core::ids::{JobId, TenantId};
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,11 @@
 //! Test support shared by the workspace's tests (a dev-dependency only): a
 //! fresh database on the throwaway PostgreSQL that `scripts/test.sh` starts
 //! (one helper, so every PostgreSQL test skips or fails for the same reason),
-//! and a counting allocator for tests that bound memory ([`alloc`]).
+//! a counting allocator for tests that bound memory ([`alloc`]), a real
+//! nats-server on loopback ([`nats`]) and the photo corpus.
 
 pub mod alloc;
+pub mod nats;
 
 /// Creates a database with a random name on the server at
 /// `RESIZER_TEST_DATABASE_URL` and returns its URL.

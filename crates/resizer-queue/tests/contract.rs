@@ -1,0 +1,140 @@
+//! The contract every `JobQueueBackend` keeps, run against each backend: the
+//! in-process queue and JetStream (a real nats-server on loopback).
+//! What differs by design (redelivery, fairness across tenants) is tested
+//! beside each backend, not here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use resizer_core::ids::{JobId, TenantId};
+use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
+use resizer_queue::{JobQueue, QueueError, QueueItem};
+use serde::{Deserialize, Serialize};
+
+/// An item with an id and a tenant, all the queue reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TestItem {
+    id: String,
+    tenant_id: TenantId,
+}
+
+impl QueueItem for TestItem {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn tenant(&self) -> &TenantId {
+        &self.tenant_id
+    }
+}
+
+fn sample_item() -> TestItem {
+    TestItem {
+        id: JobId::random().to_string(),
+        tenant_id: TenantId::random(),
+    }
+}
+
+const BOUND: usize = 4;
+
+/// Runs every clause against `queue`, which holds at most [`BOUND`] items on one stream.
+async fn keeps_the_contract(name: &str, queue: JobQueue<TestItem>) {
+    empty_pull_waits_then_answers_none(name, &queue).await;
+    one_producer_is_served_in_order_and_acked_items_are_gone(name, &queue).await;
+    a_full_queue_refuses_at_once(name, &queue).await;
+    a_waiting_consumer_wakes_on_publish(name, &queue).await;
+}
+
+async fn empty_pull_waits_then_answers_none(name: &str, queue: &JobQueue<TestItem>) {
+    let started = Instant::now();
+    let pulled = queue.pull(Duration::from_millis(300)).await.unwrap();
+    assert!(pulled.is_none(), "{name}: an empty queue delivered");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "{name}: an empty pull took {waited:?}"
+    );
+}
+
+async fn one_producer_is_served_in_order_and_acked_items_are_gone(name: &str, queue: &JobQueue<TestItem>) {
+    let tenant = sample_item().tenant_id;
+    let items: Vec<TestItem> = (0..3)
+        .map(|_| TestItem {
+            tenant_id: tenant.clone(),
+            ..sample_item()
+        })
+        .collect();
+    for item in &items {
+        queue.publish(item).await.unwrap();
+    }
+    for item in &items {
+        let d = queue
+            .pull(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: a published item was not delivered"));
+        assert_eq!(&d.job, item, "{name}: out of order");
+        d.ack().await.unwrap();
+    }
+    let after = queue.pull(Duration::from_millis(300)).await.unwrap();
+    assert!(after.is_none(), "{name}: an acked item came back");
+}
+
+async fn a_full_queue_refuses_at_once(name: &str, queue: &JobQueue<TestItem>) {
+    let mut published = HashSet::new();
+    for _ in 0..BOUND {
+        let item = sample_item();
+        queue.publish(&item).await.unwrap();
+        published.insert(item.id);
+    }
+    let started = Instant::now();
+    assert_eq!(
+        queue.publish(&sample_item()).await,
+        Err(QueueError::Full),
+        "{name}: published beyond the bound"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{name}: refusing took {took:?}");
+    // Every admitted item is still delivered, once.
+    while !published.is_empty() {
+        let d = queue.pull(Duration::from_secs(2)).await.unwrap();
+        let d = d.unwrap_or_else(|| panic!("{name}: {} admitted items never came", published.len()));
+        assert!(
+            published.remove(&d.job.id),
+            "{name}: delivered an unknown or repeated item"
+        );
+        d.ack().await.unwrap();
+    }
+}
+
+async fn a_waiting_consumer_wakes_on_publish(name: &str, queue: &JobQueue<TestItem>) {
+    let consumer = {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.pull(Duration::from_secs(5)).await })
+    };
+    // Publish once the consumer is (very likely) waiting; correctness does not depend on it.
+    tokio::task::yield_now().await;
+    let item = sample_item();
+    queue.publish(&item).await.unwrap();
+    let d = consumer.await.unwrap().unwrap();
+    let d = d.unwrap_or_else(|| panic!("{name}: the waiting consumer never got the item"));
+    assert_eq!(d.job, item, "{name}");
+    d.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn test_the_in_process_queue_keeps_the_contract() {
+    keeps_the_contract("memory", JobQueue::memory(BOUND)).await;
+}
+
+#[tokio::test]
+async fn test_jetstream_keeps_the_contract() {
+    let nats = resizer_testing::nats::start_nats().await;
+    let mut config = JetStreamConfig::new(vec![nats.url.clone()]);
+    config.streams = 1;
+    config.max_jobs = BOUND as u64;
+    config.connect_timeout = Duration::from_secs(10);
+    let queue = JetStreamQueue::connect(config, true).await.unwrap();
+    keeps_the_contract("jetstream", JobQueue::new(Arc::new(queue))).await;
+}
