@@ -5,6 +5,7 @@
 //! here, once, in [`error`].
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`public`]: the public port's state and routes, `/healthz`, `/readyz`, `/metrics`, `/v1/usage`.
 //! - [`resize`]: `POST /v1/resize`, a thin handler over the steps below and
 //!   [`resizer_jobs::JobRunner`].
@@ -27,6 +28,7 @@ pub mod admission;
 pub mod body;
 pub mod error;
 pub mod internal;
+pub mod inventory;
 pub mod listener;
 pub mod metering;
 pub mod observe;

@@ -13,6 +13,7 @@
 //! - [`params`]: `POST /v1/resize` query parsing and validation.
 //! - [`error_code`]: the closed set of public error codes and their HTTP status.
 //! - [`rate_limit`]: a token bucket driven by an explicit clock.
+//! - [`metric`]: how each crate declares the metrics it records.
 
 pub mod api_key;
 pub mod capability;
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod error_code;
 pub mod format;
 pub mod ids;
+pub mod metric;
 pub mod params;
 pub mod rate_limit;
 pub mod time;

@@ -7,6 +7,7 @@
 //! authenticate against it alone.
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`model`]: tenants, keys and change events.
 //! - [`store`]: the [`IdentityStore`] trait and its SQLite backend.
 //! - [`service`]: validation rules and the write path that notifies caches.
@@ -17,6 +18,7 @@
 pub mod cache;
 pub mod error;
 pub mod feed;
+pub mod inventory;
 pub mod model;
 pub mod service;
 pub mod store;

@@ -8,6 +8,7 @@
 //! bytes never ride the queue.
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`job`]: the descriptor and the result.
 //! - [`runner`]: [`JobRunner::run`], the one call a handler makes: join or stage, publish, wait.
 //! - [`staging`]: the bounded area holding input bytes until a worker fetches them.
@@ -22,6 +23,7 @@
 
 pub mod http_client;
 pub mod in_process;
+pub mod inventory;
 pub mod job;
 pub mod joins;
 pub mod results;

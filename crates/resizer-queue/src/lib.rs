@@ -3,6 +3,7 @@
 //! its bytes and result travel is `resizer-jobs`'s.
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`], and [`QueueItem`].
 //! - [`memory`]: the embedded backend, a bounded in-process FIFO, round-robin over tenants.
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
@@ -11,6 +12,7 @@
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
 //! work-queue streams replicated by Raft. Items are small; image bytes never ride the queue.
 
+pub mod inventory;
 pub mod jetstream;
 pub mod memory;
 pub mod queue;

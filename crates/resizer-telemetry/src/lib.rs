@@ -9,10 +9,12 @@
 //! - [`init_logging`]: one subscriber, filter from `RESIZER_LOG`-style directives.
 //! - [`Metrics`]: the process-wide recorder and its renderer.
 //! - [`GaugeGuard`]: a gauge raised for as long as a value lives.
+//! - [`describe`]: help text for every metric of every crate's inventory.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use resizer_core::metric::{MetricDef, MetricKind};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -57,7 +59,6 @@ impl Metrics {
                 // Another recorder may already be installed (tests embedding several nodes);
                 // ours still renders what it records.
                 let _ = metrics::set_global_recorder(recorder);
-                describe();
                 Metrics { handle }
             })
             .clone()
@@ -90,53 +91,24 @@ impl Drop for GaugeGuard {
     }
 }
 
-fn describe() {
+/// Gives each metric its help text and unit on `/metrics`; the binary passes
+/// every crate's `inventory::METRICS`.
+pub fn describe<'a>(defs: impl IntoIterator<Item = &'a MetricDef>) {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("resizer_http_requests_total", "HTTP requests by route and status");
-    describe_gauge!(
-        "resizer_http_connections_open",
-        "Open HTTP connections by listener"
-    );
-    describe_counter!(
-        "resizer_http_connections_dropped_total",
-        "Connections and bodies cut off by listener and reason (connection_cap, header_timeout, idle, body_slow)"
-    );
-    describe_counter!(
-        "resizer_http_panics_total",
-        "Handlers that panicked (answered 500)"
-    );
-    describe_histogram!(
-        "resizer_http_request_duration_seconds",
-        Unit::Seconds,
-        "HTTP request latency by route and status"
-    );
-    describe_gauge!("resizer_http_requests_in_flight", "HTTP requests being served");
-    describe_gauge!("resizer_queue_depth", "Jobs waiting in the queue");
-    describe_counter!("resizer_queue_publish_total", "Job publishes by outcome");
-    describe_gauge!("resizer_worker_jobs_in_flight", "Jobs being processed by workers");
-    describe_counter!(
-        "resizer_worker_jobs_total",
-        "Jobs finished by workers, by outcome"
-    );
-    describe_histogram!(
-        "resizer_worker_resize_duration_seconds",
-        Unit::Seconds,
-        "Time to decode, resize and encode, by input format"
-    );
-    describe_histogram!(
-        "resizer_worker_queue_wait_seconds",
-        Unit::Seconds,
-        "Time from publish to a worker picking the job up"
-    );
-    describe_counter!(
-        "resizer_worker_cpu_microseconds_total",
-        "Worker thread CPU time spent resizing"
-    );
-    describe_gauge!("resizer_api_staging_bytes", "Bytes held in the staging area");
-    describe_counter!("resizer_api_rejections_total", "Requests refused, by reason");
-    describe_gauge!(
-        "resizer_auth_cache_seq",
-        "Last identity change applied to the auth cache"
-    );
-    describe_gauge!("resizer_auth_cache_keys", "Live keys in the auth cache");
+    for d in defs {
+        let unit = if d.name.ends_with("_seconds") {
+            Some(Unit::Seconds)
+        } else if d.name.ends_with("_bytes") {
+            Some(Unit::Bytes)
+        } else {
+            None
+        };
+        match (d.kind, unit) {
+            (MetricKind::Counter, _) => describe_counter!(d.name, d.help),
+            (MetricKind::Gauge, Some(u)) => describe_gauge!(d.name, u, d.help),
+            (MetricKind::Gauge, None) => describe_gauge!(d.name, d.help),
+            (MetricKind::Histogram, Some(u)) => describe_histogram!(d.name, u, d.help),
+            (MetricKind::Histogram, None) => describe_histogram!(d.name, d.help),
+        }
+    }
 }

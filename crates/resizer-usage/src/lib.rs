@@ -2,6 +2,7 @@
 //! that served it and rolled up per tenant for billing and usage queries.
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`record`]: [`UsageRecord`], one per metered request, success or failure.
 //! - [`rollup`]: pure roll-ups of records into per-tenant hourly (or daily) buckets.
 //! - [`log`]: [`UsageLog`], the API node's local append-only log: a record is
@@ -21,6 +22,7 @@
 pub mod aggregator;
 pub mod archive;
 pub mod columnar;
+pub mod inventory;
 pub mod lease;
 pub mod log;
 pub mod postgres;

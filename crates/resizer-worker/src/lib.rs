@@ -1,6 +1,7 @@
 //! The worker role: pull jobs, fetch their input, resize, hand results back.
 //!
 //! # Layout
+//! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`pool`]: [`ImagingPool`], dedicated OS threads that own the CPU work
 //!   (one per core by default), so resizing never blocks the async runtime.
 //! - [`worker`]: [`Worker`], the pull loop: it takes no more jobs than the pool
@@ -8,6 +9,7 @@
 //! - [`cpu_time`]: the calling thread's own CPU time, for metering.
 
 pub mod cpu_time;
+pub mod inventory;
 pub mod pool;
 pub mod worker;
 

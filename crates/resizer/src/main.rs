@@ -13,6 +13,7 @@ mod admin_token;
 mod batch;
 mod capacity;
 mod config;
+mod inventory;
 mod node;
 mod roles;
 mod serve;
@@ -86,6 +87,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     resizer_telemetry::init_logging(&std::env::var("RESIZER_LOG").unwrap_or(config.log.clone()));
+    resizer_telemetry::Metrics::global();
+    resizer_telemetry::describe(inventory::by_crate().iter().flat_map(|(_, defs)| defs.iter()));
     keep_data_private(&config.data_dir);
     resizer_api::tls::install_default_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
