@@ -14,12 +14,17 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use resizer_core::ErrorCode;
 use resizer_core::ids::RequestId;
+use resizer_core::trace::TraceContext;
 use resizer_telemetry::GaugeGuard;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorDetail};
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The W3C Trace Context header: read from the caller, and sent back naming
+/// this request's span, so a caller without a trace learns the one we started.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// Assigns a request id, records metrics and turns a panic into a 500.
 pub async fn observe(mut request: Request, next: Next) -> Response {
@@ -29,21 +34,40 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let request_id = RequestId::random();
     request.extensions_mut().insert(request_id.clone());
+    // The caller's trace continues here; without one (or a malformed one) this request starts one.
+    let trace = request
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map_or_else(TraceContext::root, |parent| parent.child());
+    request.extensions_mut().insert(trace);
+    let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace.trace_id_hex());
     let started = Instant::now();
     let in_flight = GaugeGuard::raise(metrics::gauge!("resizer_http_requests_in_flight"));
     // Handlers hold no state another request could see half-updated across a
     // panic (shared maps are behind locks that recover or are released by
     // guards), so continuing after one is sound.
-    let outcome = AssertUnwindSafe(next.run(request)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(next.run(request).instrument(span.clone()))
+        .catch_unwind()
+        .await;
+    let _in_span = span.enter();
     drop(in_flight);
     let mut response = outcome.unwrap_or_else(|panic| {
         let what = panic_message(panic.as_ref());
-        tracing::error!(request_id = %request_id, route = %route, panic = %what, "handler panicked");
+        tracing::error!(request_id = %request_id, trace_id = %trace.trace_id_hex(), route = %route, panic = %what, "handler panicked");
         metrics::counter!("resizer_http_panics_total").increment(1);
         ApiError::new(ErrorCode::Internal, "an internal error occurred").into_response()
     });
     if let Some(ErrorDetail(detail)) = response.extensions_mut().remove::<ErrorDetail>() {
-        tracing::error!(request_id = %request_id, route = %route, status = response.status().as_u16(), error = %detail, "request failed");
+        tracing::error!(
+            request_id = %request_id,
+            trace_id = %trace.trace_id_hex(),
+            route = %route,
+            status = response.status().as_u16(),
+            error = %detail,
+            "request failed"
+        );
     }
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("status", status)];
@@ -52,6 +76,9 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+        response.headers_mut().insert(TRACEPARENT_HEADER, v);
     }
     response
 }

@@ -12,6 +12,7 @@ use resizer_core::format::negotiate;
 use resizer_core::ids::RequestId;
 use resizer_core::params::{FormatChoice, ResizeParams};
 use resizer_core::time::now_unix_ms;
+use resizer_core::trace::TraceContext;
 use resizer_core::{ErrorCode, ImageFormat};
 use resizer_jobs::{JobOutput, JobRequest, RunError};
 
@@ -24,6 +25,7 @@ use crate::public::{ApiState, Inner, reject};
 pub(crate) async fn resize(
     State(state): State<ApiState>,
     Extension(request_id): Extension<RequestId>,
+    Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
@@ -32,7 +34,8 @@ pub(crate) async fn resize(
     let received_unix_ms = now_unix_ms();
     let mut meter = Meter::default();
     let mut body_slot = Some(body);
-    let mut result = resize_metered(s, &request_id, &headers, &uri, &mut body_slot, &mut meter).await;
+    let ids = (&request_id, trace);
+    let mut result = resize_metered(s, ids, &headers, &uri, &mut body_slot, &mut meter).await;
     if let Err(e) = meter_request(s, meter, &result, request_id, received_unix_ms, &uri) {
         result = Err(e);
     }
@@ -48,7 +51,7 @@ pub(crate) async fn resize(
 /// `body_slot` when refused before reading it.
 async fn resize_metered(
     s: &Inner,
-    request_id: &RequestId,
+    (request_id, trace): (&RequestId, TraceContext),
     headers: &HeaderMap,
     uri: &Uri,
     body_slot: &mut Option<Body>,
@@ -68,6 +71,7 @@ async fn resize_metered(
     let request = JobRequest {
         tenant_id: admitted.auth.tenant_id.clone(),
         request_id: request_id.clone(),
+        trace: Some(trace),
         params,
         output,
         input,

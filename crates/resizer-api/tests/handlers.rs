@@ -137,7 +137,7 @@ fn start_workers(
         Workers::Failing(failure) => {
             tokio::spawn(async move {
                 while let Ok(Some(d)) = queue.pull(Duration::from_secs(60)).await {
-                    let _ = transport.fetch(&d.job.staging).await;
+                    let _ = transport.fetch(&d.job).await;
                     let _ = transport.deliver(&d.job, Err(failure.clone())).await;
                     let _ = d.ack().await;
                 }
@@ -185,7 +185,22 @@ fn start(setup: Setup) -> Api {
 
 impl Api {
     async fn resize(&self, key: Option<&str>, query: &str, body: Vec<u8>) -> Reply {
-        let mut request = Request::post(format!("/v1/resize?{query}"));
+        self.send(Request::post(format!("/v1/resize?{query}")), key, body)
+            .await
+    }
+
+    /// A resize that belongs to the caller's trace.
+    async fn resize_traced(&self, traceparent: &str, query: &str, body: Vec<u8>) -> Reply {
+        let request = Request::post(format!("/v1/resize?{query}")).header("traceparent", traceparent);
+        self.send(request, Some(&self.key), body).await
+    }
+
+    async fn send(
+        &self,
+        mut request: axum::http::request::Builder,
+        key: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
@@ -320,6 +335,8 @@ async fn test_an_internal_error_is_logged_once_with_its_request_id_and_never_sen
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first reached by tests running without a subscriber cached "never"; ask again.
+    tracing::callsite::rebuild_interest_cache();
     let api = start(Setup {
         workers: Workers::Failing(JobFailure {
             code: ErrorCode::Internal,
@@ -327,8 +344,13 @@ async fn test_an_internal_error_is_logged_once_with_its_request_id_and_never_sen
         }),
         ..Setup::default()
     });
-    let reply = api.resize(Some(&api.key), "width=10", jpeg()).await;
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let reply = api.resize_traced(caller, "width=10", jpeg()).await;
     reply.assert_error(500, ErrorCode::Internal);
+    // The answer names our span in the caller's trace.
+    let ours = reply.headers["traceparent"].to_str().unwrap();
+    assert!(ours.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{ours}");
+    assert_ne!(ours, caller);
     let body = String::from_utf8_lossy(&reply.body);
     assert!(
         !body.contains("secret"),
@@ -339,4 +361,9 @@ async fn test_an_internal_error_is_logged_once_with_its_request_id_and_never_sen
     let lines: Vec<&str> = logged.lines().filter(|l| l.contains("codec exploded")).collect();
     assert_eq!(lines.len(), 1, "logged {} times:\n{logged}", lines.len());
     assert!(lines[0].contains(&request_id), "{}", lines[0]);
+    assert!(
+        lines[0].contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "no trace id: {}",
+        lines[0]
+    );
 }

@@ -14,6 +14,7 @@
 //! - [`error_code`]: the closed set of public error codes and their HTTP status.
 //! - [`rate_limit`]: a token bucket driven by an explicit clock.
 //! - [`metric`]: how each crate declares the metrics it records.
+//! - [`trace`]: W3C `traceparent`, the trace a request and its job belong to.
 
 pub mod api_key;
 pub mod capability;
@@ -25,6 +26,7 @@ pub mod metric;
 pub mod params;
 pub mod rate_limit;
 pub mod time;
+pub mod trace;
 
 pub use error_code::{ErrorCode, PublicError};
 pub use format::ImageFormat;

@@ -50,19 +50,25 @@ pub enum FormatChoice {
 }
 
 /// Validated resize parameters. Dimensions are within `1..=max_output_side`.
+/// Absent and default values are left out of the JSON: it rides in every job
+/// descriptor, which we keep to a few hundred bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResizeParams {
     /// Target width in pixels, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     /// Target height in pixels, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
     /// Fit mode.
     pub fit: Fit,
     /// Output format choice.
     pub format: FormatChoice,
     /// Encoder quality 1–100; `None` means the format's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
     /// Whether the output may be larger than the input.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enlarge: bool,
 }
 

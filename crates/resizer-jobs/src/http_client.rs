@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::job::{JobDescriptor, JobResult, StagingLocator};
+use crate::job::{JobDescriptor, JobResult};
 use crate::transport::{META_HEADER, OUTCOME_HEADER, ResultSink, StagingClient, TransportError, routes};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -69,9 +69,10 @@ impl HttpTransport {
 
 #[async_trait]
 impl StagingClient for HttpTransport {
-    async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+    async fn fetch(&self, job: &JobDescriptor) -> Result<Option<Bytes>, TransportError> {
+        let locator = &job.staging;
         self.check_node(&locator.node)?;
-        let url = routes::staging_url(&locator.node, &locator.key);
+        let url = routes::staging_url(&locator.node, job.job_id.as_str());
         let mut response = self
             .client
             .get(url)
@@ -106,7 +107,10 @@ impl ResultSink for HttpTransport {
     async fn deliver(&self, job: &JobDescriptor, result: JobResult) -> Result<(), TransportError> {
         self.check_node(&job.staging.node)?;
         let url = routes::result_url(&job.staging.node, job.job_id.as_str());
-        let request = self.client.post(url).bearer_auth(&job.staging.token);
+        let mut request = self.client.post(url).bearer_auth(&job.staging.token);
+        if let Some(traceparent) = &job.traceparent {
+            request = request.header("traceparent", traceparent);
+        }
         let request = match result {
             Ok(output) => {
                 let meta = serde_json::to_string(&output.meta).map_err(unreachable)?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::job::{JobDescriptor, JobResult, StagingLocator};
+use crate::job::{JobDescriptor, JobResult};
 use crate::transport::{ResultSink, StagingClient, TransportError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,14 +23,15 @@ pub struct InProcessTransport {
 
 #[async_trait]
 impl StagingClient for InProcessTransport {
-    async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+    async fn fetch(&self, job: &JobDescriptor) -> Result<Option<Bytes>, TransportError> {
+        let locator = &job.staging;
         if locator.node != self.node {
             return Err(TransportError::Unreachable(format!(
                 "unknown api node {}",
                 locator.node
             )));
         }
-        Ok(self.staging.get(&locator.key))
+        Ok(self.staging.get(job.job_id.as_str()))
     }
 }
 

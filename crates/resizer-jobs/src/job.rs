@@ -7,13 +7,11 @@ use resizer_core::{ErrorCode, ImageFormat};
 use resizer_queue::QueueItem;
 use serde::{Deserialize, Serialize};
 
-/// Where a job's input bytes are staged: which API node, under which key.
+/// Where a job's input bytes are staged: which API node (under the job's id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagingLocator {
-    /// The API node holding the bytes (its id in embedded mode, its internal URL when distributed).
+    /// The API node holding the bytes (its name in process, its internal URL when distributed).
     pub node: String,
-    /// The key inside that node's staging area.
-    pub key: String,
     /// What opens this job's input and result slot on that node (a
     /// [`resizer_core::capability::JobSigner`] token); empty in embedded mode.
     #[serde(default)]
@@ -27,8 +25,12 @@ pub struct JobDescriptor {
     pub job_id: JobId,
     /// Owner of the input and the result.
     pub tenant_id: TenantId,
-    /// The originating request, used as the trace id.
+    /// The originating request.
     pub request_id: RequestId,
+    /// The job's span in the request's W3C trace (`traceparent` form); absent
+    /// in descriptors from before traces, which the worker still takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// Where the worker fetches the input.
     pub staging: StagingLocator,
     /// Validated resize parameters.
@@ -128,9 +130,9 @@ mod tests {
         let mut j = crate::testing::sample_job();
         j.staging = StagingLocator {
             node: "http://10.20.30.40:8082".into(),
-            key: j.job_id.to_string(),
             token: "ab".repeat(32),
         };
+        j.traceparent = Some(resizer_core::trace::TraceContext::root().header());
         j.params.height = Some(320);
         j.params.quality = Some(80);
         let bytes = serde_json::to_vec(&j).unwrap();

@@ -10,6 +10,7 @@ use resizer_core::capability::JobSigner;
 use resizer_core::ids::{JobId, RequestId, TenantId};
 use resizer_core::params::ResizeParams;
 use resizer_core::time::now_unix_ms;
+use resizer_core::trace::TraceContext;
 use resizer_core::{ErrorCode, ImageFormat};
 use resizer_queue::{JobQueue, QueueError};
 
@@ -75,8 +76,10 @@ impl resizer_core::PublicError for RunError {
 pub struct JobRequest {
     /// Owner of the input and the result; joins never cross tenants.
     pub tenant_id: TenantId,
-    /// The originating request, carried as the trace id.
+    /// The originating request.
     pub request_id: RequestId,
+    /// The request's trace; the job is a span under it.
+    pub trace: Option<TraceContext>,
     /// Validated parameters.
     pub params: ResizeParams,
     /// Negotiated output format.
@@ -197,26 +200,25 @@ impl JobRunner {
     /// and the waiter, so an orphaned job is skipped by the worker.
     async fn run_alone(&self, request: JobRequest) -> Result<JobOutput, RunError> {
         let job_id = JobId::random();
-        let staging_key = job_id.to_string();
         let _staged = self
             .staging
-            .put(staging_key.clone(), request.input)
+            .put(job_id.to_string(), request.input)
             .map_err(|_| RunError::StagingFull)?;
         let (result_rx, _waiter) = self.results.register(job_id.clone());
         let now = now_unix_ms();
         let remaining = request.deadline.saturating_duration_since(Instant::now());
         let job = JobDescriptor {
-            job_id,
+            job_id: job_id.clone(),
             tenant_id: request.tenant_id,
             request_id: request.request_id,
+            traceparent: request.trace.map(|t| t.child().header()),
             staging: StagingLocator {
                 node: self.reachable_at.clone(),
                 token: self
                     .signer
                     .as_ref()
-                    .map(|s| s.token(&staging_key))
+                    .map(|s| s.token(job_id.as_str()))
                     .unwrap_or_default(),
-                key: staging_key,
             },
             params: request.params,
             output: request.output,
@@ -258,6 +260,7 @@ mod tests {
         JobRequest {
             tenant_id: job.tenant_id,
             request_id: job.request_id,
+            trace: None,
             params: job.params,
             output: job.output,
             input: Bytes::from_static(input),
@@ -274,7 +277,7 @@ mod tests {
         tokio::spawn(async move {
             for _ in 0..n {
                 let d = queue.pull(Duration::from_secs(5)).await.unwrap().unwrap();
-                let input = t.fetch(&d.job.staging).await.unwrap().unwrap();
+                let input = t.fetch(&d.job).await.unwrap().unwrap();
                 let result = if &input[..] == b"bad" {
                     Err(JobFailure {
                         code: ErrorCode::UndecodableImage,
@@ -318,6 +321,20 @@ mod tests {
         worker.await.unwrap();
         assert_eq!(runner.staged_bytes(), 0);
         assert!(t.results.is_empty());
+    }
+
+    #[tokio::test]
+    async fn test_the_job_is_a_span_of_the_request_trace() {
+        let (runner, queue, _t) = runner(false);
+        let trace = TraceContext::root();
+        let mut req = request(b"x", Duration::from_millis(200));
+        req.trace = Some(trace);
+        let run = tokio::spawn(async move { runner.run(req).await });
+        let d = queue.pull(Duration::from_secs(5)).await.unwrap().unwrap();
+        let job_trace = TraceContext::parse(d.job.traceparent.as_deref().unwrap()).unwrap();
+        assert_eq!(job_trace.trace_id, trace.trace_id);
+        assert_ne!(job_trace.span_id, trace.span_id);
+        assert!(matches!(run.await.unwrap(), Err(RunError::DeadlineExceeded)));
     }
 
     #[tokio::test]

@@ -13,9 +13,9 @@ pub fn sample_job() -> JobDescriptor {
         job_id: JobId::random(),
         tenant_id: TenantId::random(),
         request_id: RequestId::random(),
+        traceparent: None,
         staging: StagingLocator {
             node: "local".into(),
-            key: "k".into(),
             token: String::new(),
         },
         params: ResizeParams {

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::job::{JobDescriptor, JobResult, StagingLocator};
+use crate::job::{JobDescriptor, JobResult};
 
 /// The internal port's routes (axum syntax), served by the API node and
 /// called by [`crate::http_client::HttpTransport`]: the worker fetches
@@ -49,8 +49,9 @@ pub enum TransportError {
 /// Fetches staged input bytes.
 #[async_trait]
 pub trait StagingClient: Send + Sync + 'static {
-    /// Returns the bytes, or `None` when they are gone (request cancelled or finished).
-    async fn fetch(&self, locator: &StagingLocator) -> Result<Option<Bytes>, TransportError>;
+    /// Returns the job's input from the node in its locator, or `None` when
+    /// it is gone (request cancelled or finished).
+    async fn fetch(&self, job: &JobDescriptor) -> Result<Option<Bytes>, TransportError>;
 }
 
 /// Delivers a job's result to the API node waiting for it.

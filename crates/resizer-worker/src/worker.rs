@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resizer_core::time::now_unix_ms;
+use resizer_core::trace::TraceContext;
 use resizer_core::{ErrorCode, PublicError};
 use resizer_jobs::{JobDescriptor, JobFailure, JobOutput, JobOutputMeta, ResultSink, StagingClient};
 use resizer_queue::JobQueue;
+use tracing::Instrument;
 
 /// A job as the queue hands it over.
 type Delivery = resizer_queue::Delivery<JobDescriptor>;
@@ -96,8 +98,25 @@ impl Worker {
         tracing::info!(worker = %this.config.name, "worker stopped");
     }
 
-    /// One job: skip it if expired or orphaned, else resize and deliver; ack either way.
+    /// One job, in a span of its request's trace.
     async fn handle(&self, delivery: Delivery) {
+        let job = &delivery.job;
+        let trace_id = job
+            .traceparent
+            .as_deref()
+            .and_then(TraceContext::parse)
+            .map(|t| t.trace_id_hex());
+        let span = tracing::info_span!(
+            "job",
+            job_id = %job.job_id,
+            request_id = %job.request_id,
+            trace_id = trace_id.as_deref().unwrap_or("none"),
+        );
+        self.handle_in_span(delivery).instrument(span).await;
+    }
+
+    /// One job: skip it if expired or orphaned, else resize and deliver; ack either way.
+    async fn handle_in_span(&self, delivery: Delivery) {
         let job = delivery.job.clone();
         let now = now_unix_ms();
         metrics::histogram!("resizer_worker_queue_wait_seconds")
@@ -106,7 +125,7 @@ impl Worker {
             self.finish(delivery, "expired").await;
             return;
         }
-        let input: Bytes = match self.staging.fetch(&job.staging).await {
+        let input: Bytes = match self.staging.fetch(&job).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 // The request was cancelled or already answered.
@@ -212,7 +231,7 @@ mod tests {
     use async_trait::async_trait;
     use resizer_imaging::Limits;
     use resizer_jobs::testing::sample_job as job;
-    use resizer_jobs::{JobResult, StagingLocator, TransportError};
+    use resizer_jobs::{JobResult, TransportError};
 
     use super::*;
 
@@ -224,7 +243,7 @@ mod tests {
 
     #[async_trait]
     impl StagingClient for Stalled {
-        async fn fetch(&self, _: &StagingLocator) -> Result<Option<Bytes>, TransportError> {
+        async fn fetch(&self, _: &JobDescriptor) -> Result<Option<Bytes>, TransportError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             std::future::pending().await
         }
