@@ -2,7 +2,6 @@
 //! is answered, and no answer leaves without its record.
 
 use axum::http::Uri;
-use axum::response::Response;
 use resizer_core::ErrorCode;
 use resizer_core::ids::{KeyId, RecordId, RequestId, TenantId};
 use resizer_core::time::now_unix_ms;
@@ -25,17 +24,13 @@ const REFUSAL_RECORDS_BURST: u32 = 50;
 pub(crate) fn meter_request(
     s: &Inner,
     mut meter: Meter,
-    result: &Result<Response, ApiError>,
+    status: u16,
     request_id: RequestId,
     received_unix_ms: u64,
     uri: &Uri,
 ) -> Result<(), ApiError> {
     let (Some(log), Some((tenant_id, key_id))) = (&s.usage, meter.auth.take()) else {
         return Ok(());
-    };
-    let status = match result {
-        Ok(_) => 200,
-        Err(e) => e.code.http_status(),
     };
     if matches!(status, 403 | 429)
         && s.refusal_limiters

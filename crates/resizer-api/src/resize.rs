@@ -36,7 +36,11 @@ pub(crate) async fn resize(
     let mut body_slot = Some(body);
     let ids = (&request_id, trace);
     let mut result = resize_metered(s, ids, &headers, &uri, &mut body_slot, &mut meter).await;
-    if let Err(e) = meter_request(s, meter, &result, request_id, received_unix_ms, &uri) {
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.code.http_status(),
+    };
+    if let Err(e) = meter_request(s, meter, status, request_id, received_unix_ms, &uri) {
         result = Err(e);
     }
     if result.is_err()

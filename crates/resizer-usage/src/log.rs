@@ -4,7 +4,9 @@
 //! response is sent, so it survives the process being killed; a background
 //! thread fsyncs the segment every `fsync_interval` (so an OS crash loses at
 //! most that window) and closes it after `segment_max_age` or
-//! `segment_max_bytes`. Closed segments move from `open/` to `ready/`, where
+//! `segment_max_bytes`. Only that write happens under the log's lock: fsyncs
+//! and closing a full segment run outside it (measured against a writer
+//! thread with group commit in docs/benchmarks.md, 2026-12-05). Closed segments move from `open/` to `ready/`, where
 //! the shipper picks them up in name (= time) order. Segments left in `open/`
 //! by a crash are closed at the next start. Bounded by the disk: a failed
 //! write is counted and logged, never silent.
@@ -58,7 +60,8 @@ pub enum UsageLogError {
 }
 
 struct Segment {
-    file: File,
+    /// Shared with fsyncs, which run outside the lock.
+    file: Arc<File>,
     path: PathBuf,
     bytes: u64,
     opened: Instant,
@@ -118,57 +121,81 @@ impl UsageLog {
     }
 
     /// Appends one record with a single write to the OS; returns once the
-    /// bytes are in the kernel (durable against a process crash).
+    /// bytes are in the kernel (durable against a process crash). The lock is
+    /// held for that write only: fsyncs, and closing a full segment, run
+    /// outside it, so a slow disk never holds up another request's append.
     pub fn append(&self, record: &UsageRecord) -> Result<(), UsageLogError> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        let mut active = self.lock();
-        let result = (|| {
-            if active.as_ref().is_none_or(|s| self.full(s)) {
-                if let Some(old) = active.take() {
-                    self.close(old)?;
-                }
-                let path = self
-                    .config
-                    .dir
-                    .join("open")
-                    .join(segment_name(self.next_segment.fetch_add(1, Ordering::Relaxed)));
-                let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-                // Records fsynced into a file whose name a crash forgets are lost all the
-                // same: make the name durable once, when the segment is created.
-                sync_dir(&self.config.dir.join("open"))?;
-                *active = Some(Segment {
-                    file,
-                    path,
-                    bytes: 0,
-                    opened: Instant::now(),
-                });
-            }
-            let segment = active.as_mut().expect("opened above");
-            if let Err(e) = segment.file.write_all(&line) {
-                // A short write (disk full) would leave half a line that the next
-                // record's bytes would be glued to. Cut it off, and start the next
-                // record in a fresh segment in case even the cut failed.
-                let _ = segment.file.set_len(segment.bytes);
-                if let Some(torn) = active.take() {
-                    let _ = self.close(torn);
-                }
-                return Err(e.into());
-            }
-            segment.bytes += line.len() as u64;
-            Ok::<(), UsageLogError>(())
-        })();
-        match &result {
-            Ok(()) => {
+        let mut retired = None;
+        let result = self.write_line(&line, &mut retired);
+        // A segment retired by this append (full, or torn by a failed write) is
+        // closed by this caller, after the lock is released.
+        let closed = retired.map_or(Ok(()), |s| self.close(s));
+        match (&result, closed) {
+            (Ok(()), Ok(())) => {
                 self.dirty.store(true, Ordering::Release);
                 metrics::counter!("resizer_usage_records_logged_total").increment(1);
             }
-            Err(e) => {
+            (Ok(()), Err(e)) => {
+                // The record is in the new segment; only the old one's close failed.
+                self.dirty.store(true, Ordering::Release);
+                metrics::counter!("resizer_usage_records_logged_total").increment(1);
+                metrics::counter!("resizer_usage_log_errors_total").increment(1);
+                tracing::error!(error = %e, "closing a usage segment failed");
+            }
+            (Err(e), _) => {
                 metrics::counter!("resizer_usage_log_errors_total").increment(1);
                 tracing::error!(error = %e, "a usage record could not be written to the local log");
             }
         }
         result
+    }
+
+    /// Writes `line` into the open segment under the lock, opening one first
+    /// when there is none or the open one is full (which goes to `retired`).
+    fn write_line(&self, line: &[u8], retired: &mut Option<Segment>) -> Result<(), UsageLogError> {
+        let mut active = self.lock();
+        if active.as_ref().is_none_or(|s| self.full(s)) {
+            *retired = active.take();
+            *active = Some(self.create()?);
+        }
+        let segment = active.as_mut().expect("opened above");
+        if let Err(e) = (&*segment.file).write_all(line) {
+            // A short write (disk full) would leave half a line that the next
+            // record's bytes would be glued to. Cut it off, and start the next
+            // record in a fresh segment in case even the cut failed.
+            let _ = segment.file.set_len(segment.bytes);
+            if let Some(torn) = active.take() {
+                drop(active);
+                let _ = self.close(torn);
+                // Close what this append retired too, if anything.
+                if let Some(old) = retired.take() {
+                    let _ = self.close(old);
+                }
+            }
+            return Err(e.into());
+        }
+        segment.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    fn create(&self) -> Result<Segment, UsageLogError> {
+        let path = self
+            .config
+            .dir
+            .join("open")
+            .join(segment_name(self.next_segment.fetch_add(1, Ordering::Relaxed)));
+        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+        // Records fsynced into a file whose name a crash forgets are lost all the
+        // same: make the name durable once, when the segment is created.
+        sync_dir(&self.config.dir.join("open"))?;
+        Ok(Segment {
+            file: Arc::new(file),
+            path,
+            bytes: 0,
+            opened: Instant::now(),
+        })
     }
 
     fn full(&self, s: &Segment) -> bool {
@@ -190,18 +217,24 @@ impl UsageLog {
         Ok(())
     }
 
-    /// Fsyncs the open segment and closes it if it is due (or `force`).
+    /// Fsyncs the open segment and closes it if it is due (or `force`). The
+    /// fsync runs on a shared handle outside the lock: appends go on meanwhile.
     pub fn sync(&self, force: bool) -> Result<(), UsageLogError> {
-        let mut active = self.lock();
-        if self.dirty.swap(false, Ordering::AcqRel)
-            && let Some(s) = active.as_ref()
-        {
-            s.file.sync_data()?;
+        let dirty = self.dirty.swap(false, Ordering::AcqRel);
+        let open = self.lock().as_ref().map(|s| s.file.clone());
+        if dirty && let Some(file) = open {
+            file.sync_data()?;
         }
-        if active.as_ref().is_some_and(|s| force || self.full(s))
-            && let Some(s) = active.take()
-        {
-            self.close(s)?;
+        let due = {
+            let mut active = self.lock();
+            if active.as_ref().is_some_and(|s| force || self.full(s)) {
+                active.take()
+            } else {
+                None
+            }
+        };
+        if let Some(segment) = due {
+            self.close(segment)?;
         }
         Ok(())
     }
