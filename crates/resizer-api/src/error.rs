@@ -9,6 +9,7 @@ use resizer_identity::{AuthError, IdentityError};
 use resizer_imaging::ImagingError;
 use resizer_jobs::RunError;
 use resizer_queue::QueueError;
+use resizer_usage::query::QueryError;
 
 /// An error on its way to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +113,8 @@ public_errors!(
     IdentityError,
     AuthError,
     QueueError,
-    RunError
+    RunError,
+    QueryError,
 );
 
 /// Answers unknown routes.

@@ -107,12 +107,6 @@ fn unavailable() -> ApiError {
     .retry_after(5)
 }
 
-fn failed(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorCode::DependencyUnavailable, "the usage store is unavailable")
-        .retry_after(5)
-        .with_detail(format_args!("usage query failed: {e}"))
-}
-
 fn bucket_json(b: &Bucket) -> serde_json::Value {
     serde_json::json!({
         "start": rfc3339((b.start_unix_ms / 1000) as i64),
@@ -138,7 +132,7 @@ pub async fn buckets(
     let found = queries
         .buckets(&tenant, slice.from_ms, slice.to_ms, slice.size)
         .await
-        .map_err(failed)?;
+        .map_err(ApiError::from)?;
     let buckets: Vec<_> = found.iter().map(bucket_json).collect();
     Ok(Json(serde_json::json!({ "tenant": tenant, "buckets": buckets })).into_response())
 }
@@ -152,7 +146,7 @@ pub async fn audit(queries: Option<Arc<dyn UsageQueries>>, p: &UsageParams) -> R
     let records = queries
         .audit(&tenant, slice.from_ms, slice.to_ms, limit)
         .await
-        .map_err(failed)?;
+        .map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "records": records })).into_response())
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::archive::Archive;
+use crate::error::PipelineError;
 use crate::log::{UsageLog, read_segment};
 use crate::store::UsageStore;
 
@@ -28,7 +29,7 @@ impl Aggregator {
     }
 
     /// Processes every closed segment; returns the number of new records counted.
-    pub async fn run_once(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn run_once(&self) -> Result<usize, PipelineError> {
         let mut counted = 0;
         for segment in self.log.ready_segments()? {
             let (records, torn) = read_segment(&segment)?;
@@ -83,7 +84,7 @@ pub async fn housekeeping(archive: &Arc<Archive>, store: &dyn UsageStore) {
 }
 
 /// Past days: merges the small per-batch files of one day per call.
-async fn compact_past_day(archive: &Arc<Archive>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn compact_past_day(archive: &Arc<Archive>) -> Result<(), PipelineError> {
     let archive = archive.clone();
     tokio::task::spawn_blocking(move || {
         let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::archive::Archive;
+use crate::error::{PipelineError, stream};
 use crate::record::UsageRecord;
 use crate::ship::{CONSUMER, STREAM, ensure_usage_stream};
 use crate::store::UsageStore;
@@ -50,8 +51,9 @@ pub struct StreamAggregator {
     archive: Arc<Archive>,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// A NATS failure of operation `op`.
+fn err<E: std::error::Error + Send + Sync + 'static>(op: &'static str) -> impl FnOnce(E) -> PipelineError {
+    move |e| stream(op)(Box::new(e))
 }
 
 impl StreamAggregator {
@@ -60,7 +62,7 @@ impl StreamAggregator {
         config: StreamAggregatorConfig,
         store: Arc<dyn UsageStore>,
         archive: Arc<Archive>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PipelineError> {
         let client = resizer_queue::jetstream::nats_options(&config.access)
             .connection_timeout(Duration::from_secs(1))
             .ping_interval(Duration::from_secs(1))
@@ -68,7 +70,7 @@ impl StreamAggregator {
             .name(format!("resizer-{}", config.name))
             .connect(config.servers.clone())
             .await
-            .map_err(err)?;
+            .map_err(err("connect"))?;
         let js = jetstream::new(client);
         ensure_usage_stream(&js, config.replicas).await?;
         Ok(Self {
@@ -79,7 +81,7 @@ impl StreamAggregator {
         })
     }
 
-    async fn lease_bucket(&self) -> Result<kv::Store, String> {
+    async fn lease_bucket(&self) -> Result<kv::Store, PipelineError> {
         if let Ok(store) = self.js.get_key_value(BUCKET).await {
             return Ok(store);
         }
@@ -92,12 +94,12 @@ impl StreamAggregator {
                 ..Default::default()
             })
             .await
-            .map_err(err)
+            .map_err(err("create the lease bucket"))
     }
 
     /// Runs until `shutdown` turns true; releases the lease on the way out.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
-        let stream = self.js.get_stream(STREAM).await.map_err(err)?;
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+        let stream = self.js.get_stream(STREAM).await.map_err(err("get the stream"))?;
         let consumer = stream
             .get_or_create_consumer(
                 CONSUMER,
@@ -110,7 +112,7 @@ impl StreamAggregator {
                 },
             )
             .await
-            .map_err(err)?;
+            .map_err(err("create the consumer"))?;
         let leases = self.lease_bucket().await?;
         let name = bytes::Bytes::from(self.config.name.clone());
         let renew_every = self.config.lease_ttl / 3;
@@ -165,17 +167,17 @@ impl StreamAggregator {
     }
 
     /// Takes up to one batch, counts it, archives it, then acks it.
-    async fn one_batch(&self, consumer: &jetstream::consumer::PullConsumer) -> Result<usize, String> {
+    async fn one_batch(&self, consumer: &jetstream::consumer::PullConsumer) -> Result<usize, PipelineError> {
         let mut batch = consumer
             .batch()
             .max_messages(BATCH)
             .expires(Duration::from_millis(500))
             .messages()
             .await
-            .map_err(err)?;
+            .map_err(err("fetch"))?;
         let mut messages = Vec::new();
         while let Ok(Some(next)) = tokio::time::timeout(Duration::from_secs(2), batch.next()).await {
-            messages.push(next.map_err(err)?);
+            messages.push(next.map_err(|e| stream("fetch")(e))?);
         }
         let mut records: Vec<UsageRecord> = Vec::with_capacity(messages.len());
         let mut keep = Vec::with_capacity(messages.len());
@@ -194,15 +196,12 @@ impl StreamAggregator {
         if records.is_empty() {
             return Ok(0);
         }
-        let fresh = self.store.apply(&records).await.map_err(err)?;
+        let fresh = self.store.apply(&records).await?;
         let archive = self.archive.clone();
         let filed = records.clone();
-        tokio::task::spawn_blocking(move || archive.file_records(&filed))
-            .await
-            .map_err(err)?
-            .map_err(err)?;
+        tokio::task::spawn_blocking(move || archive.file_records(&filed)).await??;
         for m in keep {
-            m.ack().await.map_err(err)?;
+            m.ack().await.map_err(|e| stream("ack")(e))?;
         }
         metrics::counter!("resizer_usage_records_aggregated_total").increment(records.len() as u64);
         Ok(fresh)

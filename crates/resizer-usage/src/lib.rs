@@ -22,6 +22,7 @@
 pub mod aggregator;
 pub mod archive;
 pub mod columnar;
+pub mod error;
 pub mod inventory;
 pub mod lease;
 pub mod log;

@@ -22,6 +22,21 @@ pub enum QueryError {
     Archive(#[from] ArchiveError),
 }
 
+/// The store's and the archive's own words stay in the log.
+impl resizer_core::PublicError for QueryError {
+    fn code(&self) -> resizer_core::ErrorCode {
+        resizer_core::ErrorCode::DependencyUnavailable
+    }
+
+    fn public_message(&self) -> String {
+        "the usage store is unavailable".into()
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        Some(5)
+    }
+}
+
 /// What the usage endpoints ask.
 #[async_trait]
 pub trait UsageQueries: Send + Sync {

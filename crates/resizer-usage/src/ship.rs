@@ -14,6 +14,7 @@ use async_nats::jetstream::stream::{DiscardPolicy, RetentionPolicy, StorageType}
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
 
+use crate::error::{PipelineError, stream};
 use crate::log::{UsageLog, read_segment};
 use crate::record::UsageRecord;
 
@@ -28,7 +29,7 @@ pub const CONSUMER: &str = "aggregator";
 #[async_trait]
 pub trait UsageSink: Send + Sync {
     /// Stores every record or fails; partial success is fine (records are idempotent).
-    async fn send(&self, records: &[UsageRecord]) -> Result<(), String>;
+    async fn send(&self, records: &[UsageRecord]) -> Result<(), PipelineError>;
 }
 
 /// The replicated JetStream staging stream.
@@ -43,7 +44,7 @@ impl JetStreamUsageSink {
         servers: Vec<String>,
         replicas: usize,
         access: &resizer_core::credentials::NatsAccess,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PipelineError> {
         let client = resizer_queue::jetstream::nats_options(access)
             .connection_timeout(Duration::from_secs(1))
             .ping_interval(Duration::from_secs(2))
@@ -51,7 +52,7 @@ impl JetStreamUsageSink {
             .name("resizer-usage")
             .connect(servers)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| stream("connect")(e.into()))?;
         let js = jetstream::new(client);
         let sink = Self {
             js,
@@ -63,7 +64,7 @@ impl JetStreamUsageSink {
 }
 
 /// Creates the staging stream if missing (`replicas` 3 on a cluster).
-pub async fn ensure_usage_stream(js: &jetstream::Context, replicas: usize) -> Result<(), String> {
+pub async fn ensure_usage_stream(js: &jetstream::Context, replicas: usize) -> Result<(), PipelineError> {
     let config = jetstream::stream::Config {
         name: STREAM.into(),
         subjects: vec![SUBJECT.into()],
@@ -80,7 +81,7 @@ pub async fn ensure_usage_stream(js: &jetstream::Context, replicas: usize) -> Re
     loop {
         match js.get_or_create_stream(config.clone()).await {
             Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+            Err(e) if Instant::now() >= deadline => return Err(stream("create the stream")(e.into())),
             Err(e) => {
                 tracing::info!(error = %e, "usage stream not ready yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -91,25 +92,25 @@ pub async fn ensure_usage_stream(js: &jetstream::Context, replicas: usize) -> Re
 
 #[async_trait]
 impl UsageSink for JetStreamUsageSink {
-    async fn send(&self, records: &[UsageRecord]) -> Result<(), String> {
+    async fn send(&self, records: &[UsageRecord]) -> Result<(), PipelineError> {
         // Pipelined: publish all, then wait for every ack.
         let mut acks = Vec::with_capacity(records.len());
         for r in records {
-            let payload = serde_json::to_vec(r).map_err(|e| e.to_string())?;
+            let payload = serde_json::to_vec(r)?;
             let message = PublishMessage::build()
                 .payload(payload.into())
                 .message_id(r.record_id.as_str());
             let ack = tokio::time::timeout(self.timeout, self.js.send_publish(SUBJECT, message))
                 .await
-                .map_err(|_| "publish timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| PipelineError::Timeout("publish"))?
+                .map_err(|e| stream("publish")(e.into()))?;
             acks.push(ack);
         }
         for ack in acks {
             tokio::time::timeout(self.timeout, ack.into_future())
                 .await
-                .map_err(|_| "no ack in time".to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| PipelineError::Timeout("publish ack"))?
+                .map_err(|e| stream("publish ack")(e.into()))?;
         }
         Ok(())
     }
@@ -138,14 +139,14 @@ pub async fn ship_forever(log: Arc<UsageLog>, sink: Arc<dyn UsageSink>, every: D
 }
 
 /// Ships every closed segment, oldest first; returns the records shipped.
-pub async fn ship_once(log: &UsageLog, sink: &dyn UsageSink) -> Result<usize, String> {
+pub async fn ship_once(log: &UsageLog, sink: &dyn UsageSink) -> Result<usize, PipelineError> {
     let mut shipped = 0;
-    for segment in log.ready_segments().map_err(|e| e.to_string())? {
-        let (records, _torn) = read_segment(&segment).map_err(|e| e.to_string())?;
+    for segment in log.ready_segments()? {
+        let (records, _torn) = read_segment(&segment)?;
         for chunk in records.chunks(1000) {
             sink.send(chunk).await?;
         }
-        std::fs::remove_file(&segment).map_err(|e| e.to_string())?;
+        std::fs::remove_file(&segment)?;
         shipped += records.len();
         metrics::counter!("resizer_usage_records_shipped_total").increment(records.len() as u64);
     }
@@ -169,9 +170,9 @@ mod tests {
 
     #[async_trait]
     impl UsageSink for Memory {
-        async fn send(&self, records: &[UsageRecord]) -> Result<(), String> {
+        async fn send(&self, records: &[UsageRecord]) -> Result<(), PipelineError> {
             if self.down.load(Ordering::Relaxed) {
-                return Err("down".into());
+                return Err(PipelineError::Timeout("publish"));
             }
             self.got.lock().unwrap().extend_from_slice(records);
             Ok(())
