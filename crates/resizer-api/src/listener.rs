@@ -25,7 +25,8 @@ use hyper_util::rt::TokioIo;
 use resizer_telemetry::GaugeGuard;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// The bounds every listener enforces; see docs/configuration.md (`[http]`).
@@ -66,7 +67,7 @@ fn dropped(listener: &'static str, reason: &'static str) {
         .increment(1);
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then stops
+/// Serves `router` on `listener` until `stop` is cancelled, then stops
 /// accepting and waits for open connections to finish their requests.
 pub async fn serve(
     listener: TcpListener,
@@ -74,13 +75,13 @@ pub async fn serve(
     name: &'static str,
     limits: ListenerLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
-            () = stopped(&mut stop) => break,
+            () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -108,11 +109,6 @@ pub async fn serve(
     // Every connection holds a permit until it ends.
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
-}
-
-/// Resolves once `stop` turns true (or its sender is gone); holds no borrow of it after.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// What the watchdog reads of one connection.
@@ -166,7 +162,7 @@ async fn connection(
     name: &'static str,
     limits: ListenerLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let _open = GaugeGuard::raise(metrics::gauge!("resizer_http_connections_open", "listener" => name));
     // Handlers that throttle by client (wrong secrets) read it as `ConnectInfo`.
@@ -192,7 +188,7 @@ async fn serve_io<S>(
     router: Router,
     name: &'static str,
     limits: ListenerLimits,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -233,7 +229,7 @@ async fn serve_io<S>(
             dropped(name, reason);
             tracing::debug!(listener = name, reason, "connection closed");
         }
-        () = stopped(&mut stop) => {
+        () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

@@ -61,7 +61,7 @@ struct Api {
     key: String,
     queue: JobQueue<JobDescriptor>,
     /// Stops the in-process worker when the test ends.
-    _stop: tokio::sync::watch::Sender<bool>,
+    _stop: tokio_util::sync::DropGuard,
 }
 
 struct Reply {
@@ -121,8 +121,8 @@ fn start_workers(
     workers: Workers,
     queue: JobQueue<JobDescriptor>,
     transport: Arc<InProcessTransport>,
-) -> tokio::sync::watch::Sender<bool> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+) -> tokio_util::sync::DropGuard {
+    let stop = tokio_util::sync::CancellationToken::new();
     match workers {
         Workers::Real => {
             let pool = Arc::new(ImagingPool::start(1, 1, limits()));
@@ -131,7 +131,7 @@ fn start_workers(
                 pull_wait: Duration::from_millis(100),
             };
             let worker = Worker::new(config, queue, transport.clone(), transport, pool);
-            tokio::spawn(worker.run(stopped));
+            tokio::spawn(worker.run(stop.child_token()));
         }
         Workers::None => {}
         Workers::Failing(failure) => {
@@ -144,7 +144,7 @@ fn start_workers(
             });
         }
     }
-    stop
+    stop.drop_guard()
 }
 
 fn start(setup: Setup) -> Api {

@@ -246,83 +246,15 @@ impl Plan {
         progress: bool,
     ) -> (u64, Duration) {
         let started = Instant::now();
-        let ticker = progress.then(|| {
-            let rec = rec.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(1));
-                every.tick().await;
-                let mut last = 0;
-                loop {
-                    every.tick().await;
-                    let r = rec.lock().unwrap_or_else(|e| e.into_inner());
-                    let p99 = r
-                        .hist
-                        .as_ref()
-                        .map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
-                    eprintln!(
-                        "  t={:>4.0}s  completed {:>7}  (+{:>5}/s)  p99 so far {p99:.1} ms",
-                        started.elapsed().as_secs_f64(),
-                        r.completed,
-                        r.completed - last
-                    );
-                    last = r.completed;
-                }
-            })
-        });
+        let ticker = progress.then(|| progress_ticker(rec.clone(), started));
         let limit = Arc::new(Semaphore::new(self.max_in_flight));
-        let mut sent = 0u64;
-        match stage {
+        let sent = match stage {
             Stage::Open(rate) => {
-                let interval = Duration::from_secs_f64(1.0 / rate);
-                loop {
-                    // Latency counts from the schedule, not from when we got round to sending.
-                    let scheduled = started + interval.mul_f64(sent as f64);
-                    if scheduled.duration_since(started) >= duration {
-                        break;
-                    }
-                    tokio::time::sleep_until(scheduled).await;
-                    let i = sent;
-                    sent += 1;
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        record(&rec, "client_overflow".into(), Duration::ZERO);
-                        continue;
-                    };
-                    let request = self.request(client, i);
-                    let rec = rec.clone();
-                    tokio::spawn(async move {
-                        let status = send(request).await;
-                        record(&rec, status, scheduled.elapsed());
-                        drop(permit);
-                    });
-                }
+                self.open_loop(client, rate, started + duration, &limit, &rec)
+                    .await
             }
-            Stage::Closed(clients) => {
-                let deadline = started + duration;
-                let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                let mut tasks = Vec::new();
-                for _ in 0..clients {
-                    let (rec, counter) = (rec.clone(), counter.clone());
-                    let requests: Vec<_> = (0..self.files.len() as u64)
-                        .map(|i| self.request(client, i))
-                        .collect();
-                    tasks.push(tokio::spawn(async move {
-                        while Instant::now() < deadline {
-                            let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(request) = requests[(i as usize) % requests.len()].try_clone() else {
-                                break;
-                            };
-                            let t = Instant::now();
-                            let status = send(request).await;
-                            record(&rec, status, t.elapsed());
-                        }
-                    }));
-                }
-                for t in tasks {
-                    let _ = t.await;
-                }
-                sent = counter.load(std::sync::atomic::Ordering::Relaxed);
-            }
-        }
+            Stage::Closed(clients) => self.closed_loop(client, clients, started + duration, &rec).await,
+        };
         // Wait for the stragglers, bounded by the request timeout.
         let all = self.max_in_flight as u32;
         let _ = tokio::time::timeout(self.timeout + Duration::from_secs(1), limit.acquire_many(all)).await;
@@ -331,6 +263,100 @@ impl Plan {
         }
         (sent, started.elapsed())
     }
+
+    /// Sends at `rate` per second until `end`, whatever the answers take;
+    /// returns the requests scheduled.
+    async fn open_loop(
+        &self,
+        client: &reqwest::Client,
+        rate: f64,
+        end: Instant,
+        limit: &Arc<Semaphore>,
+        rec: &Recorder,
+    ) -> u64 {
+        let started = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut sent = 0u64;
+        loop {
+            // Latency counts from the schedule, not from when we got round to sending.
+            let scheduled = started + interval.mul_f64(sent as f64);
+            if scheduled >= end {
+                return sent;
+            }
+            tokio::time::sleep_until(scheduled).await;
+            let i = sent;
+            sent += 1;
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                record(rec, "client_overflow".into(), Duration::ZERO);
+                continue;
+            };
+            let request = self.request(client, i);
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let status = send(request).await;
+                record(&rec, status, scheduled.elapsed());
+                drop(permit);
+            });
+        }
+    }
+
+    /// `clients` clients each send the next request when the last is
+    /// answered, until `end`; returns the requests sent.
+    async fn closed_loop(
+        &self,
+        client: &reqwest::Client,
+        clients: usize,
+        end: Instant,
+        rec: &Recorder,
+    ) -> u64 {
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (rec, counter) = (rec.clone(), counter.clone());
+            let requests: Vec<_> = (0..self.files.len() as u64)
+                .map(|i| self.request(client, i))
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(request) = requests[(i as usize) % requests.len()].try_clone() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    let status = send(request).await;
+                    record(&rec, status, t.elapsed());
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Prints progress every second until aborted.
+fn progress_ticker(rec: Recorder, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        let mut last = 0;
+        loop {
+            every.tick().await;
+            let r = rec.lock().unwrap_or_else(|e| e.into_inner());
+            let p99 = r
+                .hist
+                .as_ref()
+                .map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
+            eprintln!(
+                "  t={:>4.0}s  completed {:>7}  (+{:>5}/s)  p99 so far {p99:.1} ms",
+                started.elapsed().as_secs_f64(),
+                r.completed,
+                r.completed - last
+            );
+            last = r.completed;
+        }
+    })
 }
 
 async fn send(request: reqwest::RequestBuilder) -> String {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::cache::{AuthCache, CacheSource};
 use crate::error::IdentityError;
@@ -164,9 +164,9 @@ pub struct FeedFollower {
 }
 
 impl FeedFollower {
-    /// Follows the feed until `shutdown` turns true. Failures back off
+    /// Follows the feed until `shutdown` is cancelled. Failures back off
     /// exponentially with jitter up to [`MAX_BACKOFF`]; the cache keeps serving.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         let mut failing = false;
         let ticker = {
@@ -180,76 +180,78 @@ impl FeedFollower {
             })
         };
         let _stop_ticker = AbortOnDrop(ticker);
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let step = async {
-                if !self.cache.is_loaded() || self.cache.age().is_none() {
-                    // First contact in this process: the source's own snapshot, then increments.
-                    self.cache.catch_up(self.source.as_ref()).await.map(|_| true)
-                } else {
-                    let page = self
-                        .source
-                        .wait_changes(self.cache.seq(), 1000, LONG_POLL)
-                        .await?;
-                    if page.head.is_some_and(|head| head < self.cache.seq()) {
-                        // Applying the new store's changes on top of the old store's
-                        // state would keep keys alive that the new store never had.
-                        metrics::counter!("resizer_auth_cache_resets_total").increment(1);
-                        tracing::warn!(
-                            seq = self.cache.seq(),
-                            store_seq = page.head,
-                            "the identity store is behind this cache: it was reset; reloading its snapshot"
-                        );
-                        self.cache.load(self.source.snapshot().await?);
-                        self.cache.mark_synced(CacheSource::Feed);
-                        return Ok(true);
-                    }
-                    let applied = self.cache.apply(&page.changes);
-                    self.cache.mark_synced(CacheSource::Feed);
-                    Ok(applied > 0)
-                }
-            };
+        while !shutdown.is_cancelled() {
             let outcome = tokio::select! {
-                r = step => r,
-                _ = shutdown.changed() => return,
+                r = self.step() => r,
+                () = shutdown.cancelled() => return,
             };
             record_age(&self.cache);
             match outcome {
                 Ok(changed) => {
-                    if failing {
+                    if std::mem::take(&mut failing) {
                         tracing::info!(
                             seq = self.cache.seq(),
                             "identity feed reachable again; auth cache caught up"
                         );
-                        failing = false;
                     }
                     backoff = Duration::from_millis(100);
-                    if changed
-                        && let Some(path) = &self.snapshot_path
-                        && let Err(e) = save_snapshot_file(&self.cache, path)
-                    {
-                        tracing::warn!(error = %e, path = %path.display(), "writing the auth snapshot failed");
+                    if changed {
+                        self.save_snapshot();
                     }
                 }
                 Err(e) => {
-                    if !failing {
+                    if !std::mem::replace(&mut failing, true) {
                         tracing::warn!(
                             error = %e,
                             seq = self.cache.seq(),
                             "identity feed unreachable; authenticating from the cached copy"
                         );
-                        failing = true;
                     }
                     let jitter = Duration::from_millis(u64::from(jitter_ms(backoff)));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff / 2 + jitter) => {},
-                        _ = shutdown.changed() => return,
+                        () = shutdown.cancelled() => return,
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+
+    /// One round: the first contact loads a snapshot, later ones long-poll for
+    /// changes. Returns whether the cache changed.
+    async fn step(&self) -> Result<bool, IdentityError> {
+        if !self.cache.is_loaded() || self.cache.age().is_none() {
+            // First contact in this process: the source's own snapshot, then increments.
+            return self.cache.catch_up(self.source.as_ref()).await.map(|_| true);
+        }
+        let page = self
+            .source
+            .wait_changes(self.cache.seq(), 1000, LONG_POLL)
+            .await?;
+        if page.head.is_some_and(|head| head < self.cache.seq()) {
+            // Applying the new store's changes on top of the old store's
+            // state would keep keys alive that the new store never had.
+            metrics::counter!("resizer_auth_cache_resets_total").increment(1);
+            tracing::warn!(
+                seq = self.cache.seq(),
+                store_seq = page.head,
+                "the identity store is behind this cache: it was reset; reloading its snapshot"
+            );
+            self.cache.load(self.source.snapshot().await?);
+            self.cache.mark_synced(CacheSource::Feed);
+            return Ok(true);
+        }
+        let applied = self.cache.apply(&page.changes);
+        self.cache.mark_synced(CacheSource::Feed);
+        Ok(applied > 0)
+    }
+
+    fn save_snapshot(&self) {
+        if let Some(path) = &self.snapshot_path
+            && let Err(e) = save_snapshot_file(&self.cache, path)
+        {
+            tracing::warn!(error = %e, path = %path.display(), "writing the auth snapshot failed");
         }
     }
 }

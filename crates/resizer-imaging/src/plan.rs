@@ -56,57 +56,21 @@ fn side(v: f64) -> u64 {
 /// `fill` shrink the box by the same factor so it fits inside the source,
 /// which keeps the requested aspect ratio.
 pub fn plan(src_w: u32, src_h: u32, params: &ResizeParams, max_side: u32) -> Result<Plan, ImagingError> {
-    let sw = f64::from(src_w);
-    let sh = f64::from(src_h);
-    let full = |out_w: u64, out_h: u64| (0.0, 0.0, sw, sh, out_w, out_h);
-    let (crop_x, crop_y, crop_w, crop_h, out_w, out_h) = match (params.width, params.height, params.fit) {
-        (Some(w), Some(h), Fit::Cover) => {
-            let (w, h) = (f64::from(w), f64::from(h));
-            let mut scale = (w / sw).max(h / sh);
-            let (mut bw, mut bh) = (w, h);
-            if scale > 1.0 && !params.enlarge {
-                bw = w / scale;
-                bh = h / scale;
-                scale = 1.0;
-            }
-            let (out_w, out_h) = (side(bw), side(bh));
-            let cw = (out_w as f64 / scale).min(sw);
-            let ch = (out_h as f64 / scale).min(sh);
-            ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch, out_w, out_h)
-        }
-        (Some(w), Some(h), Fit::Fill) => {
-            let (w, h) = (f64::from(w), f64::from(h));
-            let f = if params.enlarge {
-                1.0
-            } else {
-                (sw / w).min(sh / h).min(1.0)
-            };
-            full(side(w * f), side(h * f))
-        }
-        (w_opt, h_opt, _) => {
-            // contain, or any fit with a single side
-            let sx = w_opt.map(|w| f64::from(w) / sw);
-            let sy = h_opt.map(|h| f64::from(h) / sh);
-            let (scale, width_limits) = match (sx, sy) {
-                (Some(x), Some(y)) => (x.min(y), x <= y),
-                (Some(x), None) => (x, true),
-                (None, Some(y)) => (y, false),
-                (None, None) => {
-                    return Err(ImagingError::Internal("plan needs width or height".into()));
-                }
-            };
-            if scale > 1.0 && !params.enlarge {
-                full(u64::from(src_w), u64::from(src_h))
-            } else if width_limits {
-                // The limiting side is exact; the other is rounded, so the aspect ratio is within one pixel.
-                let w = u64::from(w_opt.unwrap_or(1));
-                full(w, side(sh * w as f64 / sw))
-            } else {
-                let h = u64::from(h_opt.unwrap_or(1));
-                full(side(sw * h as f64 / sh), h)
-            }
-        }
+    let (sw, sh) = (f64::from(src_w), f64::from(src_h));
+    let region = match (params.width, params.height, params.fit) {
+        (Some(w), Some(h), Fit::Cover) => cover(sw, sh, f64::from(w), f64::from(h), params.enlarge),
+        (Some(w), Some(h), Fit::Fill) => fill(sw, sh, f64::from(w), f64::from(h), params.enlarge),
+        // contain, or any fit with a single side
+        (w, h, _) => contain(src_w, src_h, w, h, params.enlarge)?,
     };
+    let Region {
+        crop_x,
+        crop_y,
+        crop_w,
+        crop_h,
+        out_w,
+        out_h,
+    } = region;
     if out_w > u64::from(max_side) || out_h > u64::from(max_side) {
         return Err(ImagingError::OutputTooLarge {
             width: out_w,
@@ -121,6 +85,89 @@ pub fn plan(src_w: u32, src_h: u32, params: &ResizeParams, max_side: u32) -> Res
         crop_h,
         out_w: out_w as u32,
         out_h: out_h as u32,
+    })
+}
+
+/// The source region read and the output size, before the output limit is checked.
+struct Region {
+    crop_x: f64,
+    crop_y: f64,
+    crop_w: f64,
+    crop_h: f64,
+    out_w: u64,
+    out_h: u64,
+}
+
+/// The whole source into `out_w`×`out_h`.
+fn whole(sw: f64, sh: f64, out_w: u64, out_h: u64) -> Region {
+    Region {
+        crop_x: 0.0,
+        crop_y: 0.0,
+        crop_w: sw,
+        crop_h: sh,
+        out_w,
+        out_h,
+    }
+}
+
+/// Fills `w`×`h`, cropping the centre of the overflowing side.
+fn cover(sw: f64, sh: f64, w: f64, h: f64, enlarge: bool) -> Region {
+    let mut scale = (w / sw).max(h / sh);
+    let (mut bw, mut bh) = (w, h);
+    if scale > 1.0 && !enlarge {
+        bw = w / scale;
+        bh = h / scale;
+        scale = 1.0;
+    }
+    let (out_w, out_h) = (side(bw), side(bh));
+    let cw = (out_w as f64 / scale).min(sw);
+    let ch = (out_h as f64 / scale).min(sh);
+    Region {
+        crop_x: (sw - cw) / 2.0,
+        crop_y: (sh - ch) / 2.0,
+        crop_w: cw,
+        crop_h: ch,
+        out_w,
+        out_h,
+    }
+}
+
+/// Exactly `w`×`h`, stretched (never enlarged unless asked).
+fn fill(sw: f64, sh: f64, w: f64, h: f64, enlarge: bool) -> Region {
+    let f = if enlarge {
+        1.0
+    } else {
+        (sw / w).min(sh / h).min(1.0)
+    };
+    whole(sw, sh, side(w * f), side(h * f))
+}
+
+/// Within `w`×`h` (either may be absent), keeping the aspect ratio.
+fn contain(
+    src_w: u32,
+    src_h: u32,
+    w_opt: Option<u32>,
+    h_opt: Option<u32>,
+    enlarge: bool,
+) -> Result<Region, ImagingError> {
+    let (sw, sh) = (f64::from(src_w), f64::from(src_h));
+    let sx = w_opt.map(|w| f64::from(w) / sw);
+    let sy = h_opt.map(|h| f64::from(h) / sh);
+    let (scale, width_limits) = match (sx, sy) {
+        (Some(x), Some(y)) => (x.min(y), x <= y),
+        (Some(x), None) => (x, true),
+        (None, Some(y)) => (y, false),
+        (None, None) => return Err(ImagingError::Internal("plan needs width or height".into())),
+    };
+    Ok(if scale > 1.0 && !enlarge {
+        whole(sw, sh, u64::from(src_w), u64::from(src_h))
+    } else if width_limits {
+        // The limiting side is exact; the other is rounded, so the aspect ratio is within one pixel.
+        let w = u64::from(w_opt.unwrap_or(1));
+        whole(sw, sh, w, side(sh * w as f64 / sw))
+    } else {
+        let h = u64::from(h_opt.unwrap_or(1));
+        whole(sw, sh, side(sw * h as f64 / sh), h)
     })
 }
 

@@ -142,84 +142,102 @@ fn is_full(e: &async_nats::jetstream::context::PublishError) -> bool {
         .is_some_and(|api| STREAM_FULL_CODES.contains(&api.error_code().0))
 }
 
+/// One connection per server, each preferring a different one, so a stalled
+/// server stalls only the attempts that go through it.
+async fn connect_each(config: &JetStreamConfig) -> Result<Vec<jetstream::Context>, QueueError> {
+    let mut contexts = Vec::new();
+    for c in 0..config.servers.len().max(1) {
+        let mut servers = config.servers.clone();
+        let len = servers.len().max(1);
+        servers.rotate_left(c % len);
+        let client = nats_options(&config.access)
+            .connection_timeout(Duration::from_secs(1))
+            .request_timeout(Some(Duration::from_secs(2)))
+            // A server that stops answering (paused, partitioned) is left after
+            // two missed pings, not the default two minutes.
+            .ping_interval(Duration::from_secs(1))
+            .retain_servers_order()
+            .retry_on_initial_connect()
+            .name("resizer")
+            .connect(servers)
+            .await
+            .map_err(unavailable)?;
+        contexts.push(jetstream::new(client));
+    }
+    Ok(contexts)
+}
+
+/// Creates stream `i` if missing and, with `consumer_js`, its shared consumer on that connection.
+async fn open_lane(
+    config: &JetStreamConfig,
+    i: usize,
+    js: &jetstream::Context,
+    consumer_js: Option<&jetstream::Context>,
+    deadline: Instant,
+) -> Result<Lane, QueueError> {
+    let name = format!("{}_{i}", config.stream_prefix);
+    let subject = format!(
+        "{}.{i}",
+        config.stream_prefix.to_ascii_lowercase().replace('_', ".")
+    );
+    let stream_config = stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_messages: config.per_stream_jobs(),
+        // Descriptors are a few hundred bytes; this only guards against misuse.
+        max_bytes: config.per_stream_jobs().saturating_mul(4096),
+        // A job older than this has long passed any deadline.
+        max_age: Duration::from_secs(120),
+        storage: StorageType::File,
+        num_replicas: config.replicas.max(1),
+        duplicate_window: Duration::from_secs(60),
+        ..Default::default()
+    };
+    retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
+    let consumer = match consumer_js {
+        Some(lane_js) => {
+            let stream = retry_until(deadline, || lane_js.get_stream(&name)).await?;
+            let consumer_config = pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                // No delivery limit: extras handed back by idle pulls (nak) count as
+                // deliveries, and a job that kills every worker it reaches is retried
+                // only until its deadline, after which workers drop it unprocessed.
+                max_ack_pending: 100_000,
+                ..Default::default()
+            };
+            Some(
+                retry_until(deadline, || {
+                    stream.get_or_create_consumer(CONSUMER, consumer_config.clone())
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
+    Ok(Lane {
+        name,
+        subject,
+        consumer,
+        skip_publish_until: AtomicU64::new(0),
+        skip_pull_until: AtomicU64::new(0),
+    })
+}
+
 impl JetStreamQueue {
     /// Connects, creates the streams if missing and, when `consume`, their consumers.
     /// Retries until `connect_timeout`, so roles may start before the cluster is ready.
     pub async fn connect(config: JetStreamConfig, consume: bool) -> Result<Self, QueueError> {
         let deadline = Instant::now() + config.connect_timeout;
-        let mut contexts = Vec::new();
-        for c in 0..config.servers.len().max(1) {
-            let mut servers = config.servers.clone();
-            let len = servers.len().max(1);
-            servers.rotate_left(c % len);
-            let client = nats_options(&config.access)
-                .connection_timeout(Duration::from_secs(1))
-                .request_timeout(Some(Duration::from_secs(2)))
-                // A server that stops answering (paused, partitioned) is left after
-                // two missed pings, not the default two minutes.
-                .ping_interval(Duration::from_secs(1))
-                .retain_servers_order()
-                .retry_on_initial_connect()
-                .name("resizer")
-                .connect(servers)
-                .await
-                .map_err(unavailable)?;
-            contexts.push(jetstream::new(client));
-        }
-        let js = contexts[0].clone();
+        let contexts = connect_each(&config).await?;
         let mut lanes = Vec::with_capacity(config.streams);
         for i in 0..config.streams.max(1) {
-            let name = format!("{}_{i}", config.stream_prefix);
-            let subject = format!(
-                "{}.{i}",
-                config.stream_prefix.to_ascii_lowercase().replace('_', ".")
-            );
-            let stream_config = stream::Config {
-                name: name.clone(),
-                subjects: vec![subject.clone()],
-                retention: RetentionPolicy::WorkQueue,
-                discard: DiscardPolicy::New,
-                max_messages: config.per_stream_jobs(),
-                // Descriptors are a few hundred bytes; this only guards against misuse.
-                max_bytes: config.per_stream_jobs().saturating_mul(4096),
-                // A job older than this has long passed any deadline.
-                max_age: Duration::from_secs(120),
-                storage: StorageType::File,
-                num_replicas: config.replicas.max(1),
-                duplicate_window: Duration::from_secs(60),
-                ..Default::default()
-            };
-            retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
             // The lane's consumer lives on the lane's own connection.
-            let lane_js = &contexts[i % contexts.len()];
-            let consumer = if consume {
-                let stream = retry_until(deadline, || lane_js.get_stream(&name)).await?;
-                let consumer_config = pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: config.ack_wait,
-                    // No delivery limit: extras handed back by idle pulls (nak) count as
-                    // deliveries, and a job that kills every worker it reaches is retried
-                    // only until its deadline, after which workers drop it unprocessed.
-                    max_ack_pending: 100_000,
-                    ..Default::default()
-                };
-                Some(
-                    retry_until(deadline, || {
-                        stream.get_or_create_consumer(CONSUMER, consumer_config.clone())
-                    })
-                    .await?,
-                )
-            } else {
-                None
-            };
-            lanes.push(Lane {
-                name,
-                subject,
-                consumer,
-                skip_publish_until: AtomicU64::new(0),
-                skip_pull_until: AtomicU64::new(0),
-            });
+            let lane_js = consume.then(|| &contexts[i % contexts.len()]);
+            lanes.push(open_lane(&config, i, &contexts[0], lane_js, deadline).await?);
         }
         Ok(Self {
             config,

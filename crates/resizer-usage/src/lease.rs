@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull, kv};
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::archive::Archive;
 use crate::error::{PipelineError, stream};
@@ -97,58 +97,20 @@ impl StreamAggregator {
             .map_err(err("create the lease bucket"))
     }
 
-    /// Runs until `shutdown` turns true; releases the lease on the way out.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
-        let stream = self.js.get_stream(STREAM).await.map_err(err("get the stream"))?;
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 100_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(err("create the consumer"))?;
+    /// Runs until `shutdown` is cancelled; releases the lease on the way out.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineError> {
+        let consumer = self.consumer().await?;
         let leases = self.lease_bucket().await?;
-        let name = bytes::Bytes::from(self.config.name.clone());
-        let renew_every = self.config.lease_ttl / 3;
         let mut held: Option<(u64, Instant)> = None;
         let mut last_housekeeping: Option<Instant> = None;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match held {
-                None => match leases.create(KEY, name.clone()).await {
-                    Ok(revision) => {
-                        tracing::info!(name = %self.config.name, "acquired the aggregator lease");
-                        metrics::gauge!("resizer_aggregator_active").set(1.0);
-                        held = Some((revision, Instant::now()));
-                    }
-                    Err(_) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(renew_every) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                        continue;
-                    }
-                },
-                Some((revision, at)) if at.elapsed() >= renew_every => {
-                    match leases.update(KEY, name.clone(), revision).await {
-                        Ok(next) => held = Some((next, Instant::now())),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "lost the aggregator lease; standing by");
-                            metrics::gauge!("resizer_aggregator_active").set(0.0);
-                            held = None;
-                            continue;
-                        }
-                    }
+        while !shutdown.is_cancelled() {
+            held = self.keep_lease(&leases, held).await;
+            if held.is_none() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.lease_ttl / 3) => {}
+                    () = shutdown.cancelled() => {}
                 }
-                Some(_) => {}
+                continue;
             }
             if let Err(e) = self.one_batch(&consumer).await {
                 tracing::error!(error = %e, "usage batch failed; it will be redelivered");
@@ -164,6 +126,50 @@ impl StreamAggregator {
             tracing::info!("released the aggregator lease");
         }
         Ok(())
+    }
+
+    /// The aggregators' shared durable consumer of the staging stream.
+    async fn consumer(&self) -> Result<jetstream::consumer::PullConsumer, PipelineError> {
+        let stream = self.js.get_stream(STREAM).await.map_err(err("get the stream"))?;
+        stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.into()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(err("create the consumer"))
+    }
+
+    /// Takes the lease when free, renews it every third of its TTL; returns
+    /// the lease's revision and when it was taken or renewed, or `None`
+    /// when another aggregator holds it.
+    async fn keep_lease(&self, leases: &kv::Store, held: Option<(u64, Instant)>) -> Option<(u64, Instant)> {
+        let name = bytes::Bytes::from(self.config.name.clone());
+        match held {
+            None => {
+                let revision = leases.create(KEY, name).await.ok()?;
+                tracing::info!(name = %self.config.name, "acquired the aggregator lease");
+                metrics::gauge!("resizer_aggregator_active").set(1.0);
+                Some((revision, Instant::now()))
+            }
+            Some((revision, at)) if at.elapsed() >= self.config.lease_ttl / 3 => {
+                match leases.update(KEY, name, revision).await {
+                    Ok(next) => Some((next, Instant::now())),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the aggregator lease; standing by");
+                        metrics::gauge!("resizer_aggregator_active").set(0.0);
+                        None
+                    }
+                }
+            }
+            held => held,
+        }
     }
 
     /// Takes up to one batch, counts it, archives it, then acks it.

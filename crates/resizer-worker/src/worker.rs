@@ -13,7 +13,8 @@ use tracing::Instrument;
 
 /// A job as the queue hands it over.
 type Delivery = resizer_queue::Delivery<JobDescriptor>;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::pool::{ImagingPool, PoolError, PoolOutput};
 
@@ -57,13 +58,13 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` turns true, then waits for jobs in progress.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled, then waits for jobs in progress.
+    pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let slots = this.pool.capacity();
         let permits = Arc::new(Semaphore::new(slots));
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
             // Hold a bounded few jobs beyond the running ones: enough that a thread
@@ -72,11 +73,11 @@ impl Worker {
             // another worker.
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = shutdown.changed() => continue,
+                () = shutdown.cancelled() => continue,
             };
             let pulled = tokio::select! {
                 r = this.queue.pull(this.config.pull_wait) => r,
-                _ = shutdown.changed() => continue,
+                () = shutdown.cancelled() => continue,
             };
             match pulled {
                 Ok(Some(delivery)) => {
@@ -277,8 +278,7 @@ mod tests {
                 Limits::default(),
             )),
         );
-        let (_stop, stopped) = watch::channel(false);
-        let run = tokio::spawn(worker.run(stopped));
+        let run = tokio::spawn(worker.run(CancellationToken::new()));
         tokio::time::sleep(Duration::from_millis(200)).await;
         run.abort();
         (stalled.fetches.load(Ordering::SeqCst), queue.depth())

@@ -44,6 +44,43 @@ pub struct ResizeArgs {
 
 /// Runs the batch and returns a non-zero code if any file failed.
 pub fn run(args: ResizeArgs) -> ExitCode {
+    let limits = Limits::default();
+    let params = match ResizeParams::parse(&query_of(&args), limits.max_output_side) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("resizer resize: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.output_dir) {
+        eprintln!("resizer resize: cannot create {}: {e}", args.output_dir.display());
+        return ExitCode::from(2);
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, args.files.len().max(1));
+    let started = Instant::now();
+    let failures = resize_all(&args, &params, &limits, threads);
+    let elapsed = started.elapsed().as_secs_f64();
+    for f in &failures {
+        eprintln!("resizer resize: {f}");
+    }
+    let done = args.files.len() - failures.len();
+    eprintln!(
+        "resized {done} of {} files in {elapsed:.3} s ({:.1} images/s, {threads} threads)",
+        args.files.len(),
+        done as f64 / elapsed.max(1e-9)
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The flags as the query pairs `/v1/resize` would get, so both parse alike.
+fn query_of(args: &ResizeArgs) -> Vec<(String, String)> {
     let mut pairs = vec![
         ("fit".to_string(), args.fit.clone()),
         ("format".to_string(), args.format.clone()),
@@ -60,67 +97,33 @@ pub fn run(args: ResizeArgs) -> ExitCode {
     if args.enlarge {
         pairs.push(("enlarge".into(), "true".into()));
     }
-    let limits = Limits::default();
-    let params = match ResizeParams::parse(&pairs, limits.max_output_side) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("resizer resize: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&args.output_dir) {
-        eprintln!("resizer resize: cannot create {}: {e}", args.output_dir.display());
-        return ExitCode::from(2);
-    }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, args.files.len().max(1));
+    pairs
+}
+
+/// Resizes every file on `threads` threads, each with its own pipeline;
+/// returns what failed, one line each.
+fn resize_all(args: &ResizeArgs, params: &ResizeParams, limits: &Limits, threads: usize) -> Vec<String> {
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
-    let started = Instant::now();
+    let fail = |what: String| failures.lock().unwrap_or_else(|e| e.into_inner()).push(what);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
                 let mut pipeline = match Pipeline::try_new() {
                     Ok(p) => p,
-                    Err(e) => {
-                        failures
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(format!("pipeline: {e}"));
-                        return;
-                    }
+                    Err(e) => return fail(format!("pipeline: {e}")),
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = args.files.get(i) else { break };
-                    if let Err(e) = one(&mut pipeline, file, &args.output_dir, &params, &limits) {
-                        failures
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(format!("{}: {e}", file.display()));
+                    if let Err(e) = one(&mut pipeline, file, &args.output_dir, params, limits) {
+                        fail(format!("{}: {e}", file.display()));
                     }
                 }
             });
         }
     });
-    let elapsed = started.elapsed().as_secs_f64();
-    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-    for f in &failures {
-        eprintln!("resizer resize: {f}");
-    }
-    let done = args.files.len() - failures.len();
-    eprintln!(
-        "resized {done} of {} files in {elapsed:.3} s ({:.1} images/s, {threads} threads)",
-        args.files.len(),
-        done as f64 / elapsed.max(1e-9)
-    );
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    failures.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 fn one(

@@ -24,8 +24,8 @@ use resizer_usage::ship::{self, JetStreamUsageSink};
 use resizer_usage::{UsageLog, UsageLogConfig};
 use resizer_worker::{ImagingPool, Worker, WorkerConfig};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
@@ -61,7 +61,7 @@ pub struct JobPath {
     staging: Arc<StagingArea>,
     results: Arc<ResultWaiters>,
     /// In-process workers (embedded mode); none when workers are separate processes.
-    local: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    local: Option<(JoinHandle<()>, CancellationToken)>,
     /// Housekeeping tasks, aborted at stop.
     background: Vec<JoinHandle<()>>,
     /// The node's local usage log.
@@ -146,8 +146,9 @@ impl JobPath {
         ))
     }
 
-    /// The embedded job path: a bounded in-process queue and this process's workers.
-    pub fn embedded(config: &Config, node: &str) -> anyhow::Result<Self> {
+    /// The embedded job path: a bounded in-process queue and this process's
+    /// workers, which stop at [`JobPath::stop`] or when `shutdown` is cancelled.
+    pub fn embedded(config: &Config, node: &str, shutdown: &CancellationToken) -> anyhow::Result<Self> {
         let threads = config.worker_threads();
         let queue = if config.queue.max_wait_ms == 0 {
             JobQueue::memory(config.queue_capacity())
@@ -166,7 +167,7 @@ impl JobPath {
             results: results.clone(),
         });
         let pool = Arc::new(imaging_pool(config));
-        let (stop_workers, workers_stopped) = watch::channel(false);
+        let stop_workers = shutdown.child_token();
         let worker = Worker::new(
             WorkerConfig {
                 name: format!("{node}-worker"),
@@ -177,7 +178,7 @@ impl JobPath {
             transport,
             pool,
         );
-        let worker_task = tokio::spawn(worker.run(workers_stopped));
+        let worker_task = tokio::spawn(worker.run(stop_workers.clone()));
         Ok(Self {
             queue,
             staging,
@@ -242,7 +243,7 @@ impl JobPath {
             tracing::error!(error = %e, "closing the usage log");
         }
         if let Some((task, stop)) = self.local {
-            let _ = stop.send(true);
+            stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
@@ -370,15 +371,30 @@ pub fn tls_server(config: &Config) -> anyhow::Result<Option<Arc<resizer_api::tls
     Ok(Some(resizer_api::tls::server_config(cert, key)?))
 }
 
-/// Serves routers on their listeners until SIGTERM/SIGINT, then stops
-/// accepting, marks the node not ready and waits (bounded) for in-flight requests.
+/// Serves routers on their listeners until SIGTERM/SIGINT (or `shutdown` is
+/// cancelled), then stops accepting, marks the node not ready and waits
+/// (bounded) for in-flight requests.
 pub async fn serve_until_signal(
     servers: Vec<Served>,
     limits: ListenerLimits,
     ready: Arc<AtomicBool>,
     drain: Duration,
+    shutdown: &CancellationToken,
 ) {
-    serve_in_stages(servers, Vec::new(), limits, ready, Duration::ZERO, drain).await;
+    let stages = Stages {
+        lame_duck: Duration::ZERO,
+        drain,
+    };
+    serve_in_stages(servers, Vec::new(), limits, ready, stages, shutdown).await;
+}
+
+/// How a node stops serving.
+#[derive(Debug, Clone, Copy)]
+pub struct Stages {
+    /// Not ready but still accepting, while the load balancer notices.
+    pub lame_duck: Duration,
+    /// The most time requests in progress get to finish.
+    pub drain: Duration,
 }
 
 /// Like [`serve_until_signal`], with two additions for a node behind a load
@@ -387,17 +403,19 @@ pub async fn serve_until_signal(
 /// request meets a closing socket. `late` servers keep serving until the others
 /// have drained: a draining API node still lets workers fetch the input and
 /// deliver the result of the requests it is finishing.
+///
+/// Cancelling `shutdown` (a role's fatal error) stops it like a signal does.
 pub async fn serve_in_stages(
     servers: Vec<Served>,
     late: Vec<Served>,
     limits: ListenerLimits,
     ready: Arc<AtomicBool>,
-    lame_duck: Duration,
-    drain: Duration,
+    Stages { lame_duck, drain }: Stages,
+    shutdown: &CancellationToken,
 ) {
-    let (stop_serving, serving_stopped) = watch::channel(false);
-    let (stop_late, late_stopped) = watch::channel(false);
-    let spawn_all = |servers: Vec<Served>, stopped: watch::Receiver<bool>| {
+    let stop_serving = shutdown.child_token();
+    let stop_late = shutdown.child_token();
+    let spawn_all = |servers: Vec<Served>, stopped: CancellationToken| {
         servers
             .into_iter()
             .map(|s| {
@@ -412,9 +430,12 @@ pub async fn serve_in_stages(
             })
             .collect::<Vec<_>>()
     };
-    let tasks = spawn_all(servers, serving_stopped);
-    let late_tasks = spawn_all(late, late_stopped);
-    shutdown_signal().await;
+    let tasks = spawn_all(servers, stop_serving.clone());
+    let late_tasks = spawn_all(late, stop_late.clone());
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = shutdown.cancelled() => tracing::warn!("a task of this role failed; stopping"),
+    }
     ready.store(false, Ordering::Relaxed);
     if !lame_duck.is_zero() {
         tracing::info!(
@@ -424,7 +445,7 @@ pub async fn serve_in_stages(
         tokio::time::sleep(lame_duck).await;
     }
     tracing::info!("draining in-flight requests");
-    let _ = stop_serving.send(true);
+    stop_serving.cancel();
     let deadline = tokio::time::Instant::now() + drain;
     let all = async {
         for t in tasks {
@@ -434,7 +455,7 @@ pub async fn serve_in_stages(
     if tokio::time::timeout_at(deadline, all).await.is_err() {
         tracing::warn!(?drain, "drain timeout reached; abandoning remaining requests");
     }
-    let _ = stop_late.send(true);
+    stop_late.cancel();
     let late_all = async {
         for t in late_tasks {
             let _ = t.await;

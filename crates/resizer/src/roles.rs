@@ -11,7 +11,7 @@ use resizer_api::{AdminState, AdminToken};
 use resizer_identity::feed::{FeedFollower, HttpChangeSource, load_snapshot_file};
 use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use resizer_jobs::http_client::HttpTransport;
 use resizer_queue::JobQueue;
@@ -74,6 +74,7 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
         config.http_limits(),
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
+        &CancellationToken::new(),
     )
     .await;
     poller.abort();
@@ -88,7 +89,53 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
 pub async fn run_api(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let node_id = format!("api-{}", &resizer_core::ids::JobId::random().as_str()[4..12]);
+    let shutdown = CancellationToken::new();
+    let (auth, follower) = follow_identity(&config, &shutdown)?;
+    let public_listener = node::bind(&config.listen).await?;
+    let public_addr = public_listener.local_addr()?;
+    let (jobs, reachable_at, late_servers) = api_job_path(&config, &shutdown).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut api = jobs
+        .api(&config, &reachable_at, auth, ready.clone())
+        .with_observer(AdminToken::from_secret(config.cluster_secret()?));
+    if let Some(queries) = distributed_usage_queries(&config).await? {
+        api = api.with_usage_queries(queries);
+    }
+    let servers = vec![Served::new("public", public_listener, api.router())];
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        %public_addr,
+        node = %reachable_at,
+        queue = if config.distributed_queue() { "jetstream" } else { "in-process" },
+        identity_url = %config.identity.url,
+        "resizer api ready"
+    );
+    let stages = node::Stages {
+        lame_duck: Duration::from_millis(config.api.lame_duck_ms),
+        drain: Duration::from_millis(config.api.drain_timeout_ms),
+    };
+    node::serve_in_stages(
+        servers,
+        late_servers,
+        config.http_limits(),
+        ready,
+        stages,
+        &shutdown,
+    )
+    .await;
+    shutdown.cancel();
+    let _ = follower.await;
+    jobs.stop().await;
+    tracing::info!("resizer stopped");
+    Ok(())
+}
+
+/// The auth cache of an API node and the task that keeps it following the
+/// identity feed (until `shutdown`), starting from the local snapshot file.
+fn follow_identity(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Arc<AuthCache>, tokio::task::JoinHandle<()>)> {
     let auth = Arc::new(AuthCache::new());
     let snapshot_path = config.data_dir.join("auth-snapshot.json");
     match load_snapshot_file(&auth, &snapshot_path) {
@@ -105,67 +152,37 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         config.cluster_secret()?,
         config.tls.ca_file.as_deref(),
     )?);
-    let (stop_follower, follower_stopped) = watch::channel(false);
-    let follower = tokio::spawn(
-        FeedFollower {
-            cache: auth.clone(),
-            source,
-            snapshot_path: Some(snapshot_path),
-        }
-        .run(follower_stopped),
-    );
-
-    let public_listener = node::bind(&config.listen).await?;
-    let public_addr = public_listener.local_addr()?;
-    let mut late_servers = Vec::new();
-    // Distributed queue: workers are other processes and reach this node's
-    // staging area and result table on its internal port, by URL.
-    let (jobs, node_id) = if config.distributed_queue() {
-        let internal_listener = node::bind(&config.api.internal_listen).await?;
-        let tls = node::tls_server(&config)?;
-        let internal_url = if config.api.internal_url.is_empty() {
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{}", internal_listener.local_addr()?)
-        } else {
-            config.api.internal_url.trim_end_matches('/').to_string()
-        };
-        let jobs = JobPath::distributed(&config).await?;
-        late_servers
-            .push(Served::new("internal", internal_listener, jobs.internal(&config)?.router()).with_tls(tls));
-        (jobs, internal_url)
-    } else {
-        (JobPath::embedded(&config, &node_id)?, node_id)
+    let follower = FeedFollower {
+        cache: auth.clone(),
+        source,
+        snapshot_path: Some(snapshot_path),
     };
-    let ready = Arc::new(AtomicBool::new(false));
-    let mut api = jobs
-        .api(&config, &node_id, auth, ready.clone())
-        .with_observer(AdminToken::from_secret(config.cluster_secret()?));
-    if let Some(queries) = distributed_usage_queries(&config).await? {
-        api = api.with_usage_queries(queries);
+    Ok((auth, tokio::spawn(follower.run(shutdown.child_token()))))
+}
+
+/// An API node's job path, how workers reach it, and the servers that stop
+/// last. Distributed: workers are other processes and reach this node's
+/// staging area and result table on its internal port, by URL. Otherwise the
+/// workers are in this process and the node is named by a random id.
+async fn api_job_path(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(JobPath, String, Vec<Served>)> {
+    if !config.distributed_queue() {
+        let name = format!("api-{}", &resizer_core::ids::JobId::random().as_str()[4..12]);
+        return Ok((JobPath::embedded(config, &name, shutdown)?, name, Vec::new()));
     }
-    let servers = vec![Served::new("public", public_listener, api.router())];
-    ready.store(true, Ordering::Relaxed);
-    tracing::info!(
-        %public_addr,
-        node_id,
-        queue = if config.distributed_queue() { "jetstream" } else { "in-process" },
-        identity_url = %config.identity.url,
-        "resizer api ready"
-    );
-    node::serve_in_stages(
-        servers,
-        late_servers,
-        config.http_limits(),
-        ready,
-        Duration::from_millis(config.api.lame_duck_ms),
-        Duration::from_millis(config.api.drain_timeout_ms),
-    )
-    .await;
-    let _ = stop_follower.send(true);
-    let _ = follower.await;
-    jobs.stop().await;
-    tracing::info!("resizer stopped");
-    Ok(())
+    let internal_listener = node::bind(&config.api.internal_listen).await?;
+    let tls = node::tls_server(config)?;
+    let internal_url = if config.api.internal_url.is_empty() {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", internal_listener.local_addr()?)
+    } else {
+        config.api.internal_url.trim_end_matches('/').to_string()
+    };
+    let jobs = JobPath::distributed(config).await?;
+    let internal = Served::new("internal", internal_listener, jobs.internal(config)?.router()).with_tls(tls);
+    Ok((jobs, internal_url, vec![internal]))
 }
 
 /// `resizer worker`: pulls jobs from JetStream while it has free imaging
@@ -192,7 +209,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     );
     let threads = config.worker_threads();
     let pool = Arc::new(node::imaging_pool(&config));
-    let (stop_worker, worker_stopped) = watch::channel(false);
+    let shutdown = CancellationToken::new();
     let worker = Worker::new(
         WorkerConfig {
             name: name.clone(),
@@ -203,15 +220,15 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
         transport,
         pool,
     );
-    let worker_task = tokio::spawn(worker.run(worker_stopped));
+    let worker_task = tokio::spawn(worker.run(shutdown.child_token()));
     let router = node::health_router();
     let listener = node::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(%addr, worker = %name, threads, "resizer worker ready");
-    serve_health(listener, router, &config, ready).await;
+    serve_health(listener, router, &config, ready, &shutdown).await;
     // Stop pulling; jobs in progress finish and are acked (bounded).
-    let _ = stop_worker.send(true);
+    shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), worker_task).await;
     queue.quiesce(Duration::from_secs(2)).await;
     tracing::info!("resizer stopped");
@@ -253,26 +270,28 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("connecting to NATS JetStream: {e}"))?;
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let result = aggregator.run(stopped).await;
-        // Failing to set up the consumer or the lease bucket is not retried here:
-        // exit non-zero so the supervisor restarts the process.
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "aggregator failed");
-            std::process::exit(1);
-        }
-        result
-    });
+    let shutdown = CancellationToken::new();
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = aggregator.run(shutdown.child_token()).await;
+            // Failing to set up the consumer or the lease bucket is not retried here:
+            // the role stops and exits non-zero, so the supervisor restarts it.
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        })
+    };
     let router = node::health_router();
     let listener = node::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(true));
     tracing::info!(metrics_addr = %addr, aggregator = %name, "resizer aggregator ready");
-    serve_health(listener, router, &config, ready).await;
-    let _ = stop.send(true);
+    serve_health(listener, router, &config, ready, &shutdown).await;
+    shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(10), task).await {
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "aggregator failed"),
+        Ok(Ok(Err(e))) => return Err(anyhow::Error::new(e).context("the aggregator failed")),
         Err(_) => tracing::warn!("aggregator did not stop in time"),
         _ => {}
     }
@@ -296,13 +315,21 @@ async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc
     })))
 }
 
-/// Serves a role's `/healthz` and `/metrics` until SIGTERM/SIGINT.
+/// Serves a role's `/healthz` and `/metrics` until SIGTERM/SIGINT or `shutdown`.
 async fn serve_health(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     config: &Config,
     ready: Arc<AtomicBool>,
+    shutdown: &CancellationToken,
 ) {
     let servers = vec![Served::new("health", listener, router)];
-    node::serve_until_signal(servers, config.http_limits(), ready, Duration::from_secs(1)).await;
+    node::serve_until_signal(
+        servers,
+        config.http_limits(),
+        ready,
+        Duration::from_secs(1),
+        shutdown,
+    )
+    .await;
 }

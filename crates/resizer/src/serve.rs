@@ -12,6 +12,8 @@ use resizer_usage::aggregator::Aggregator;
 use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_usage::store::{SqliteUsageStore, UsageStore};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::node::{self, JobPath, Served};
 
@@ -23,32 +25,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
 
-    // Identity: the authoritative store, and the auth cache that follows it in process.
-    let store = node::sqlite_store(&config)?;
-    let identity = Arc::new(IdentityService::new(store.clone()));
-    let auth = Arc::new(AuthCache::new());
-    auth.catch_up(store.as_ref())
-        .await
-        .context("loading the auth cache")?;
-    identity.subscribe(Arc::new(LocalFollower {
-        cache: auth.clone(),
-        store,
-    }));
+    let (identity, auth) = identity(&config).await?;
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
 
     // The job path: API → queue → workers → back to the API, all in process.
-    let jobs = JobPath::embedded(&config, EMBEDDED_NODE)?;
+    let shutdown = CancellationToken::new();
+    let jobs = JobPath::embedded(&config, EMBEDDED_NODE, &shutdown)?;
 
-    // Usage: the node's log → the in-process aggregator → roll-ups and archive.
-    let usage_dir = config.data_dir.join("usage");
-    let store: Arc<dyn UsageStore> = Arc::new(
-        SqliteUsageStore::open(&usage_dir.join("rollup.sqlite")).context("opening the usage store")?,
-    );
-    let archive = node::usage_archive(&config, usage_dir.join("archive"))?;
-    let aggregator = Arc::new(Aggregator::new(jobs.usage_log(), store.clone(), archive.clone()));
-    let aggregating =
-        tokio::spawn(aggregator.run(Duration::from_millis(config.usage.aggregate_every_ms.max(10))));
-    let queries: Arc<dyn UsageQueries> = Arc::new(LocalUsage { store, archive });
+    let (queries, aggregating) = usage(&config, &jobs)?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let api = jobs
@@ -77,10 +61,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.http_limits(),
         ready,
         Duration::from_millis(config.api.drain_timeout_ms),
+        &shutdown,
     )
     .await;
     jobs.stop().await;
     aggregating.abort();
     tracing::info!("resizer stopped");
     Ok(())
+}
+
+/// Identity: the authoritative store, and the auth cache that follows it in process.
+async fn identity(config: &Config) -> anyhow::Result<(Arc<IdentityService>, Arc<AuthCache>)> {
+    let store = node::sqlite_store(config)?;
+    let identity = Arc::new(IdentityService::new(store.clone()));
+    let auth = Arc::new(AuthCache::new());
+    auth.catch_up(store.as_ref())
+        .await
+        .context("loading the auth cache")?;
+    identity.subscribe(Arc::new(LocalFollower {
+        cache: auth.clone(),
+        store,
+    }));
+    Ok((identity, auth))
+}
+
+/// Usage: the node's log → the in-process aggregator → roll-ups and archive;
+/// returns what answers usage queries and the aggregating task.
+fn usage(
+    config: &Config,
+    jobs: &JobPath,
+) -> anyhow::Result<(Arc<dyn UsageQueries>, tokio::task::JoinHandle<()>)> {
+    let usage_dir = config.data_dir.join("usage");
+    let store: Arc<dyn UsageStore> = Arc::new(
+        SqliteUsageStore::open(&usage_dir.join("rollup.sqlite")).context("opening the usage store")?,
+    );
+    let archive = node::usage_archive(config, usage_dir.join("archive"))?;
+    let aggregator = Arc::new(Aggregator::new(jobs.usage_log(), store.clone(), archive.clone()));
+    let every = Duration::from_millis(config.usage.aggregate_every_ms.max(10));
+    let aggregating = tokio::spawn(aggregator.run(every));
+    Ok((Arc::new(LocalUsage { store, archive }), aggregating))
 }
