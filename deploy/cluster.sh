@@ -208,7 +208,7 @@ EOF
         launch "$name" env $(resizer_env) $(nats_env worker) \
             RESIZER_WORKER__API_NODES="http://127.0.0.1:$(internal_port 1),http://127.0.0.1:$(internal_port 2)" \
             RESIZER_LISTEN="127.0.0.1:$(worker_port "$n")" \
-            RESIZER_WORKER__NAME="$name" RESIZER_WORKER__THREADS="$WORKER_THREADS" \
+            RESIZER_NODE__NAME="$name" RESIZER_WORKER__THREADS="$WORKER_THREADS" \
             "$RESIZER_BIN" worker
         wait_http "http://127.0.0.1:$(worker_port "$n")/healthz" 60
         ;;
@@ -218,7 +218,7 @@ EOF
         mkdir -p "$DIR/$name"
         launch "$name" env $(resizer_env) $(usage_env) $(nats_env aggregator) \
             RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
-            RESIZER_WORKER__NAME="$name" \
+            RESIZER_NODE__NAME="$name" \
             RESIZER_DATA_DIR="$DIR/$name" \
             "$RESIZER_BIN" aggregator
         wait_http "http://127.0.0.1:$(aggregator_port "$n")/healthz" 60

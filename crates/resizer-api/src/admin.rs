@@ -26,12 +26,12 @@ use crate::observe::observe;
 /// Largest admin request body.
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
 
-/// The admin token (or cluster secret), kept only as its SHA-256 and compared
-/// in constant time, exactly like an API key.
+/// A bearer secret of ours (the admin token, the cluster secret), kept only as
+/// its SHA-256 and compared in constant time, exactly like an API key.
 #[derive(Clone)]
-pub struct AdminToken(KeyHash);
+pub struct HashedSecret(KeyHash);
 
-impl AdminToken {
+impl HashedSecret {
     /// Derives from the plain token.
     pub fn from_secret(token: &str) -> Self {
         Self(KeyHash::of(token))
@@ -57,9 +57,9 @@ impl AdminToken {
 #[derive(Clone)]
 pub struct AdminState {
     identity: Arc<IdentityService>,
-    token: AdminToken,
+    token: HashedSecret,
     /// When set, the identity change feed is served too, to holders of this cluster secret.
-    feed_secret: Option<AdminToken>,
+    feed_secret: Option<HashedSecret>,
     /// Where usage and audit queries read; none where this node does not serve them.
     usage: Option<Arc<dyn UsageQueries>>,
     /// Wrong admin tokens per client address.
@@ -94,7 +94,7 @@ impl From<Tenant> for TenantView {
 
 impl AdminState {
     /// Assembles the state.
-    pub fn new(identity: Arc<IdentityService>, token: AdminToken) -> Self {
+    pub fn new(identity: Arc<IdentityService>, token: HashedSecret) -> Self {
         Self {
             identity,
             token,
@@ -112,7 +112,7 @@ impl AdminState {
 
     /// Also serves the change feed (`/internal/v1/identity/*`) to API nodes
     /// presenting the cluster secret.
-    pub fn with_feed(mut self, cluster_secret: AdminToken) -> Self {
+    pub fn with_feed(mut self, cluster_secret: HashedSecret) -> Self {
         self.feed_secret = Some(cluster_secret);
         self
     }
@@ -163,7 +163,7 @@ async fn tenant_audit(State(state): State<AdminState>, uri: axum::http::Uri) -> 
 
 /// Lets through only requests bearing the cluster secret (internal endpoints).
 pub(crate) async fn require_cluster_secret(
-    State(secret): State<AdminToken>,
+    State(secret): State<HashedSecret>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -38,7 +38,7 @@ pub mod resize;
 pub mod tls;
 pub mod usage;
 
-pub use admin::{AdminState, AdminToken};
+pub use admin::{AdminState, HashedSecret};
 pub use error::ApiError;
 pub use internal::InternalState;
 pub use public::{ApiConfig, ApiState};

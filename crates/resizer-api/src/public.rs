@@ -19,7 +19,7 @@ use resizer_telemetry::Metrics;
 use resizer_usage::UsageLog;
 use resizer_usage::query::UsageQueries;
 
-use crate::admin::AdminToken;
+use crate::admin::HashedSecret;
 use crate::admission::{TenantSlots, bearer};
 use crate::error::{self, ApiError};
 use crate::observe::observe;
@@ -77,7 +77,7 @@ pub(crate) struct Inner {
     /// Who may read `/metrics` and `/readyz`'s detail (the admin token, the
     /// cluster secret): both tell tenant and key counts and traffic, which are
     /// nobody's business on the Internet. None set: nobody.
-    observers: Vec<AdminToken>,
+    observers: Vec<HashedSecret>,
 }
 
 impl ApiState {
@@ -117,7 +117,7 @@ impl ApiState {
     }
 
     /// Lets holders of `token` read `/metrics` and `/readyz`'s detail.
-    pub fn with_observer(mut self, token: AdminToken) -> Self {
+    pub fn with_observer(mut self, token: HashedSecret) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.observers.push(token);
         }

@@ -64,7 +64,7 @@ pub struct JetStreamConfig {
 pub fn nats_options(access: &resizer_core::credentials::NatsAccess) -> async_nats::ConnectOptions {
     let mut options = async_nats::ConnectOptions::new();
     if let Some(l) = &access.login {
-        options = options.user_and_password(l.user.clone(), l.password.clone());
+        options = options.user_and_password(l.user.clone(), l.password.expose().to_string());
     }
     if let Some(ca) = &access.ca_file {
         options = options.add_root_certificates(ca.clone()).require_tls(true);

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use resizer_api::AdminToken;
+use resizer_api::HashedSecret;
 use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{random_bytes, to_hex};
 
@@ -14,7 +14,7 @@ const HASH_FILE: &str = "admin_token.sha256";
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// Resolves the admin token for this data directory.
-pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
+pub fn resolve(data_dir: &Path) -> anyhow::Result<HashedSecret> {
     if let Ok(token) = std::env::var("RESIZER_ADMIN_TOKEN")
         && !token.is_empty()
     {
@@ -25,7 +25,7 @@ pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
                 "RESIZER_ADMIN_TOKEN must be at least {MIN_TOKEN_CHARS} characters (e.g. `head -c 24 /dev/urandom | base64`)"
             );
         }
-        return Ok(AdminToken::from_secret(&token));
+        return Ok(HashedSecret::from_secret(&token));
     }
     let path = data_dir.join(HASH_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -35,12 +35,12 @@ pub fn resolve(data_dir: &Path) -> anyhow::Result<AdminToken> {
                 path.display()
             )
         })?;
-        return Ok(AdminToken::from_hash(hash));
+        return Ok(HashedSecret::from_hash(hash));
     }
     let mut bytes = [0u8; 32];
     random_bytes(&mut bytes);
     let token = format!("rsza_{}", to_hex(&bytes));
-    let admin = AdminToken::from_secret(&token);
+    let admin = HashedSecret::from_secret(&token);
     write_private(&path, &admin.hash().to_hex())?;
     // Printed once, on stdout, and never logged.
     let mut out = std::io::stdout().lock();

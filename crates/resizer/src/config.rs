@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use resizer_core::credentials::Redacted;
 use serde::{Deserialize, Serialize};
 
 /// Resizer's configuration.
@@ -23,10 +24,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter, e.g. `info` or `info,resizer_api=debug`. Default `info`.
     pub log: String,
+    /// This process, whatever its role.
+    pub node: NodeSection,
     /// Request and image limits.
-    pub limits: LimitsConfig,
+    pub limits: LimitsSection,
     /// The job queue.
-    pub queue: QueueConfig,
+    pub queue: QueueSection,
     /// The workers.
     pub worker: WorkerSection,
     /// The API tier.
@@ -41,6 +44,15 @@ pub struct Config {
     pub http: HttpSection,
     /// TLS between roles on different machines.
     pub tls: TlsSection,
+}
+
+/// This process, whatever its role.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Name in logs, metrics and usage records (`resizer worker`, `resizer
+    /// aggregator`); unset (the default) means `<role>-<random>`.
+    pub name: Option<String>,
 }
 
 /// TLS between roles (multi-machine deployments). Listeners between roles (the
@@ -112,23 +124,23 @@ pub struct UsageSection {
     pub ship_every_ms: u64,
     /// `resizer aggregator`: PostgreSQL URL of the roll-up store shared by all aggregators.
     /// Required by `resizer aggregator`. Default empty.
-    pub database_url: String,
+    pub database_url: Option<String>,
     /// `resizer aggregator`: the archive's directory (shared by all aggregators);
     /// empty means `data_dir/archive`. Default empty.
-    pub archive_dir: String,
+    pub archive_dir: Option<String>,
     /// `resizer aggregator`: how long the lease outlives its holder's last renewal
     /// (a standby takes over within about this). Default 6,000 ms.
     pub lease_ttl_ms: u64,
     /// The archive in an S3-compatible bucket instead of `archive_dir`: the endpoint URL
     /// (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:3900` for Garage, …).
     /// Empty (the default) keeps the archive in a local directory.
-    pub archive_s3_endpoint: String,
+    pub archive_s3_endpoint: Option<String>,
     /// The archive's bucket (it must exist). Default empty.
-    pub archive_s3_bucket: String,
+    pub archive_s3_bucket: Option<String>,
     /// The bucket's signing region. Default `us-east-1`.
     pub archive_s3_region: String,
     /// Access key id; empty means `AWS_ACCESS_KEY_ID`. Default empty.
-    pub archive_s3_access_key_id: String,
+    pub archive_s3_access_key_id: Option<String>,
     /// Secret access key; prefer `RESIZER_USAGE__ARCHIVE_S3_SECRET_ACCESS_KEY` or
     /// `AWS_SECRET_ACCESS_KEY` to writing it in a file. Never logged. Default empty.
     pub archive_s3_secret_access_key: Redacted,
@@ -136,17 +148,6 @@ pub struct UsageSection {
     pub archive_s3_virtual_host: bool,
     /// Timeout of one S3 request (a call retries twice). Default 10,000 ms.
     pub archive_s3_timeout_ms: u64,
-}
-
-/// A secret: serialized as itself, printed as `<redacted>`.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Redacted(pub String);
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 impl Default for UsageSection {
@@ -157,13 +158,13 @@ impl Default for UsageSection {
             segment_max_bytes: 8 * 1024 * 1024,
             aggregate_every_ms: 1000,
             ship_every_ms: 1000,
-            database_url: String::new(),
-            archive_dir: String::new(),
+            database_url: None,
+            archive_dir: None,
             lease_ttl_ms: 6000,
-            archive_s3_endpoint: String::new(),
-            archive_s3_bucket: String::new(),
+            archive_s3_endpoint: None,
+            archive_s3_bucket: None,
             archive_s3_region: "us-east-1".into(),
-            archive_s3_access_key_id: String::new(),
+            archive_s3_access_key_id: None,
             archive_s3_secret_access_key: Redacted::default(),
             archive_s3_virtual_host: false,
             archive_s3_timeout_ms: 10_000,
@@ -177,7 +178,7 @@ impl Default for UsageSection {
 pub struct IdentitySection {
     /// PostgreSQL URL of the authoritative store (`resizer identity`); empty means
     /// SQLite in the data directory. Default empty.
-    pub database_url: String,
+    pub database_url: Option<String>,
     /// Base URL of the identity service's admin listener, where `resizer api`
     /// follows the change feed. Default `http://127.0.0.1:8081`.
     pub url: String,
@@ -186,33 +187,25 @@ pub struct IdentitySection {
 impl Default for IdentitySection {
     fn default() -> Self {
         Self {
-            database_url: String::new(),
+            database_url: None,
             url: "http://127.0.0.1:8081".into(),
         }
     }
 }
 
 /// Secrets shared by the nodes of one cluster.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
     /// Bearer secret for internal endpoints (the identity feed); prefer
     /// `RESIZER_CLUSTER_SECRET` to writing it in a file. Required by `api` and `identity`.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for ClusterSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterSection")
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    pub secret: Redacted,
 }
 
 /// Request and image limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
+pub struct LimitsSection {
     /// Largest request body in bytes (413 above). Default 16 MiB.
     pub max_body_bytes: u64,
     /// Largest input in pixels, read from the header before decoding (422 above). Default 50 M.
@@ -224,7 +217,7 @@ pub struct LimitsConfig {
 /// The job queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct QueueConfig {
+pub struct QueueSection {
     /// Jobs that may wait; beyond it requests get 503 at once. 0 (the default) means
     /// 32 per imaging thread in process (the memory bound; `max_wait_ms` usually refuses
     /// first) and 1,024 for the whole JetStream queue.
@@ -236,7 +229,7 @@ pub struct QueueConfig {
     pub max_wait_ms: u64,
     /// NATS server URLs, comma-separated (`nats://127.0.0.1:4222,...`). Empty (the default)
     /// means the in-process queue; set, `api` publishes to JetStream and `worker` pulls from it.
-    pub nats_url: String,
+    pub nats_url: Option<String>,
     /// JetStream streams the queue is spread over, so publishing survives the loss of one
     /// stream's leader. Default 3.
     pub streams: usize,
@@ -249,22 +242,22 @@ pub struct QueueConfig {
     pub ack_wait_ms: u64,
     /// This role's NATS user (each role its own, with only the permissions it needs;
     /// deploy/cluster.sh shows them). Empty (the default): connect without one.
-    pub nats_user: String,
+    pub nats_user: Option<String>,
     /// Its password; prefer `RESIZER_QUEUE__NATS_PASSWORD` to a file. Never logged.
     pub nats_password: Redacted,
 }
 
-impl Default for QueueConfig {
+impl Default for QueueSection {
     fn default() -> Self {
         Self {
             capacity: 0,
             max_wait_ms: 250,
-            nats_url: String::new(),
+            nats_url: None,
             streams: 3,
             replicas: 1,
             publish_timeout_ms: 250,
             ack_wait_ms: 2000,
-            nats_user: String::new(),
+            nats_user: None,
             nats_password: Redacted::default(),
         }
     }
@@ -300,13 +293,11 @@ pub struct WorkerSection {
     /// worker acks, pulls and fetches the next input. 0 pulls only for a free thread.
     /// Default 1: on 2 cores the idle gaps cost a fifth of the throughput.
     pub prefetch: usize,
-    /// Name in logs, metrics and usage records (`resizer worker`); empty means a random one.
-    pub name: String,
     /// `resizer worker`: the API nodes' internal URLs (comma-separated, as in their
     /// `api.internal_url`) that jobs may name; a job naming another is dropped. Empty
     /// (the default) trusts whatever the queue says: set it wherever others can
     /// publish to the queue.
-    pub api_nodes: String,
+    pub api_nodes: Option<String>,
 }
 
 impl Default for WorkerSection {
@@ -315,8 +306,7 @@ impl Default for WorkerSection {
             threads: 0,
             shrink_on_load: ShrinkOnLoadSetting::default(),
             prefetch: 1,
-            name: String::new(),
-            api_nodes: String::new(),
+            api_nodes: None,
         }
     }
 }
@@ -350,7 +340,7 @@ pub struct ApiSection {
     /// deliver results (cluster secret required). Default `127.0.0.1:8082`.
     pub internal_listen: String,
     /// The URL workers use to reach `internal_listen`; empty means `http://` + the bound address.
-    pub internal_url: String,
+    pub internal_url: Option<String>,
 }
 
 impl Default for Config {
@@ -360,8 +350,9 @@ impl Default for Config {
             admin_listen: "127.0.0.1:8081".into(),
             data_dir: PathBuf::from("./resizer-data"),
             log: "info".into(),
-            limits: LimitsConfig::default(),
-            queue: QueueConfig::default(),
+            node: NodeSection::default(),
+            limits: LimitsSection::default(),
+            queue: QueueSection::default(),
             worker: WorkerSection::default(),
             api: ApiSection::default(),
             identity: IdentitySection::default(),
@@ -373,7 +364,7 @@ impl Default for Config {
     }
 }
 
-impl Default for LimitsConfig {
+impl Default for LimitsSection {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
@@ -395,7 +386,7 @@ impl Default for ApiSection {
             max_in_flight_per_tenant: 0,
             join_identical: true,
             internal_listen: "127.0.0.1:8082".into(),
-            internal_url: String::new(),
+            internal_url: None,
         }
     }
 }
@@ -439,8 +430,21 @@ impl Config {
         }
     }
 
-    /// Loads the configuration from all layers and validates it.
-    pub fn load(file_opt: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+    /// Loads the configuration from all layers (defaults, `file_opt`,
+    /// `RESIZER_<SECTION>__<FIELD>` variables of `env`, `overrides`, and the
+    /// secrets' own variables) and validates it. `env` is the process
+    /// environment in `main`, a list in tests.
+    pub fn load(
+        file_opt: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
         let mut value = toml::Value::try_from(Config::default())?;
         if let Some(file) = file_opt {
             let text = std::fs::read_to_string(file)
@@ -449,7 +453,7 @@ impl Config {
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", file.display()))?;
             merge(&mut value, from_file);
         }
-        for (name, raw) in std::env::vars() {
+        for (name, raw) in &env {
             let Some(path) = name.strip_prefix("RESIZER_") else {
                 continue;
             };
@@ -457,7 +461,7 @@ impl Config {
                 continue;
             };
             let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
-            let parsed = env_value(value.get(&section).and_then(|t| t.get(&field)), &raw);
+            let parsed = env_value(value.get(&section).and_then(|t| t.get(&field)), raw);
             let mut patch = toml::map::Map::new();
             let mut inner = toml::map::Map::new();
             inner.insert(field, parsed);
@@ -476,13 +480,51 @@ impl Config {
         if let Some(v) = &overrides.data_dir {
             config.data_dir = v.clone();
         }
-        if let Ok(secret) = std::env::var("RESIZER_CLUSTER_SECRET")
-            && !secret.is_empty()
-        {
-            config.cluster.secret = secret;
+        if let Some(secret) = var("RESIZER_CLUSTER_SECRET") {
+            config.cluster.secret = Redacted(secret);
         }
+        // The S3 archive's credentials, where the AWS tools keep them.
+        if config.usage.archive_s3_access_key_id.is_none() {
+            config.usage.archive_s3_access_key_id = var("AWS_ACCESS_KEY_ID");
+        }
+        if config.usage.archive_s3_secret_access_key.expose().is_empty()
+            && let Some(secret) = var("AWS_SECRET_ACCESS_KEY")
+        {
+            config.usage.archive_s3_secret_access_key = Redacted(secret);
+        }
+        config.blank_is_unset();
         config.validate()?;
         Ok(config)
+    }
+
+    /// An optional value set to nothing (`RESIZER_QUEUE__NATS_URL=`) is unset.
+    fn blank_is_unset(&mut self) {
+        for v in [
+            &mut self.node.name,
+            &mut self.identity.database_url,
+            &mut self.queue.nats_url,
+            &mut self.queue.nats_user,
+            &mut self.worker.api_nodes,
+            &mut self.api.internal_url,
+            &mut self.usage.database_url,
+            &mut self.usage.archive_dir,
+            &mut self.usage.archive_s3_endpoint,
+            &mut self.usage.archive_s3_bucket,
+            &mut self.usage.archive_s3_access_key_id,
+        ] {
+            if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *v = None;
+            }
+        }
+    }
+
+    /// This process's name in logs, metrics and usage records (`node.name`),
+    /// or `<role>-<random>` when unset.
+    pub fn node_name(&self, role: &str) -> String {
+        self.node
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{role}-{}", &resizer_core::ids::JobId::random().as_str()[4..12]))
     }
 
     /// Checks values that types alone cannot.
@@ -528,16 +570,18 @@ impl Config {
 
     /// Returns the cluster secret, or an error naming how to set it.
     pub fn cluster_secret(&self) -> anyhow::Result<&str> {
-        if self.cluster.secret.len() < 16 {
+        if self.cluster.secret.expose().len() < 16 {
             bail!("a cluster secret of at least 16 characters is required: set RESIZER_CLUSTER_SECRET");
         }
-        Ok(&self.cluster.secret)
+        Ok(self.cluster.secret.expose())
     }
 
     /// The API node URLs a worker may talk to (`worker.api_nodes`); empty means any.
     pub fn worker_api_nodes(&self) -> Vec<String> {
         self.worker
             .api_nodes
+            .as_deref()
+            .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|n| !n.is_empty())
@@ -548,23 +592,29 @@ impl Config {
     /// How this role reaches NATS: its user (`queue.nats_user`) and TLS trust (`tls.ca_file`).
     pub fn nats_access(&self) -> resizer_core::credentials::NatsAccess {
         resizer_core::credentials::NatsAccess {
-            login: (!self.queue.nats_user.is_empty()).then(|| resizer_core::credentials::Login {
-                user: self.queue.nats_user.clone(),
-                password: self.queue.nats_password.0.clone(),
-            }),
+            login: self
+                .queue
+                .nats_user
+                .clone()
+                .map(|user| resizer_core::credentials::Login {
+                    user,
+                    password: self.queue.nats_password.clone(),
+                }),
             ca_file: self.tls.ca_file.clone(),
         }
     }
 
     /// Returns whether the job queue is NATS JetStream rather than in process.
     pub fn distributed_queue(&self) -> bool {
-        !self.queue.nats_url.trim().is_empty()
+        self.queue.nats_url.is_some()
     }
 
     /// Returns the NATS server URLs.
     pub fn nats_servers(&self) -> Vec<String> {
         self.queue
             .nats_url
+            .as_deref()
+            .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -683,7 +733,7 @@ mod tests {
             "listen = \"127.0.0.1:9000\"\n[limits]\nmax_output_side = 4000\n[queue]\ncapacity = 7\n[worker]\nshrink_on_load = \"fast\"\n",
         )
         .unwrap();
-        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        let c = Config::load(Some(&file), &Overrides::default(), Vec::new()).unwrap();
         assert_eq!(c.worker.shrink_on_load, ShrinkOnLoadSetting::Fast);
         assert_eq!(
             Config::default().worker.shrink_on_load,
@@ -697,7 +747,10 @@ mod tests {
             listen: Some("127.0.0.1:9999".into()),
             ..Overrides::default()
         };
-        assert_eq!(Config::load(Some(&file), &o).unwrap().listen, "127.0.0.1:9999");
+        assert_eq!(
+            Config::load(Some(&file), &o, Vec::new()).unwrap().listen,
+            "127.0.0.1:9999"
+        );
     }
 
     #[test]
@@ -705,6 +758,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("resizer.toml");
         std::fs::write(&file, "[limits]\nmax_body = 5\n").unwrap();
-        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        assert!(Config::load(Some(&file), &Overrides::default(), Vec::new()).is_err());
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn test_the_environment_layer_types_values_by_their_field() {
+        let c = Config::load(
+            None,
+            &Overrides::default(),
+            env(&[
+                ("RESIZER_QUEUE__NATS_PASSWORD", "0123456789"),
+                ("RESIZER_QUEUE__NATS_USER", "4242"),
+                ("RESIZER_QUEUE__NATS_URL", "nats://127.0.0.1:4222"),
+                ("RESIZER_QUEUE__STREAMS", "5"),
+                ("RESIZER_API__JOIN_IDENTICAL", "false"),
+                ("RESIZER_NODE__NAME", "007"),
+                ("RESIZER_CLUSTER_SECRET", "12345678901234567890"),
+                ("AWS_ACCESS_KEY_ID", "GK0001"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        // All-digit secrets and names load as strings, numbers and flags as themselves.
+        assert_eq!(c.queue.nats_password.expose(), "0123456789");
+        assert_eq!(c.queue.nats_user.as_deref(), Some("4242"));
+        assert_eq!(c.node.name.as_deref(), Some("007"));
+        assert_eq!(c.queue.streams, 5);
+        assert!(!c.api.join_identical);
+        assert!(c.distributed_queue());
+        assert_eq!(c.cluster_secret().unwrap(), "12345678901234567890");
+        assert_eq!(c.usage.archive_s3_access_key_id.as_deref(), Some("GK0001"));
+        // Secrets never show in a logged config.
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("0123456789") && !shown.contains("12345678901234567890"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn test_the_environment_layer_refuses_what_the_file_would() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, &Overrides::default(), env(pairs));
+        assert!(load(&[("RESIZER_QUEUE__STREAMS", "five")]).is_err());
+        assert!(load(&[("RESIZER_QUEUE__NO_SUCH_FIELD", "1")]).is_err());
+        assert!(load(&[("RESIZER_NOSECTION__X", "1")]).is_err());
+        // Set to nothing is unset.
+        let c = load(&[("RESIZER_QUEUE__NATS_URL", "")]).unwrap();
+        assert!(!c.distributed_queue());
     }
 }

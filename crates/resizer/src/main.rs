@@ -32,15 +32,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every role in one process with embedded backends (in-process queue, SQLite, local files).
-    Serve(ServeArgs),
+    Serve(RoleArgs),
     /// Run the identity service: the admin API and the change feed over PostgreSQL (or SQLite).
-    Identity(ServeArgs),
+    Identity(RoleArgs),
     /// Run an API node: the public REST tier, authenticating from a cache of the identity feed.
-    Api(ServeArgs),
+    Api(RoleArgs),
     /// Run a worker: pull resize jobs from NATS JetStream and process them.
-    Worker(ServeArgs),
+    Worker(RoleArgs),
     /// Run a usage aggregator: roll up staged usage records while holding the lease.
-    Aggregator(ServeArgs),
+    Aggregator(RoleArgs),
     /// Resize local files with the same pipeline the workers use, without the service.
     Resize(batch::ResizeArgs),
     /// Measure conversions per core and print the fleet size for a target load.
@@ -48,7 +48,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct ServeArgs {
+struct RoleArgs {
     /// TOML configuration file.
     #[arg(long, env = "RESIZER_CONFIG")]
     config: Option<PathBuf>,
@@ -79,7 +79,7 @@ fn main() -> std::process::ExitCode {
         admin_listen: args.admin_listen,
         data_dir: args.data_dir,
     };
-    let config = match config::Config::load(args.config.as_deref(), &overrides) {
+    let config = match config::Config::load(args.config.as_deref(), &overrides, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("resizer: {e:#}");

@@ -270,27 +270,13 @@ pub fn sqlite_store(config: &Config) -> anyhow::Result<Arc<dyn IdentityStore>> {
 /// inside the runtime that will carry the S3 requests.
 pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow::Result<Arc<Archive>> {
     let usage = &config.usage;
-    let store: Arc<dyn ObjectStore> = if usage.archive_s3_endpoint.is_empty() {
-        let dir = if usage.archive_dir.is_empty() {
-            default_dir
-        } else {
-            std::path::PathBuf::from(&usage.archive_dir)
-        };
-        Arc::new(LocalDirStore::new(dir))
-    } else {
-        let or_env = |value: &str, var: &str| {
-            if value.is_empty() {
-                std::env::var(var).unwrap_or_default()
-            } else {
-                value.to_string()
-            }
-        };
+    let store: Arc<dyn ObjectStore> = if let Some(endpoint) = &usage.archive_s3_endpoint {
         let s3 = S3Config {
-            endpoint: usage.archive_s3_endpoint.clone(),
-            bucket: usage.archive_s3_bucket.clone(),
+            endpoint: endpoint.clone(),
+            bucket: usage.archive_s3_bucket.clone().unwrap_or_default(),
             region: usage.archive_s3_region.clone(),
-            access_key_id: or_env(&usage.archive_s3_access_key_id, "AWS_ACCESS_KEY_ID"),
-            secret_access_key: or_env(&usage.archive_s3_secret_access_key.0, "AWS_SECRET_ACCESS_KEY"),
+            access_key_id: usage.archive_s3_access_key_id.clone().unwrap_or_default(),
+            secret_access_key: usage.archive_s3_secret_access_key.expose().to_string(),
             virtual_host: usage.archive_s3_virtual_host,
             timeout: Duration::from_millis(usage.archive_s3_timeout_ms.max(100)),
         };
@@ -301,6 +287,12 @@ pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow
         }
         tracing::info!(endpoint = %s3.endpoint, bucket = %s3.bucket, "usage archive in S3");
         Arc::new(S3Store::new(&s3).context("configuring the S3 archive")?)
+    } else {
+        let dir = usage
+            .archive_dir
+            .as_ref()
+            .map_or(default_dir, std::path::PathBuf::from);
+        Arc::new(LocalDirStore::new(dir))
     };
     Ok(Arc::new(Archive::new(store)))
 }

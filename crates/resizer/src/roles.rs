@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use resizer_api::{AdminState, AdminToken};
+use resizer_api::{AdminState, HashedSecret};
 use resizer_identity::feed::{FeedFollower, HttpChangeSource, load_snapshot_file};
 use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
@@ -31,14 +31,15 @@ const STORE_POLL: Duration = Duration::from_secs(1);
 pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let cluster_secret = AdminToken::from_secret(config.cluster_secret()?);
-    let (store, backend): (Arc<dyn IdentityStore>, &str) = if config.identity.database_url.is_empty() {
-        (node::sqlite_store(&config)?, "sqlite")
-    } else {
-        let store = PostgresIdentityStore::connect(&config.identity.database_url)
-            .await
-            .context("connecting to PostgreSQL")?;
-        (Arc::new(store), "postgres")
+    let cluster_secret = HashedSecret::from_secret(config.cluster_secret()?);
+    let (store, backend): (Arc<dyn IdentityStore>, &str) = match &config.identity.database_url {
+        None => (node::sqlite_store(&config)?, "sqlite"),
+        Some(url) => {
+            let store = PostgresIdentityStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            (Arc::new(store), "postgres")
+        }
     };
     let identity = Arc::new(IdentityService::new(store.clone()));
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
@@ -97,7 +98,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let mut api = jobs
         .api(&config, &reachable_at, auth, ready.clone())
-        .with_observer(AdminToken::from_secret(config.cluster_secret()?));
+        .with_observer(HashedSecret::from_secret(config.cluster_secret()?));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
     }
@@ -174,11 +175,12 @@ async fn api_job_path(
     }
     let internal_listener = node::bind(&config.api.internal_listen).await?;
     let tls = node::tls_server(config)?;
-    let internal_url = if config.api.internal_url.is_empty() {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", internal_listener.local_addr()?)
-    } else {
-        config.api.internal_url.trim_end_matches('/').to_string()
+    let internal_url = match &config.api.internal_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", internal_listener.local_addr()?)
+        }
     };
     let jobs = JobPath::distributed(config).await?;
     let internal = Served::new("internal", internal_listener, jobs.internal(config)?.router()).with_tls(tls);
@@ -192,11 +194,7 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     if !config.distributed_queue() {
         anyhow::bail!("`resizer worker` needs the JetStream queue: set RESIZER_QUEUE__NATS_URL");
     }
-    let name = if config.worker.name.is_empty() {
-        format!("worker-{}", &resizer_core::ids::JobId::random().as_str()[4..12])
-    } else {
-        config.worker.name.clone()
-    };
+    let name = config.node_name("worker");
     let transport = Arc::new(HttpTransport::new(
         config.worker_api_nodes(),
         config.limits.max_body_bytes,
@@ -240,19 +238,12 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
 /// a standby takes over within the lease TTL. `/healthz` and `/metrics` on its
 /// listen address.
 pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
-    if !config.distributed_queue() || config.usage.database_url.is_empty() {
+    let (Some(database_url), true) = (&config.usage.database_url, config.distributed_queue()) else {
         anyhow::bail!("`resizer aggregator` needs RESIZER_QUEUE__NATS_URL and RESIZER_USAGE__DATABASE_URL");
-    }
-    let name = if config.worker.name.is_empty() {
-        format!(
-            "aggregator-{}",
-            &resizer_core::ids::JobId::random().as_str()[4..12]
-        )
-    } else {
-        config.worker.name.clone()
     };
+    let name = config.node_name("aggregator");
     let store = Arc::new(
-        PostgresUsageStore::connect(&config.usage.database_url)
+        PostgresUsageStore::connect(database_url)
             .await
             .context("connecting to the usage store")?,
     );
@@ -303,10 +294,10 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
 /// for `resizer identity` (admin) and `resizer api` (`/v1/usage`) when
 /// `usage.database_url` is set; without it those endpoints answer 503.
 async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc<dyn UsageQueries>>> {
-    if config.usage.database_url.is_empty() {
+    let Some(database_url) = &config.usage.database_url else {
         return Ok(None);
-    }
-    let store = PostgresUsageStore::connect(&config.usage.database_url)
+    };
+    let store = PostgresUsageStore::connect(database_url)
         .await
         .context("connecting to the usage store")?;
     Ok(Some(Arc::new(LocalUsage {

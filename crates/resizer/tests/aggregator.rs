@@ -118,7 +118,7 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
                 aggregator_env(&nats.url, &db_url, &s3),
                 vec![
                     ("RESIZER_USAGE__LEASE_TTL_MS".into(), "1500".into()),
-                    ("RESIZER_WORKER__NAME".into(), name.into()),
+                    ("RESIZER_NODE__NAME".into(), name.into()),
                 ],
             ]
             .concat(),
