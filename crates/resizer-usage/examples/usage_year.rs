@@ -103,6 +103,10 @@ fn main() {
         .collect();
     ids.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     println!(
         "synthetic usage: {tenants} tenants × {days} days × {per} records per tenant-day, in {}",
@@ -129,7 +133,7 @@ fn main() {
         store.apply_blocking(&batch).unwrap();
         apply_time += t0.elapsed();
         let t0 = Instant::now();
-        archive.file_records(&batch).unwrap();
+        rt.block_on(archive.file_records(&batch)).unwrap();
         archive_time += t0.elapsed();
     }
     let agg = apply_time + archive_time;
@@ -157,10 +161,7 @@ fn main() {
         store: store.clone(),
         archive,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+
     let (mut hours, mut daily, mut audit) = (Vec::new(), Vec::new(), Vec::new());
     let mut audited = 0;
     for _ in 0..20 {

@@ -38,9 +38,7 @@ impl Aggregator {
                 tracing::warn!(segment = %segment.display(), torn, "skipped torn usage lines (a crash mid-write)");
             }
             counted += self.store.apply(&records).await?;
-            let archive = self.archive.clone();
-            let filed = records.clone();
-            tokio::task::spawn_blocking(move || archive.file_records(&filed)).await??;
+            self.archive.file_records(&records).await?;
             std::fs::remove_file(&segment)?;
             metrics::counter!("resizer_usage_records_aggregated_total").increment(records.len() as u64);
         }
@@ -85,15 +83,10 @@ pub async fn housekeeping(archive: &Arc<Archive>, store: &dyn UsageStore) {
 
 /// Past days: merges the small per-batch files of one day per call.
 async fn compact_past_day(archive: &Arc<Archive>) -> Result<(), PipelineError> {
-    let archive = archive.clone();
-    tokio::task::spawn_blocking(move || {
-        let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
-        if let Some(day) = archive.days_to_compact()?.into_iter().find(|d| *d < today) {
-            let merged = archive.compact_day(day, crate::archive::COMPACT_ROWS)?;
-            tracing::info!(day, merged, "compacted a day of the usage archive");
-        }
-        Ok::<(), crate::archive::ArchiveError>(())
-    })
-    .await??;
+    let today = resizer_core::time::now_unix_ms() / 86_400_000 * 86_400_000;
+    if let Some(day) = archive.days_to_compact().await?.into_iter().find(|d| *d < today) {
+        let merged = archive.compact_day(day, crate::archive::COMPACT_ROWS).await?;
+        tracing::info!(day, merged, "compacted a day of the usage archive");
+    }
     Ok(())
 }

@@ -203,9 +203,7 @@ impl StreamAggregator {
             return Ok(0);
         }
         let fresh = self.store.apply(&records).await?;
-        let archive = self.archive.clone();
-        let filed = records.clone();
-        tokio::task::spawn_blocking(move || archive.file_records(&filed)).await??;
+        self.archive.file_records(&records).await?;
         for m in keep {
             m.ack().await.map_err(|e| stream("ack")(e))?;
         }

@@ -88,10 +88,6 @@ impl UsageQueries for LocalUsage {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<UsageRecord>, QueryError> {
-        let (archive, tenant) = (self.archive.clone(), tenant.clone());
-        tokio::task::spawn_blocking(move || archive.records(&tenant, from_ms, to_ms, limit))
-            .await
-            .map_err(|e| QueryError::Store(UsageStoreError::Blocking(e.to_string())))?
-            .map_err(QueryError::from)
+        Ok(self.archive.records(tenant, from_ms, to_ms, limit).await?)
     }
 }

@@ -2,8 +2,6 @@
 //! MinIO, R2, …): the same four calls as a local directory, over presigned
 //! requests (SigV4 by `rusty-s3`, no SDK) sent by `reqwest`.
 //!
-//! The archive is written and read on blocking threads (Parquet encoding is
-//! CPU work), so each call drives its request on the runtime it was built in.
 //! Every request has a timeout; transient failures (connection errors, 5xx,
 //! 429) are retried twice with a short backoff, after which the error goes back
 //! to the aggregator, which keeps the batch unacknowledged and tries again later.
@@ -57,13 +55,11 @@ pub struct S3Store {
     bucket: Bucket,
     credentials: Credentials,
     client: reqwest::Client,
-    runtime: tokio::runtime::Handle,
     list_page: usize,
 }
 
 impl S3Store {
-    /// Builds the client; must be called inside a Tokio runtime, which then
-    /// carries the requests. Does not contact the service.
+    /// Builds the client. Does not contact the service.
     pub fn new(config: &S3Config) -> Result<Self, Error> {
         let invalid = |what: String| Error::new(ErrorKind::InvalidInput, what);
         let endpoint: url::Url = config
@@ -87,8 +83,6 @@ impl S3Store {
             bucket,
             credentials: Credentials::new(config.access_key_id.clone(), config.secret_access_key.clone()),
             client,
-            runtime: tokio::runtime::Handle::try_current()
-                .map_err(|_| Error::other("S3Store::new needs a Tokio runtime"))?,
             list_page: 1000,
         })
     }
@@ -102,12 +96,12 @@ impl S3Store {
 
     /// Sends the request `build` makes (freshly signed per attempt), retrying
     /// transient failures; returns the status and body of the last answer.
-    fn send(
+    async fn send(
         &self,
         what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        build: impl Fn() -> reqwest::RequestBuilder + Send + Sync,
     ) -> Result<(u16, bytes::Bytes), Error> {
-        self.runtime.block_on(async {
+        {
             let mut last = String::new();
             for attempt in 0..ATTEMPTS {
                 if attempt > 0 {
@@ -132,7 +126,7 @@ impl S3Store {
                 tracing::warn!(request = what, attempt, error = %last, "S3 request failed");
             }
             Err(Error::other(format!("S3 {what}: {last}")))
-        })
+        }
     }
 }
 
@@ -150,53 +144,59 @@ fn refused(what: &str, key: &str, status: u16, body: &[u8]) -> Error {
     Error::new(kind, format!("S3 {what} {key}: HTTP {status}: {}", excerpt(body)))
 }
 
+#[async_trait::async_trait]
 impl ObjectStore for S3Store {
-    fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+    async fn put(&self, key: &str, body: bytes::Bytes) -> std::io::Result<()> {
         // A single PUT is atomic in S3: readers see the old object, none, or all of the new.
-        let body = bytes::Bytes::copy_from_slice(bytes);
-        let (status, answer) = self.send("put", || {
-            let url = self
-                .bucket
-                .put_object(Some(&self.credentials), key)
-                .sign(SIGNATURE_TTL);
-            self.client.put(url).body(body.clone())
-        })?;
+        let (status, answer) = self
+            .send("put", || {
+                let url = self
+                    .bucket
+                    .put_object(Some(&self.credentials), key)
+                    .sign(SIGNATURE_TTL);
+                self.client.put(url).body(body.clone())
+            })
+            .await?;
         match status {
             200..=299 => Ok(()),
             _ => Err(refused("put", key, status, &answer)),
         }
     }
 
-    fn get(&self, key: &str) -> std::io::Result<Vec<u8>> {
-        let (status, body) = self.send("get", || {
-            let url = self
-                .bucket
-                .get_object(Some(&self.credentials), key)
-                .sign(SIGNATURE_TTL);
-            self.client.get(url)
-        })?;
+    async fn get(&self, key: &str) -> std::io::Result<bytes::Bytes> {
+        let (status, body) = self
+            .send("get", || {
+                let url = self
+                    .bucket
+                    .get_object(Some(&self.credentials), key)
+                    .sign(SIGNATURE_TTL);
+                self.client.get(url)
+            })
+            .await?;
         match status {
-            200..=299 => Ok(body.to_vec()),
+            200..=299 => Ok(body),
             _ => Err(refused("get", key, status, &body)),
         }
     }
 
     /// The keys and "directories" (common prefixes, without their trailing `/`)
     /// right under `prefix`, like a directory listing.
-    fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+    async fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let (status, body) = self.send("list", || {
-                let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
-                action.with_prefix(prefix);
-                action.with_delimiter("/");
-                action.with_max_keys(self.list_page);
-                if let Some(t) = &token {
-                    action.with_continuation_token(t.clone());
-                }
-                self.client.get(action.sign(SIGNATURE_TTL))
-            })?;
+            let (status, body) = self
+                .send("list", || {
+                    let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+                    action.with_prefix(prefix);
+                    action.with_delimiter("/");
+                    action.with_max_keys(self.list_page);
+                    if let Some(t) = &token {
+                        action.with_continuation_token(t.clone());
+                    }
+                    self.client.get(action.sign(SIGNATURE_TTL))
+                })
+                .await?;
             if !(200..=299).contains(&status) {
                 return Err(refused("list", prefix, status, &body));
             }
@@ -218,14 +218,16 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
-    fn delete(&self, key: &str) -> std::io::Result<()> {
-        let (status, body) = self.send("delete", || {
-            let url = self
-                .bucket
-                .delete_object(Some(&self.credentials), key)
-                .sign(SIGNATURE_TTL);
-            self.client.delete(url)
-        })?;
+    async fn delete(&self, key: &str) -> std::io::Result<()> {
+        let (status, body) = self
+            .send("delete", || {
+                let url = self
+                    .bucket
+                    .delete_object(Some(&self.credentials), key)
+                    .sign(SIGNATURE_TTL);
+                self.client.delete(url)
+            })
+            .await?;
         match status {
             200..=299 | 404 => Ok(()),
             _ => Err(refused("delete", key, status, &body)),
@@ -246,33 +248,27 @@ pub(crate) mod tests {
         // Two keys a page, so listings cross continuation tokens.
         let store = Arc::new(S3Store::new(&garage.config).unwrap().with_list_page(2));
         let s = store.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::archive::tests::check_archive(s.clone());
-            // Object semantics the archive relies on.
-            let e = s.get("usage/none.parquet").unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-            s.delete("usage/none.parquet").unwrap();
-            for k in ["x/a/1", "x/a/2", "x/b", "x/c", "x/d/e/f"] {
-                s.put(k, k.as_bytes()).unwrap();
-            }
-            assert_eq!(s.list("x/").unwrap(), vec!["x/a", "x/b", "x/c", "x/d"]);
-            assert_eq!(s.list("x/a/").unwrap(), vec!["x/a/1", "x/a/2"]);
-            assert_eq!(s.get("x/d/e/f").unwrap(), b"x/d/e/f");
-            s.put("x/b", b"new").unwrap();
-            assert_eq!(s.get("x/b").unwrap(), b"new");
-            s.delete("x/b").unwrap();
-            assert_eq!(s.get("x/b").unwrap_err().kind(), ErrorKind::NotFound);
-        })
-        .await
-        .unwrap();
+        crate::archive::tests::check_archive(s.clone()).await;
+        // Object semantics the archive relies on.
+        let e = s.get("usage/none.parquet").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        s.delete("usage/none.parquet").await.unwrap();
+        for k in ["x/a/1", "x/a/2", "x/b", "x/c", "x/d/e/f"] {
+            s.put(k, bytes::Bytes::from(k)).await.unwrap();
+        }
+        assert_eq!(s.list("x/").await.unwrap(), vec!["x/a", "x/b", "x/c", "x/d"]);
+        assert_eq!(s.list("x/a/").await.unwrap(), vec!["x/a/1", "x/a/2"]);
+        assert_eq!(s.get("x/d/e/f").await.unwrap(), &b"x/d/e/f"[..]);
+        s.put("x/b", bytes::Bytes::from_static(b"new")).await.unwrap();
+        assert_eq!(s.get("x/b").await.unwrap(), &b"new"[..]);
+        s.delete("x/b").await.unwrap();
+        assert_eq!(s.get("x/b").await.unwrap_err().kind(), ErrorKind::NotFound);
 
         // A wrong secret is refused as such, not retried into a hang.
         let mut wrong = garage.config.clone();
         wrong.secret_access_key = "0".repeat(64);
         let bad = S3Store::new(&wrong).unwrap();
-        let e = tokio::task::spawn_blocking(move || bad.get("x/c").unwrap_err())
-            .await
-            .unwrap();
+        let e = bad.get("x/c").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         // Debug output never carries the secret.
         assert!(!format!("{:?}", garage.config).contains(&garage.config.secret_access_key));
@@ -291,9 +287,7 @@ pub(crate) mod tests {
         };
         let store = S3Store::new(&config).unwrap();
         let started = std::time::Instant::now();
-        let e = tokio::task::spawn_blocking(move || store.put("k", b"v").unwrap_err())
-            .await
-            .unwrap();
+        let e = store.put("k", bytes::Bytes::from_static(b"v")).await.unwrap_err();
         assert!(e.to_string().contains("S3 put"), "{e}");
         // A presigned URL is a credential for its lifetime: never in the error text.
         for leak in ["X-Amz-Signature", "X-Amz-Credential", "GK00", "127.0.0.1"] {

@@ -50,6 +50,14 @@ struct Day {
     tenants: Vec<TenantId>,
 }
 
+/// Runs the archive's async calls to completion (its blocking work on the runtime's pool).
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(work)
+}
+
 /// A day of `files` shipments of `rows` records each, from a few tenants.
 fn filed_day(files: usize, rows: usize) -> Day {
     let dir = tempfile::tempdir().unwrap();
@@ -59,7 +67,7 @@ fn filed_day(files: usize, rows: usize) -> Day {
         let batch: Vec<_> = (0..rows)
             .map(|i| record(&tenants[i % tenants.len()], (f * rows + i) as u64))
             .collect();
-        archive.file_records(&batch).unwrap();
+        block_on(archive.file_records(&batch)).unwrap();
     }
     Day {
         _dir: dir,
@@ -73,11 +81,11 @@ fn test_compaction_memory_is_bounded_by_its_batch_not_by_the_day() {
     const FILES: usize = 24;
     const ROWS: usize = 2_500;
     let whole = filed_day(FILES, ROWS);
-    let (replaced, peak_whole) = peak_during(|| whole.archive.compact_day(0, usize::MAX).unwrap());
+    let (replaced, peak_whole) = peak_during(|| block_on(whole.archive.compact_day(0, usize::MAX)).unwrap());
     assert_eq!(replaced, FILES);
     drop(whole);
     let batched = filed_day(FILES, ROWS);
-    let (replaced, peak_batched) = peak_during(|| batched.archive.compact_day(0, 5_000).unwrap());
+    let (replaced, peak_batched) = peak_during(|| block_on(batched.archive.compact_day(0, 5_000)).unwrap());
     assert_eq!(replaced, FILES);
     eprintln!(
         "compacting {} records: whole day {:.1} MB at peak, batches of 5,000 {:.1} MB",
@@ -93,8 +101,12 @@ fn test_compaction_memory_is_bounded_by_its_batch_not_by_the_day() {
     let total: usize = batched
         .tenants
         .iter()
-        .map(|t| batched.archive.records(t, 0, DAY_MS, usize::MAX).unwrap().len())
+        .map(|t| {
+            block_on(batched.archive.records(t, 0, DAY_MS, usize::MAX))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert_eq!(total, FILES * ROWS);
-    assert!(batched.archive.days_to_compact().unwrap().is_empty());
+    assert!(block_on(batched.archive.days_to_compact()).unwrap().is_empty());
 }

@@ -266,8 +266,7 @@ pub fn sqlite_store(config: &Config) -> anyhow::Result<Arc<dyn IdentityStore>> {
 }
 
 /// The usage archive: in the S3-compatible bucket of `usage.archive_s3_*` when an
-/// endpoint is set, else in `usage.archive_dir` (or `default_dir`). Must be called
-/// inside the runtime that will carry the S3 requests.
+/// endpoint is set, else in `usage.archive_dir` (or `default_dir`).
 pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow::Result<Arc<Archive>> {
     let usage = &config.usage;
     let store: Arc<dyn ObjectStore> = if let Some(endpoint) = &usage.archive_s3_endpoint {

@@ -165,14 +165,10 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
     let from = batch1[0].received_unix_ms;
     let started = Instant::now();
     let archived = loop {
-        let (reader_store, tenant_read) = (store.clone(), tenant.clone());
-        let all = tokio::task::spawn_blocking(move || {
-            resizer_usage::archive::Archive::new(reader_store)
-                .records(&tenant_read, from, from + 86_400_000, 10_000)
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let all = resizer_usage::archive::Archive::new(store.clone())
+            .records(&tenant, from, from + 86_400_000, 10_000)
+            .await
+            .unwrap();
         if all.len() >= 800 || started.elapsed() > Duration::from_secs(45) {
             break all.len();
         }
@@ -182,12 +178,17 @@ async fn test_standby_aggregator_takes_over_and_nothing_is_counted_twice() {
 
     // Every object is valid Parquet with zstd, read by the `parquet` crate's
     // generic reader (not our decoder), straight from the bucket.
+    let mut objects = Vec::new();
+    for day in store.list("usage/").await.unwrap() {
+        for key in store.list(&format!("{day}/")).await.unwrap() {
+            objects.push(store.get(&key).await.unwrap());
+        }
+    }
     let rows = tokio::task::spawn_blocking(move || {
         let mut rows = 0;
-        for day in store.list("usage/").unwrap() {
-            for key in store.list(&format!("{day}/")).unwrap() {
+        for bytes in objects {
+            {
                 use parquet::file::reader::FileReader;
-                let bytes = bytes::Bytes::from(store.get(&key).unwrap());
                 let reader = parquet::file::reader::SerializedFileReader::new(bytes).unwrap();
                 let meta = reader.metadata();
                 assert!(matches!(
