@@ -13,6 +13,7 @@ use resizer_core::ErrorCode;
 use resizer_core::api_key::KeyHash;
 use resizer_core::ids::{KeyId, TenantId};
 use resizer_core::time::rfc3339;
+use resizer_identity::feed;
 use resizer_identity::{IdentityService, NewTenant, Tenant, TenantPatch};
 use resizer_usage::query::UsageQueries;
 use serde::Serialize;
@@ -130,8 +131,8 @@ impl AdminState {
         if let Some(secret) = self.feed_secret.clone() {
             router = router.merge(
                 Router::new()
-                    .route("/internal/v1/identity/snapshot", get(feed_snapshot))
-                    .route("/internal/v1/identity/changes", get(feed_changes))
+                    .route(feed::routes::SNAPSHOT, get(feed_snapshot))
+                    .route(feed::routes::CHANGES, get(feed_changes))
                     .route_layer(axum::middleware::from_fn_with_state(
                         secret,
                         require_cluster_secret,

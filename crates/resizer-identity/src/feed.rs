@@ -26,6 +26,16 @@ pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest a feed request waits for news before answering empty.
 pub const LONG_POLL: Duration = Duration::from_secs(20);
 
+/// The feed's routes on the identity service's admin listener, served by
+/// `resizer-api::admin` and read by [`HttpChangeSource`]; both carry
+/// `Authorization: Bearer <cluster secret>`.
+pub mod routes {
+    /// The whole auth state: tenants, keys (hashes), and the sequence it is at.
+    pub const SNAPSHOT: &str = "/internal/v1/identity/snapshot";
+    /// Changes after a sequence number, long-polled (`after`, `limit`, `wait_ms`).
+    pub const CHANGES: &str = "/internal/v1/identity/changes";
+}
+
 /// The body of `GET /internal/v1/identity/changes`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ChangesPage {
@@ -80,8 +90,9 @@ impl HttpChangeSource {
         wait: Duration,
     ) -> Result<ChangesPage, IdentityError> {
         let url = format!(
-            "{}/internal/v1/identity/changes?after={seq}&limit={limit}&wait_ms={}",
+            "{}{}?after={seq}&limit={limit}&wait_ms={}",
             self.base_url,
+            routes::CHANGES,
             wait.as_millis()
         );
         self.get(&url).await
@@ -105,8 +116,7 @@ impl HttpChangeSource {
 #[async_trait]
 impl ChangeSource for HttpChangeSource {
     async fn snapshot(&self) -> Result<Snapshot, IdentityError> {
-        self.get(&format!("{}/internal/v1/identity/snapshot", self.base_url))
-            .await
+        self.get(&format!("{}{}", self.base_url, routes::SNAPSHOT)).await
     }
 
     async fn changes_since(&self, seq: u64, limit: u32) -> Result<Vec<Change>, IdentityError> {
