@@ -23,30 +23,7 @@ pub struct Pixels {
     pub channels: u8,
 }
 
-/// How far shrink-on-load (JPEG DCT scaling, libwebp's rescaler) may go
-/// before the Lanczos resampler takes over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ShrinkOnLoad {
-    /// Leave the resampler a shrink of at least 2 (Pillow's `thumbnail()`
-    /// default): decoding at the target size would alias, and the quality
-    /// guard holds us to Pillow-SIMD's SSIM.
-    #[default]
-    Quality,
-    /// Decode at the smallest scale that still covers the output, as sharp
-    /// does by default (`fastShrinkOnLoad`): about a fifth faster on photos
-    /// shrunk 4× or more, mean SSIM about 0.003 lower (docs/benchmarks.md).
-    Fast,
-}
-
-impl ShrinkOnLoad {
-    /// How much smaller than the decoded image the output must still be.
-    pub fn reducing_gap(self) -> f64 {
-        match self {
-            Self::Quality => 2.0,
-            Self::Fast => 1.0,
-        }
-    }
-}
+pub use crate::limits::ShrinkOnLoad;
 
 /// Picks the JPEG decode scale M/8: the smallest that still leaves the
 /// resampler a shrink of at least `gap`.

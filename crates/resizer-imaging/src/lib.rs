@@ -8,25 +8,38 @@
 //!   so limits are enforced before a single pixel is allocated.
 //! - [`exif`]: the EXIF orientation tag, from a bounded TIFF walk.
 //! - [`plan`]: pure geometry: from source size and parameters to crop box and output size.
+//! - [`limits`]: the input and output limits, checked against the header.
+//!
+//! Those four and [`error`] are pure code; the pixel stages below need the
+//! C codecs and are behind the `codecs` feature (on by default; the API tier
+//! leaves it off).
 //! - [`decode`], [`orient`], [`encode`]: the pixel stages.
 //! - [`color`]: embedded ICC profiles (Display P3, Adobe RGB, …) converted to sRGB.
 //! - [`quality`]: SSIM against a float reference, for the benchmark and its guard.
 //! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
 //! - [`error`]: [`ImagingError`] and its public error code.
 
+#[cfg(feature = "codecs")]
 pub mod color;
+#[cfg(feature = "codecs")]
 pub mod decode;
+#[cfg(feature = "codecs")]
 pub mod encode;
 pub mod error;
 pub mod exif;
+pub mod limits;
+#[cfg(feature = "codecs")]
 pub mod orient;
+#[cfg(feature = "codecs")]
 pub mod pipeline;
 pub mod plan;
 pub mod probe;
+#[cfg(feature = "codecs")]
 pub mod quality;
 
-pub use decode::ShrinkOnLoad;
 pub use error::ImagingError;
-pub use pipeline::{Limits, Pipeline, ResizeOutput, check};
+pub use limits::{Limits, ShrinkOnLoad, check};
+#[cfg(feature = "codecs")]
+pub use pipeline::{Pipeline, ResizeOutput};
 pub use plan::{Plan, plan};
 pub use probe::{Probe, probe};

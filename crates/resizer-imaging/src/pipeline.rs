@@ -8,31 +8,10 @@ use resizer_core::params::ResizeParams;
 use crate::decode::{self, Pixels};
 use crate::encode;
 use crate::error::ImagingError;
+use crate::limits::{Limits, check};
 use crate::orient;
 use crate::plan::{Plan, plan};
-use crate::probe::{Probe, probe};
-
-/// Limits enforced before and during a resize, and how much detail
-/// shrink-on-load may give up for speed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest input, in pixels, read from the header before decoding.
-    pub max_input_pixels: u64,
-    /// Largest output side, in pixels.
-    pub max_output_side: u32,
-    /// How far the decoder may shrink before resampling.
-    pub shrink_on_load: crate::decode::ShrinkOnLoad,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_input_pixels: 50_000_000,
-            max_output_side: 8192,
-            shrink_on_load: crate::decode::ShrinkOnLoad::Quality,
-        }
-    }
-}
+use crate::probe::Probe;
 
 /// The result of a resize.
 #[derive(Debug, Clone)]
@@ -47,20 +26,6 @@ pub struct ResizeOutput {
     pub height: u32,
     /// What the input header said.
     pub input: Probe,
-}
-
-/// Probes the header and applies the input limits; no pixel is decoded.
-pub fn check(data: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
-    let p = probe(data)?;
-    if p.pixels() > limits.max_input_pixels {
-        return Err(ImagingError::TooManyPixels {
-            width: p.width,
-            height: p.height,
-            pixels: p.pixels(),
-            limit: limits.max_input_pixels,
-        });
-    }
-    Ok(p)
 }
 
 /// Codec state reused across jobs on one thread; not `Sync` on purpose.
