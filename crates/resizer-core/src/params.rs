@@ -103,6 +103,18 @@ fn invalid(name: &str, reason: impl Into<String>) -> ParamError {
 }
 
 impl ResizeParams {
+    /// `width=w` and every default: contain, the input's format, its quality, no enlarging.
+    pub fn width(w: u32) -> Self {
+        Self {
+            width: Some(w),
+            height: None,
+            fit: Fit::Contain,
+            format: FormatChoice::Auto,
+            quality: None,
+            enlarge: false,
+        }
+    }
+
     /// Parses query pairs. Unknown or repeated parameters are refused so typos
     /// surface as errors instead of silently producing the wrong image.
     pub fn parse(pairs: &[(String, String)], max_output_side: u32) -> Result<Self, ParamError> {

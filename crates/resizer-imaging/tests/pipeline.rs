@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use resizer_core::ImageFormat;
-use resizer_core::params::{Fit, FormatChoice, ResizeParams};
+use resizer_core::params::ResizeParams;
 use resizer_imaging::{ImagingError, Limits, Pipeline};
 
 fn corpus(rel: &str) -> Vec<u8> {
@@ -16,14 +16,7 @@ fn corpus(rel: &str) -> Vec<u8> {
 }
 
 fn params(w: u32) -> ResizeParams {
-    ResizeParams {
-        width: Some(w),
-        height: None,
-        fit: Fit::Contain,
-        format: FormatChoice::Auto,
-        quality: None,
-        enlarge: false,
-    }
+    ResizeParams::width(w)
 }
 
 #[test]

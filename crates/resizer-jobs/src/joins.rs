@@ -112,17 +112,9 @@ impl Joins {
 mod tests {
     use super::*;
     use resizer_core::ErrorCode;
-    use resizer_core::params::{Fit, FormatChoice};
 
     fn params(w: u32) -> ResizeParams {
-        ResizeParams {
-            width: Some(w),
-            height: None,
-            fit: Fit::Contain,
-            format: FormatChoice::Auto,
-            quality: None,
-            enlarge: false,
-        }
+        ResizeParams::width(w)
     }
 
     #[test]
