@@ -53,12 +53,6 @@ impl ApiError {
         error
     }
 
-    /// Keeps `detail` for the log.
-    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
-        self.detail = Some(detail.to_string());
-        self
-    }
-
     /// Adds `Retry-After`.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs.max(1));

@@ -34,8 +34,7 @@ pub(crate) async fn resize(
     let received_unix_ms = now_unix_ms();
     let mut meter = Meter::default();
     let mut body_slot = Some(body);
-    let ids = (&request_id, trace);
-    let mut result = resize_metered(s, ids, &headers, &uri, &mut body_slot, &mut meter).await;
+    let mut result = resize_metered(s, &request_id, trace, &headers, &uri, &mut body_slot, &mut meter).await;
     let status = match &result {
         Ok(_) => 200,
         Err(e) => e.code.http_status(),
@@ -55,7 +54,8 @@ pub(crate) async fn resize(
 /// `body_slot` when refused before reading it.
 async fn resize_metered(
     s: &Inner,
-    (request_id, trace): (&RequestId, TraceContext),
+    request_id: &RequestId,
+    trace: TraceContext,
     headers: &HeaderMap,
     uri: &Uri,
     body_slot: &mut Option<Body>,

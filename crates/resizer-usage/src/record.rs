@@ -76,21 +76,20 @@ impl UsageRecord {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A record for tests.
-    pub(crate) fn record(tenant: &TenantId, at_ms: u64, status: u16) -> UsageRecord {
+impl UsageRecord {
+    /// A plausible record of a width-320 JPEG resize of `tenant`, received at
+    /// `received_unix_ms`, answered with `status` (an output only on 200):
+    /// for tests, examples and benchmarks, so they build records one way.
+    pub fn sample(tenant: &TenantId, received_unix_ms: u64, status: u16) -> Self {
         UsageRecord {
             record_id: RecordId::random(),
             tenant_id: tenant.clone(),
             key_id: KeyId::random(),
             request_id: RequestId::random(),
-            received_unix_ms: at_ms,
-            queued_unix_ms: Some(at_ms + 1),
-            started_unix_ms: Some(at_ms + 2),
-            finished_unix_ms: at_ms + 10,
+            received_unix_ms,
+            queued_unix_ms: Some(received_unix_ms + 1),
+            started_unix_ms: Some(received_unix_ms + 2),
+            finished_unix_ms: received_unix_ms + 10,
             route: "POST /v1/resize".into(),
             params: "width=320".into(),
             input_format: Some("jpeg".into()),
@@ -109,6 +108,16 @@ pub(crate) mod tests {
             api_node: "embedded".into(),
             worker: Some("w".into()),
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A record for tests.
+    pub(crate) fn record(tenant: &TenantId, at_ms: u64, status: u16) -> UsageRecord {
+        UsageRecord::sample(tenant, at_ms, status)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use resizer_core::ids::{KeyId, RecordId, RequestId, TenantId};
+use resizer_core::ids::TenantId;
 use resizer_testing::alloc::{Counting, peak_during};
 use resizer_usage::UsageRecord;
 use resizer_usage::archive::{Archive, LocalDirStore};
@@ -13,36 +13,6 @@ use resizer_usage::archive::{Archive, LocalDirStore};
 static ALLOCATOR: Counting = Counting;
 
 const DAY_MS: u64 = 86_400_000;
-
-fn record(tenant: &TenantId, at_ms: u64) -> UsageRecord {
-    UsageRecord {
-        record_id: RecordId::random(),
-        tenant_id: tenant.clone(),
-        key_id: KeyId::random(),
-        request_id: RequestId::random(),
-        received_unix_ms: at_ms,
-        queued_unix_ms: Some(at_ms + 1),
-        started_unix_ms: Some(at_ms + 2),
-        finished_unix_ms: at_ms + 10,
-        route: "POST /v1/resize".into(),
-        params: "width=320&height=320&fit=cover".into(),
-        input_format: Some("jpeg".into()),
-        input_bytes: 250_000,
-        input_width: Some(1600),
-        input_height: Some(1067),
-        output_format: Some("webp".into()),
-        output_bytes: 12_000,
-        output_width: Some(320),
-        output_height: Some(320),
-        cpu_micros: 4_500,
-        queue_wait_ms: Some(1),
-        processing_ms: Some(8),
-        total_ms: 10,
-        status: 200,
-        api_node: "api-1".into(),
-        worker: Some("worker-1".into()),
-    }
-}
 
 struct Day {
     _dir: tempfile::TempDir,
@@ -65,7 +35,7 @@ fn filed_day(files: usize, rows: usize) -> Day {
     let tenants: Vec<_> = (0..5).map(|_| TenantId::random()).collect();
     for f in 0..files {
         let batch: Vec<_> = (0..rows)
-            .map(|i| record(&tenants[i % tenants.len()], (f * rows + i) as u64))
+            .map(|i| UsageRecord::sample(&tenants[i % tenants.len()], (f * rows + i) as u64, 200))
             .collect();
         block_on(archive.file_records(&batch)).unwrap();
     }

@@ -50,8 +50,8 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSection {
-    /// Name in logs, metrics and usage records (`resizer worker`, `resizer
-    /// aggregator`); unset (the default) means `<role>-<random>`.
+    /// Name in logs, metrics and usage records of a worker, an aggregator or an
+    /// API node with in-process workers; unset (the default) means `<role>-<random>`.
     pub name: Option<String>,
 }
 
@@ -402,6 +402,17 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The non-empty, trimmed items of a comma-separated setting.
+fn comma_list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Types an environment value by the field it sets, not by its shape: a
 /// secret or name made of digits stays a string; a malformed number or flag is
 /// left a string so deserialization names the field in its error.
@@ -578,15 +589,7 @@ impl Config {
 
     /// The API node URLs a worker may talk to (`worker.api_nodes`); empty means any.
     pub fn worker_api_nodes(&self) -> Vec<String> {
-        self.worker
-            .api_nodes
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string)
-            .collect()
+        comma_list(self.worker.api_nodes.as_deref())
     }
 
     /// How this role reaches NATS: its user (`queue.nats_user`) and TLS trust (`tls.ca_file`).
@@ -611,15 +614,7 @@ impl Config {
 
     /// Returns the NATS server URLs.
     pub fn nats_servers(&self) -> Vec<String> {
-        self.queue
-            .nats_url
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        comma_list(self.queue.nats_url.as_deref())
     }
 
     /// Returns the queue bound: as configured, or the mode's default.

@@ -170,7 +170,7 @@ async fn api_job_path(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(JobPath, String, Vec<Served>)> {
     if !config.distributed_queue() {
-        let name = format!("api-{}", &resizer_core::ids::JobId::random().as_str()[4..12]);
+        let name = config.node_name("api");
         return Ok((JobPath::embedded(config, &name, shutdown)?, name, Vec::new()));
     }
     let internal_listener = node::bind(&config.api.internal_listen).await?;

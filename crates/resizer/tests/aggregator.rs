@@ -18,33 +18,7 @@ use resizer_usage::testing::Garage;
 fn records(tenant: &TenantId, n: usize) -> Vec<UsageRecord> {
     let now = resizer_core::time::now_unix_ms();
     (0..n)
-        .map(|i| UsageRecord {
-            record_id: resizer_core::ids::RecordId::random(),
-            tenant_id: tenant.clone(),
-            key_id: resizer_core::ids::KeyId::random(),
-            request_id: resizer_core::ids::RequestId::random(),
-            received_unix_ms: now + i as u64,
-            queued_unix_ms: None,
-            started_unix_ms: None,
-            finished_unix_ms: now + i as u64 + 5,
-            route: "POST /v1/resize".into(),
-            params: "width=100".into(),
-            input_format: Some("jpeg".into()),
-            input_bytes: 1000,
-            input_width: Some(100),
-            input_height: Some(100),
-            output_format: Some("jpeg".into()),
-            output_bytes: 10,
-            output_width: Some(10),
-            output_height: Some(10),
-            cpu_micros: 1000,
-            queue_wait_ms: None,
-            processing_ms: None,
-            total_ms: 5,
-            status: if i % 4 == 0 { 422 } else { 200 },
-            api_node: "test".into(),
-            worker: None,
-        })
+        .map(|i| UsageRecord::sample(tenant, now + i as u64, if i % 4 == 0 { 422 } else { 200 }))
         .collect()
 }
 
