@@ -234,6 +234,26 @@ async fn test_a_resize_goes_round_in_process() {
 }
 
 #[tokio::test]
+async fn test_a_lying_traceparent_starts_a_new_trace() {
+    let api = start(Setup::default());
+    for lie in [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01".to_string(),
+        format!("00-{}-00f067aa0ba902b7-01", "a".repeat(4000)),
+        "garbage".to_string(),
+    ] {
+        let reply = api.resize_traced(&lie, "width=10", jpeg()).await;
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        let ours = reply.headers["traceparent"].to_str().unwrap();
+        let parsed = resizer_core::trace::TraceContext::parse(ours).expect("a valid traceparent back");
+        assert!(
+            !lie.contains(&parsed.trace_id_hex()),
+            "the lie was continued: {ours}"
+        );
+        assert_eq!(ours.len(), 55);
+    }
+}
+
+#[tokio::test]
 async fn test_the_error_matrix() {
     let api = start(Setup {
         max_body_bytes: 1 << 20,

@@ -413,6 +413,26 @@ fn comma_list(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// Layers `RESIZER_<SECTION>__<FIELD>` variables over `value`, each typed by
+/// the field it sets; other variables are not ours.
+fn apply_env(value: &mut toml::Value, env: &[(String, String)]) {
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix("RESIZER_") else {
+            continue;
+        };
+        let Some((section, field)) = path.split_once("__") else {
+            continue;
+        };
+        let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
+        let parsed = env_value(value.get(&section).and_then(|t| t.get(&field)), raw);
+        let mut patch = toml::map::Map::new();
+        let mut inner = toml::map::Map::new();
+        inner.insert(field, parsed);
+        patch.insert(section, toml::Value::Table(inner));
+        merge(value, toml::Value::Table(patch));
+    }
+}
+
 /// Types an environment value by the field it sets, not by its shape: a
 /// secret or name made of digits stays a string; a malformed number or flag is
 /// left a string so deserialization names the field in its error.
@@ -464,21 +484,7 @@ impl Config {
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", file.display()))?;
             merge(&mut value, from_file);
         }
-        for (name, raw) in &env {
-            let Some(path) = name.strip_prefix("RESIZER_") else {
-                continue;
-            };
-            let Some((section, field)) = path.split_once("__") else {
-                continue;
-            };
-            let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
-            let parsed = env_value(value.get(&section).and_then(|t| t.get(&field)), raw);
-            let mut patch = toml::map::Map::new();
-            let mut inner = toml::map::Map::new();
-            inner.insert(field, parsed);
-            patch.insert(section, toml::Value::Table(inner));
-            merge(&mut value, toml::Value::Table(patch));
-        }
+        apply_env(&mut value, &env);
         let mut config: Config = value
             .try_into()
             .context("invalid configuration (file or RESIZER_<SECTION>__<FIELD> variables)")?;
@@ -491,21 +497,27 @@ impl Config {
         if let Some(v) = &overrides.data_dir {
             config.data_dir = v.clone();
         }
-        if let Some(secret) = var("RESIZER_CLUSTER_SECRET") {
-            config.cluster.secret = Redacted(secret);
-        }
-        // The S3 archive's credentials, where the AWS tools keep them.
-        if config.usage.archive_s3_access_key_id.is_none() {
-            config.usage.archive_s3_access_key_id = var("AWS_ACCESS_KEY_ID");
-        }
-        if config.usage.archive_s3_secret_access_key.expose().is_empty()
-            && let Some(secret) = var("AWS_SECRET_ACCESS_KEY")
-        {
-            config.usage.archive_s3_secret_access_key = Redacted(secret);
-        }
+        config.secrets_from(var);
         config.blank_is_unset();
         config.validate()?;
         Ok(config)
+    }
+
+    /// Secrets from their own variables (`var` answers set, non-empty ones):
+    /// the cluster secret, and the S3 archive's credentials where the AWS
+    /// tools keep them when the configuration leaves them unset.
+    fn secrets_from(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(secret) = var("RESIZER_CLUSTER_SECRET") {
+            self.cluster.secret = Redacted(secret);
+        }
+        if self.usage.archive_s3_access_key_id.is_none() {
+            self.usage.archive_s3_access_key_id = var("AWS_ACCESS_KEY_ID");
+        }
+        if self.usage.archive_s3_secret_access_key.expose().is_empty()
+            && let Some(secret) = var("AWS_SECRET_ACCESS_KEY")
+        {
+            self.usage.archive_s3_secret_access_key = Redacted(secret);
+        }
     }
 
     /// An optional value set to nothing (`RESIZER_QUEUE__NATS_URL=`) is unset.
