@@ -173,6 +173,34 @@ impl ResizeParams {
     }
 }
 
+impl ResizeParams {
+    /// The parameters as query pairs, sorted by name, defaults left out:
+    /// one spelling per meaning, so [`ResizeParams::parse`] reads back the
+    /// same value and equal parameters print equal strings.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if self.enlarge {
+            pairs.push(("enlarge", "true".to_string()));
+        }
+        if self.fit != Fit::Contain {
+            pairs.push(("fit", self.fit.as_str().to_string()));
+        }
+        if let FormatChoice::Fixed(f) = self.format {
+            pairs.push(("format", f.as_str().to_string()));
+        }
+        if let Some(h) = self.height {
+            pairs.push(("height", h.to_string()));
+        }
+        if let Some(q) = self.quality {
+            pairs.push(("quality", q.to_string()));
+        }
+        if let Some(w) = self.width {
+            pairs.push(("width", w.to_string()));
+        }
+        pairs
+    }
+}
+
 /// A decimal integer exactly as docs/errors.md describes it: one or more
 /// ASCII digits, no sign, no spaces. A value too long for `u64` saturates, so
 /// a 20-digit width is an output that is too large, not a malformed one.
@@ -210,6 +238,19 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn test_pairs_read_back_as_the_same_parameters() {
+        let p =
+            ResizeParams::parse(&q(&[("quality", "55"), ("fit", "cover"), ("height", "20")]), 8192).unwrap();
+        let pairs: Vec<(String, String)> = p
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(pairs, q(&[("fit", "cover"), ("height", "20"), ("quality", "55")]));
+        assert_eq!(ResizeParams::parse(&pairs, 8192).unwrap(), p);
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod routes {
 }
 
 /// The body of `GET /internal/v1/identity/changes`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct ChangesPage {
     /// Changes after the requested sequence, in order.
     pub changes: Vec<Change>,

@@ -29,8 +29,12 @@ pub struct ResizeOutput {
 }
 
 /// Codec state reused across jobs on one thread; not `Sync` on purpose.
+///
+/// The JPEG decoder is the exception: each JPEG gets a fresh one, because a
+/// libjpeg-turbo handle keeps the last image's quantization and Huffman
+/// tables, and a stream without its own would decode with another job's
+/// (found by fuzzing; a handle costs microseconds against a decode's milliseconds).
 pub struct Pipeline {
-    decompressor: turbojpeg::Decompressor,
     compressor: turbojpeg::Compressor,
     resizer: Resizer,
     to_srgb: crate::color::ToSrgb,
@@ -43,8 +47,6 @@ impl Pipeline {
     /// Creates the per-thread state.
     pub fn try_new() -> Result<Self, ImagingError> {
         Ok(Self {
-            decompressor: turbojpeg::Decompressor::new()
-                .map_err(|e| ImagingError::Internal(e.to_string()))?,
             compressor: turbojpeg::Compressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?,
             resizer: Resizer::new(),
             to_srgb: crate::color::ToSrgb::default(),
@@ -84,22 +86,17 @@ impl Pipeline {
         let input = check(data, limits)?;
         let (ow, oh) = input.oriented_size();
         let plan = plan(ow, oh, params, limits.max_output_side)?;
+        let mut decompressor =
+            turbojpeg::Decompressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?;
         let mut decoded = decode::decode(
-            &mut self.decompressor,
+            &mut decompressor,
             data,
             &input,
             plan.shrink(),
             limits.shrink_on_load,
             limits.max_input_pixels,
             std::mem::take(&mut self.scratch),
-        )
-        .inspect_err(|_| {
-            // libjpeg-turbo can leave a handle unusable after a failed header
-            // read (the next image reads as width -1), so never reuse one that erred.
-            if let Ok(fresh) = turbojpeg::Decompressor::new() {
-                self.decompressor = fresh;
-            }
-        })?;
+        )?;
         due("decoding")?;
         if let Some(profile) = crate::color::embedded_profile(data, input.format) {
             self.to_srgb.apply(&mut decoded, &profile)?;

@@ -197,3 +197,39 @@ fn test_a_job_past_its_deadline_stops_at_the_next_stage() {
         .unwrap();
     assert_eq!(out.width, 64);
 }
+
+/// Removes every quantization table (DQT segment) from a JPEG: an
+/// "abbreviated" stream that relies on tables loaded by an earlier image.
+fn without_quantization_tables(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if jpeg[i + 1] != 0xDB {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out.extend_from_slice(&jpeg[i..]);
+    out
+}
+
+/// Found by the `pipeline_jpeg` fuzz target: a reused libjpeg-turbo handle
+/// keeps the previous image's tables, so a JPEG without its own decoded with
+/// another job's (another tenant's) tables instead of being refused, and the
+/// answer to one request depended on which request the thread ran before.
+#[test]
+fn test_a_jpeg_without_tables_does_not_borrow_the_previous_jobs() {
+    let complete = progressive_jpeg(64);
+    let abbreviated = without_quantization_tables(&complete);
+    assert!(abbreviated.len() < complete.len());
+    let mut fresh = Pipeline::try_new().unwrap();
+    let alone = fresh.run(&abbreviated, &params(32), ImageFormat::Jpeg, &Limits::default());
+    assert!(matches!(alone, Err(ImagingError::Undecodable(_))), "{alone:?}");
+    let mut reused = Pipeline::try_new().unwrap();
+    reused
+        .run(&complete, &params(32), ImageFormat::Jpeg, &Limits::default())
+        .unwrap();
+    let after = reused.run(&abbreviated, &params(32), ImageFormat::Jpeg, &Limits::default());
+    assert!(matches!(after, Err(ImagingError::Undecodable(_))), "{after:?}");
+}

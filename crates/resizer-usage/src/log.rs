@@ -125,8 +125,7 @@ impl UsageLog {
     /// held for that write only: fsyncs, and closing a full segment, run
     /// outside it, so a slow disk never holds up another request's append.
     pub fn append(&self, record: &UsageRecord) -> Result<(), UsageLogError> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
+        let line = encode_line(record)?;
         let mut retired = None;
         let result = self.write_line(&line, &mut retired);
         // A segment retired by this append (full, or torn by a failed write) is
@@ -290,9 +289,21 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// counted, whatever bytes it holds: lines are split as bytes, so a write cut
 /// inside a multi-byte character cannot make the whole segment unreadable.
 pub fn read_segment(path: &Path) -> Result<(Vec<UsageRecord>, usize), UsageLogError> {
+    Ok(parse_segment(BufReader::new(File::open(path)?))?)
+}
+
+/// One record as the log writes it: a JSON line. [`parse_segment`] reads it back.
+pub fn encode_line(record: &UsageRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(record)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// [`read_segment`] on any reader: the records of the whole lines, and how
+/// many lines were skipped.
+pub fn parse_segment(mut reader: impl BufRead) -> std::io::Result<(Vec<UsageRecord>, usize)> {
     let mut records = Vec::new();
     let mut skipped = 0;
-    let mut reader = BufReader::new(File::open(path)?);
     let mut line = Vec::new();
     loop {
         line.clear();

@@ -131,6 +131,31 @@ impl S3Store {
 }
 
 /// The start of an error body, for the log line (S3 errors are short XML).
+/// One page of a `ListObjectsV2` answer, as [`ObjectStore::list`] uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// The keys, then the common prefixes without their trailing `/`.
+    pub keys: Vec<String>,
+    /// The continuation token, when there is a next page.
+    pub next: Option<String>,
+}
+
+/// Reads a `ListObjectsV2` XML body: the one thing the store parses from the
+/// object service's answers (fuzzed by `resizer-fuzz`).
+pub fn parse_list_page(body: &[u8]) -> std::io::Result<ListPage> {
+    let text = std::str::from_utf8(body).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+    let page = ListObjectsV2::parse_response(text)
+        .map_err(|e| Error::new(ErrorKind::InvalidData, format!("S3 list response: {e}")))?;
+    let mut keys: Vec<String> = page.contents.into_iter().map(|c| c.key).collect();
+    keys.extend(
+        page.common_prefixes
+            .into_iter()
+            .map(|p| p.prefix.trim_end_matches('/').to_string()),
+    );
+    let next = page.next_continuation_token.filter(|t| !t.is_empty());
+    Ok(ListPage { keys, next })
+}
+
 fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
 }
@@ -200,18 +225,11 @@ impl ObjectStore for S3Store {
             if !(200..=299).contains(&status) {
                 return Err(refused("list", prefix, status, &body));
             }
-            let text = std::str::from_utf8(&body).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
-            let page = ListObjectsV2::parse_response(text)
-                .map_err(|e| Error::new(ErrorKind::InvalidData, format!("S3 list response: {e}")))?;
-            keys.extend(page.contents.into_iter().map(|c| c.key));
-            keys.extend(
-                page.common_prefixes
-                    .into_iter()
-                    .map(|p| p.prefix.trim_end_matches('/').to_string()),
-            );
-            match page.next_continuation_token {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => break,
+            let page = parse_list_page(&body)?;
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
             }
         }
         keys.sort();

@@ -470,6 +470,22 @@ impl Config {
         overrides: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
+        let Some(file) = file_opt else {
+            return Self::from_layers(None, overrides, env);
+        };
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading config file {}", file.display()))?;
+        Self::from_layers(Some(&text), overrides, env)
+            .with_context(|| format!("config file {}", file.display()))
+    }
+
+    /// [`Config::load`] with the file's text already read: what the config
+    /// fuzz target drives.
+    pub fn from_layers(
+        file_text: Option<&str>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let var = |name: &str| {
             env.iter()
@@ -477,11 +493,8 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
         let mut value = toml::Value::try_from(Config::default())?;
-        if let Some(file) = file_opt {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading config file {}", file.display()))?;
-            let from_file: toml::Value =
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", file.display()))?;
+        if let Some(text) = file_text {
+            let from_file: toml::Value = toml::from_str(text).context("parsing the config file")?;
             merge(&mut value, from_file);
         }
         apply_env(&mut value, &env);

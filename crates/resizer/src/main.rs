@@ -1,7 +1,7 @@
 //! `resizer`: one binary, one role per subcommand.
 //!
 //! # Layout
-//! - [`config`]: the typed configuration and its layers.
+//! - [`config`] (the package's library, so tools can link it): the typed configuration and its layers.
 //! - [`node`]: wiring shared by the roles (job path, listeners, drain on SIGTERM).
 //! - [`serve`]: `resizer serve`, every role in one process with embedded backends.
 //! - [`roles`]: `resizer identity`, `resizer api` and `resizer worker`, the distributed roles.
@@ -12,7 +12,6 @@
 mod admin_token;
 mod batch;
 mod capacity;
-mod config;
 mod inventory;
 mod node;
 mod roles;
@@ -21,6 +20,7 @@ mod serve;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use resizer::config;
 
 #[derive(Parser)]
 #[command(name = "resizer", version, about = "A multitenant image-resizing service")]

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use resizer::config::Config;
 
 /// Largest result a worker may deliver to an API node (an 8192² PNG fits).
 const MAX_RESULT_BYTES: u64 = 512 * 1024 * 1024;
@@ -48,8 +48,8 @@ pub fn limits(config: &Config) -> Limits {
         max_input_pixels: config.limits.max_input_pixels,
         max_output_side: config.limits.max_output_side,
         shrink_on_load: match config.worker.shrink_on_load {
-            crate::config::ShrinkOnLoadSetting::Quality => resizer_imaging::ShrinkOnLoad::Quality,
-            crate::config::ShrinkOnLoadSetting::Fast => resizer_imaging::ShrinkOnLoad::Fast,
+            resizer::config::ShrinkOnLoadSetting::Quality => resizer_imaging::ShrinkOnLoad::Quality,
+            resizer::config::ShrinkOnLoadSetting::Fast => resizer_imaging::ShrinkOnLoad::Fast,
         },
     }
 }

@@ -21,8 +21,8 @@ use resizer_usage::postgres::PostgresUsageStore;
 use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_worker::{Worker, WorkerConfig};
 
-use crate::config::Config;
 use crate::node::{self, JobPath, Served};
+use resizer::config::Config;
 
 /// How often the identity service looks for writes made by another instance sharing its store.
 const STORE_POLL: Duration = Duration::from_secs(1);

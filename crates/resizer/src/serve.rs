@@ -14,8 +14,8 @@ use resizer_usage::store::{SqliteUsageStore, UsageStore};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::node::{self, JobPath, Served};
+use resizer::config::Config;
 
 /// Node id of the single API node in embedded mode.
 const EMBEDDED_NODE: &str = "embedded";
