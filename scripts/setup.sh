@@ -15,6 +15,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# libFuzzer (built by the fuzz targets' libfuzzer-sys) is C++.
+command -v c++ >/dev/null 2>&1 || need+=(g++)
 if ! $build_only; then
     # PostgreSQL server binaries for the store tests (a throwaway cluster, see test-postgres.sh).
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -68,4 +70,22 @@ if ! "$TOOLS/garage/bin/garage" --version 2>/dev/null | grep -q "cargo:$GARAGE_V
         --root "$TOOLS/garage" --target-dir "$build_dir"
     rm -rf "$build_dir"
 fi
-echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION, garage $GARAGE_VERSION)" >&2
+# The API's property-based client and an OpenAPI validator (scripts/schemathesis.sh).
+SCHEMATHESIS_VERSION=4.32.5
+VALIDATOR_VERSION=0.9.0
+if ! "$TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" ||
+    ! "$TOOLS/venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -q "^Version: $VALIDATOR_VERSION$"; then
+    echo "setup: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $VALIDATOR_VERSION" >&2
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION"
+fi
+# cargo fuzz drives the libFuzzer targets (scripts/fuzz.sh); stable toolchain, no sanitizer.
+CARGO_FUZZ_VERSION=0.13.2
+if ! "$TOOLS/cargo-fuzz/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    echo "setup: building cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS/cargo-fuzz" >&2
+    build_dir=$(mktemp -d)
+    cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked \
+        --root "$TOOLS/cargo-fuzz" --target-dir "$build_dir"
+    rm -rf "$build_dir"
+fi
+echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION, garage $GARAGE_VERSION, schemathesis $SCHEMATHESIS_VERSION, cargo-fuzz $CARGO_FUZZ_VERSION)" >&2

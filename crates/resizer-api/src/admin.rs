@@ -21,8 +21,10 @@ use serde::de::DeserializeOwned;
 
 use crate::admission::bearer;
 use crate::body::read_body;
-use crate::error::{self, ApiError};
+use crate::error::{self, ApiError, ErrorBody};
 use crate::observe::observe;
+use crate::openapi;
+use resizer_identity::IssuedKeyView;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
@@ -65,18 +67,36 @@ pub struct AdminState {
     usage: Option<Arc<dyn UsageQueries>>,
     /// Wrong admin tokens per client address.
     guesses: Arc<crate::rate_limit::GuessThrottle>,
+    /// The public port's OpenAPI document, for the reference pages.
+    public_document: Option<openapi::Served>,
 }
 
 /// A tenant as the API shows it.
-#[derive(Debug, Serialize)]
-struct TenantView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    /// Unguessable id.
     id: TenantId,
+    /// Display name.
     name: String,
+    /// Sustained requests per second on each API node.
     rate_limit_rps: u32,
+    /// Requests allowed in a burst.
     burst: u32,
+    /// A suspended tenant's requests get 403.
     suspended: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// `GET /admin/v1/tenants`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantList {
+    /// Every tenant.
+    tenants: Vec<TenantView>,
 }
 
 impl From<Tenant> for TenantView {
@@ -102,7 +122,20 @@ impl AdminState {
             feed_secret: None,
             usage: None,
             guesses: Arc::default(),
+            public_document: None,
         }
+    }
+
+    /// Allows `burst` wrong admin tokens per client address before throttling.
+    pub fn with_wrong_token_burst(mut self, burst: u32) -> Self {
+        self.guesses = Arc::new(crate::rate_limit::GuessThrottle::new(burst));
+        self
+    }
+
+    /// Also serves the public port's document (`/openapi/public.json`, `/docs/public`).
+    pub fn with_public_document(mut self, doc: serde_json::Value) -> Self {
+        self.public_document = Some(openapi::Served::new(&doc));
+        self
     }
 
     /// Serves `/admin/v1/usage` and `/admin/v1/audit` from `queries`.
@@ -139,11 +172,20 @@ impl AdminState {
                     )),
             );
         }
+        let admin_doc = openapi::Served::new(&openapi::admin_document());
+        if let Some(public_doc) = self.public_document.clone() {
+            router = router
+                .route(
+                    "/openapi/public.json",
+                    get(move || async move { public_doc.response() }),
+                )
+                .route("/docs/public", get(openapi::public_docs_page));
+        }
         router
-            .route(
-                "/healthz",
-                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-            )
+            .route("/healthz", get(crate::public::healthz))
+            .route("/openapi.json", get(move || async move { admin_doc.response() }))
+            .route("/docs", get(openapi::admin_docs_page))
+            .route("/docs/redoc.standalone.js", get(openapi::redoc_script))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn(observe))
@@ -151,13 +193,51 @@ impl AdminState {
     }
 }
 
-async fn tenant_usage(State(state): State<AdminState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+/// A tenant's usage by bucket.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/usage",
+    tag = "admin",
+    operation_id = "tenant_usage",
+    params(crate::usage::UsageParams),
+    responses(
+        (status = 200, description = "The usage.", body = crate::usage::UsageReport),
+        (status = 400, description = "Bad parameters (`tenant` is required).", body = ErrorBody),
+        (status = 503, description = "Usage is not served by this node right now.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn tenant_usage(
+    State(state): State<AdminState>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
     let params = crate::usage::params(&uri)?;
     let tenant = params.tenant()?;
     crate::usage::buckets(state.usage.clone(), tenant, &params).await
 }
 
-async fn tenant_audit(State(state): State<AdminState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+/// A tenant's raw usage records.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "admin",
+    operation_id = "tenant_audit",
+    params(crate::usage::UsageParams),
+    responses(
+        (status = 200, description = "The records.", body = crate::usage::AuditReport),
+        (status = 400, description = "Bad parameters (`tenant` is required).", body = ErrorBody),
+        (status = 503, description = "Usage is not served by this node right now.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn tenant_audit(
+    State(state): State<AdminState>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
     let params = crate::usage::params(&uri)?;
     crate::usage::audit(state.usage.clone(), &params).await
 }
@@ -244,8 +324,9 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
     }
     match bearer(request.headers()) {
         Some(token) if state.token.verify(token) => next.run(request).await,
-        _ => {
-            if let Some(c) = client {
+        presented => {
+            // Only a token presented is a guess; asking without one searches nothing.
+            if let (Some(c), Some(_)) = (client, presented) {
                 state.guesses.failed(c);
             }
             ApiError::new(ErrorCode::Unauthenticated, "a valid admin token is required").into_response()
@@ -267,7 +348,23 @@ fn tenant_id(raw: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("tenant {raw} not found")))
 }
 
-async fn create_tenant(
+/// Creates a tenant.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants",
+    tag = "admin",
+    operation_id = "create_tenant",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created.", body = TenantView, links(("create_key" = (operation_id = "create_key", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Bad fields (`invalid_parameter`) or not JSON for this endpoint (`invalid_json`).", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn create_tenant(
     State(state): State<AdminState>,
     headers: HeaderMap,
     body: Body,
@@ -278,7 +375,20 @@ async fn create_tenant(
     Ok((StatusCode::CREATED, Json(TenantView::from(tenant))).into_response())
 }
 
-async fn list_tenants(State(state): State<AdminState>) -> Result<Response, ApiError> {
+/// Lists every tenant.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants",
+    tag = "admin",
+    operation_id = "list_tenants",
+    responses(
+        (status = 200, description = "The tenants.", body = TenantList),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn list_tenants(State(state): State<AdminState>) -> Result<Response, ApiError> {
     let tenants: Vec<TenantView> = state
         .identity
         .list_tenants()
@@ -286,15 +396,51 @@ async fn list_tenants(State(state): State<AdminState>) -> Result<Response, ApiEr
         .into_iter()
         .map(TenantView::from)
         .collect();
-    Ok(Json(serde_json::json!({ "tenants": tenants })).into_response())
+    Ok(Json(TenantList { tenants }).into_response())
 }
 
-async fn get_tenant(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// One tenant.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin",
+    operation_id = "get_tenant",
+    params(("id" = TenantId, Path, description = "The tenant.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantView),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn get_tenant(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let tenant = state.identity.get_tenant(&tenant_id(&id)?).await?;
     Ok(Json(TenantView::from(tenant)).into_response())
 }
 
-async fn update_tenant(
+/// Changes limits, name or suspension.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin",
+    operation_id = "update_tenant",
+    params(("id" = TenantId, Path, description = "The tenant.")),
+    request_body = TenantPatch,
+    responses(
+        (status = 200, description = "The tenant as it now is.", body = TenantView),
+        (status = 400, description = "Bad fields (`invalid_parameter`) or not JSON for this endpoint (`invalid_json`).", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn update_tenant(
     State(state): State<AdminState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -307,14 +453,47 @@ async fn update_tenant(
     Ok(Json(TenantView::from(tenant)).into_response())
 }
 
-async fn create_key(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Issues an API key; the secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/keys",
+    tag = "admin",
+    operation_id = "create_key",
+    params(("id" = TenantId, Path, description = "The tenant.")),
+    responses(
+        (status = 201, description = "The key.", body = IssuedKeyView, links(("revoke_key" = (operation_id = "revoke_key", parameters(("key_id" = "$response.body#/key_id")))))),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn create_key(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = tenant_id(&id)?;
     let issued = state.identity.issue_key(&id).await?;
     tracing::info!(tenant_id = %id, key_id = %issued.key_id, "key issued");
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
-async fn revoke_key(
+/// Revokes a key, on every API node within a second.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/keys/{key_id}",
+    tag = "admin",
+    operation_id = "revoke_key",
+    params(("key_id" = KeyId, Path, description = "The key.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "No such key.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn revoke_key(
     State(state): State<AdminState>,
     Path(key_id): Path<String>,
 ) -> Result<Response, ApiError> {

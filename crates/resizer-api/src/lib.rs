@@ -22,6 +22,7 @@
 //! - [`tls`]: certificates for the listeners between roles (admin/feed, internal).
 //! - [`observe`]: request ids and request metrics, applied to every route.
 //! - [`error`]: [`ApiError`] and the JSON error body.
+//! - [`openapi`]: the OpenAPI documents of both ports (`/openapi.json`) and the rendered reference (`/docs`).
 
 pub mod admin;
 pub mod admission;
@@ -32,6 +33,7 @@ pub mod inventory;
 pub mod listener;
 pub mod metering;
 pub mod observe;
+pub mod openapi;
 pub mod public;
 pub mod rate_limit;
 pub mod resize;

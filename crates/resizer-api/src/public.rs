@@ -21,7 +21,7 @@ use resizer_usage::query::UsageQueries;
 
 use crate::admin::HashedSecret;
 use crate::admission::{TenantSlots, bearer};
-use crate::error::{self, ApiError};
+use crate::error::{self, ApiError, ErrorBody};
 use crate::observe::observe;
 use crate::rate_limit::RateLimiters;
 
@@ -126,7 +126,9 @@ impl ApiState {
 
     /// Returns the public router.
     pub fn router(self) -> Router {
+        let doc = crate::openapi::Served::new(&crate::openapi::public_document(&self.inner.config));
         Router::new()
+            .route("/openapi.json", get(move || async move { doc.response() }))
             .route("/v1/resize", post(crate::resize::resize))
             .route("/v1/usage", get(own_usage))
             .route("/healthz", get(healthz))
@@ -145,7 +147,28 @@ const USAGE_QUERIES_PER_SEC: u32 = 5;
 const USAGE_QUERIES_BURST: u32 = 10;
 
 /// The caller's own usage; the tenant comes from the key, never from the query.
-async fn own_usage(
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    operation_id = "own_usage",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "Start, inclusive (RFC 3339); default `to` minus 24 hours."),
+        ("to" = Option<String>, Query, format = DateTime, description = "End, exclusive (RFC 3339); default now; at most 400 days after `from`."),
+        ("bucket" = Option<crate::usage::BucketParam>, Query, description = "Bucket width; default `hour`."),
+    ),
+    responses(
+        (status = 200, description = "The calling tenant's usage.", body = crate::usage::UsageReport),
+        (status = 400, description = "Bad parameters.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key.", body = ErrorBody),
+        (status = 429, description = "More than 5 usage queries a second.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "Usage is not served by this node right now.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn own_usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
     uri: Uri,
@@ -178,8 +201,46 @@ async fn own_usage(
     crate::usage::buckets(s.usage_queries.clone(), auth.tenant_id, &params).await
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// `{"status": "ok"}`: the process answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness, and for observers (admin token or cluster secret) its detail.
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Whether the auth cache holds a snapshot (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_loaded: Option<bool>,
+    /// The identity change the cache is at (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_seq: Option<u64>,
+    /// Where the cache's state came from (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_source: Option<&'static str>,
+    /// Seconds since the identity feed last answered; null if never in this process (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_age_seconds: Option<Option<f64>>,
+    /// Whether that age is past 30 s (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache_stale: Option<bool>,
+    /// Jobs waiting in the queue; null when the queue cannot tell (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<Option<u64>>,
+    /// Bytes of input held for jobs in flight (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_bytes: Option<u64>,
 }
 
 impl Inner {
@@ -190,7 +251,12 @@ impl Inner {
 }
 
 /// Ready or not for anyone (the load balancer's check); the detail only for observers.
-async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready to take requests.", body = Readiness),
+        (status = 503, description = "Not ready (starting, draining, or no auth state yet).", body = Readiness),
+    ))]
+pub(crate) async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let s = &state.inner;
     let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded();
     let status = if ready {
@@ -200,24 +266,40 @@ async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     };
     let word = if ready { "ready" } else { "not_ready" };
     if !s.observer(&headers) {
-        return (status, Json(serde_json::json!({ "status": word }))).into_response();
+        return (
+            status,
+            Json(Readiness {
+                status: word,
+                ..Readiness::default()
+            }),
+        )
+            .into_response();
     }
     let age_opt = s.auth.age().map(|a| a.as_secs_f64());
-    let body = serde_json::json!({
-        "status": word,
-        "auth_cache_loaded": s.auth.is_loaded(),
-        "auth_cache_seq": s.auth.seq(),
-        "auth_cache_source": s.auth.source().as_str(),
-        // Seconds since the identity feed last answered; null if it never did in this process.
-        "auth_cache_age_seconds": age_opt,
-        "auth_cache_stale": age_opt.is_none_or(|age| age > STALE_AFTER_SECS),
-        "queue_depth": s.jobs.queue_depth(),
-        "staging_bytes": s.jobs.staged_bytes(),
-    });
+    let body = Readiness {
+        status: word,
+        auth_cache_loaded: Some(s.auth.is_loaded()),
+        auth_cache_seq: Some(s.auth.seq()),
+        auth_cache_source: Some(s.auth.source().as_str()),
+        auth_cache_age_seconds: Some(age_opt),
+        auth_cache_stale: Some(age_opt.is_none_or(|age| age > STALE_AFTER_SECS)),
+        queue_depth: Some(s.jobs.queue_depth()),
+        staging_bytes: Some(s.jobs.staged_bytes()),
+    };
     (status, Json(body)).into_response()
 }
 
-async fn metrics_text(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// Prometheus metrics of this node, for the admin token (or cluster secret).
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4; docs/metrics.md lists every series.", body = String, content_type = "text/plain"),
+        (status = 401, description = "The admin token (or cluster secret) is required.", body = ErrorBody),
+    ),
+    security(("admin_token" = [])))]
+pub(crate) async fn metrics_text(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if !state.inner.observer(&headers) {
         return Err(ApiError::new(
             ErrorCode::Unauthenticated,

@@ -57,30 +57,46 @@ impl<K: Hash + Eq + Clone> RateLimiters<K> {
     }
 }
 
-/// Wrong secrets a client address may present: a burst, then one a second.
-const GUESSES_BURST: u32 = 10;
+/// Wrong secrets a client address may present after its burst: one a second.
 const GUESSES_PER_SEC: u32 = 1;
 
 /// Throttles clients that present wrong secrets (the admin token): once an
 /// address has used its budget of wrong guesses it is refused (429) before
 /// its next attempt is even checked, so a short token cannot be searched at
 /// wire speed. A right secret costs nothing.
-#[derive(Default)]
-pub struct GuessThrottle(RateLimiters<IpAddr>);
-
-impl GuessThrottle {
+pub struct GuessThrottle {
+    limiters: RateLimiters<IpAddr>,
     /// The bucket holds one more than the burst: the burst's guesses are free,
     /// the one after it is still checked, and its failure empties the bucket.
-    const CAPACITY: u32 = GUESSES_BURST + 1;
+    capacity: u32,
+}
+
+impl Default for GuessThrottle {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_BURST)
+    }
+}
+
+impl GuessThrottle {
+    /// Wrong guesses an address may make at once (`http.wrong_token_burst`).
+    pub const DEFAULT_BURST: u32 = 10;
+
+    /// A throttle allowing `burst` wrong guesses, then one a second.
+    pub fn new(burst: u32) -> Self {
+        Self {
+            limiters: RateLimiters::default(),
+            capacity: burst.saturating_add(1),
+        }
+    }
 
     /// How long `client` must still wait before it may try a secret; `None` if it may now.
     pub fn blocked(&self, client: IpAddr) -> Option<Duration> {
-        self.0.check(&client, GUESSES_PER_SEC, Self::CAPACITY).err()
+        self.limiters.check(&client, GUESSES_PER_SEC, self.capacity).err()
     }
 
     /// Counts a wrong secret from `client`.
     pub fn failed(&self, client: IpAddr) {
-        let _ = self.0.try_acquire(&client, GUESSES_PER_SEC, Self::CAPACITY);
+        let _ = self.limiters.try_acquire(&client, GUESSES_PER_SEC, self.capacity);
     }
 }
 
@@ -92,7 +108,7 @@ mod tests {
     fn test_guess_throttle_blocks_after_the_burst_per_address() {
         let throttle = GuessThrottle::default();
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        for _ in 0..GUESSES_BURST {
+        for _ in 0..GuessThrottle::DEFAULT_BURST {
             assert_eq!(throttle.blocked(a), None);
             throttle.failed(a);
         }

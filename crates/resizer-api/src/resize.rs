@@ -18,10 +18,92 @@ use resizer_jobs::{JobOutput, JobRequest, RunError};
 
 use crate::admission::admit;
 use crate::body::{drain_unread, read_body};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::metering::{Meter, meter_request};
+use crate::openapi::ImageBytes;
 use crate::public::{ApiState, Inner, reject};
 
+/// The query of `POST /v1/resize`, for the OpenAPI document. The handler
+/// reads the pairs itself ([`ResizeParams::parse`]: strict digits, no repeats);
+/// a test holds the two to the same names and values.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ResizeQuery {
+    /// Output width in pixels (decimal digits), up to the output side limit. `width`, `height` or both.
+    #[param(minimum = 1, maximum = 8192)]
+    width: Option<u32>,
+    /// Output height in pixels (decimal digits), up to the output side limit.
+    #[param(minimum = 1, maximum = 8192)]
+    height: Option<u32>,
+    /// How the image fits the box when both sides are given; default `contain`.
+    #[param(inline)]
+    fit: Option<resizer_core::params::Fit>,
+    /// Output format; default `auto`: the input's, unless `Accept` ranks another higher.
+    #[param(inline)]
+    format: Option<OutputFormat>,
+    /// Encoder quality of JPEG and WebP, 1–100; default 80 (PNG is lossless and ignores it).
+    #[param(minimum = 1, maximum = 100)]
+    quality: Option<u8>,
+    /// Whether the output may be larger than the input; default `false`.
+    enlarge: Option<bool>,
+}
+
+/// The `format` values, as the query spells them.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OutputFormat {
+    /// Negotiated from the input and `Accept`.
+    Auto,
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP.
+    Webp,
+}
+
+/// Resize one image.
+///
+/// The body is the image's bytes. Limits (this node's settings) are in the
+/// request body's description; EXIF orientation is applied and metadata
+/// stripped. Every request with a valid key is metered, whatever its answer.
+#[utoipa::path(
+    post,
+    path = "/v1/resize",
+    tag = "resize",
+    operation_id = "resize",
+    params(
+        ResizeQuery,
+        ("Accept" = Option<String>, Header, description = "With `format=auto`: the formats the client takes, by q-value."),
+    ),
+    request_body(
+        description = "The image: JPEG, PNG or WebP.",
+        content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "application/octet-stream")),
+    ),
+    responses(
+        (status = 200, description = "The resized image.",
+            content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp")),
+            headers(
+                ("X-Request-Id" = String, description = "This request's id, also in its usage record and logs."),
+                ("Vary" = String, description = "`accept` when the format was negotiated."),
+            )),
+        (status = 400, description = "Bad parameters (`invalid_parameter`, `output_too_large`) or an empty body (`empty_body`).", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key.", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time.", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit.", body = ErrorBody),
+        (status = 415, description = "Not an image format we read.", body = ErrorBody),
+        (status = 422, description = "The image does not decode, or has too many pixels.", body = ErrorBody),
+        (status = 429, description = "Over the tenant's rate or concurrency limit.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "Overloaded or a dependency is down.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 504, description = "The job missed its deadline.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn resize(
     State(state): State<ApiState>,
     Extension(request_id): Extension<RequestId>,

@@ -22,14 +22,35 @@ const MAX_SPAN_MS: u64 = 400 * 86_400_000;
 const MAX_AUDIT_RECORDS: usize = 10_000;
 
 /// The query string of the usage endpoints.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageParams {
+    /// Start of the slice, inclusive (RFC 3339); default `to` minus 24 hours.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// End of the slice, exclusive (RFC 3339); default now. At most 400 days after `from`.
+    #[param(format = DateTime)]
     to: Option<String>,
-    bucket: Option<String>,
+    /// Bucket width; default `hour`.
+    #[param(inline)]
+    bucket: Option<BucketParam>,
+    /// The tenant (admin port only, where it is required).
+    #[param(value_type = Option<TenantId>)]
     tenant: Option<String>,
+    /// Most records to return (`/admin/v1/audit` only; 1–10000, default 10000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
+}
+
+/// The `bucket` values, as the query spells them.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketParam {
+    /// Hourly buckets.
+    Hour,
+    /// Daily buckets (UTC days).
+    Day,
 }
 
 /// A validated time slice.
@@ -72,9 +93,9 @@ impl UsageParams {
         };
         let to_ms = time(&self.to, "to")?.unwrap_or(now_ms);
         let from_ms = time(&self.from, "from")?.unwrap_or(to_ms.saturating_sub(86_400_000));
-        let size = match self.bucket.as_deref() {
-            None => BucketSize::Hour,
-            Some(b) => BucketSize::parse(b).ok_or_else(|| invalid("`bucket` must be `hour` or `day`"))?,
+        let size = match self.bucket {
+            None | Some(BucketParam::Hour) => BucketSize::Hour,
+            Some(BucketParam::Day) => BucketSize::Day,
         };
         if from_ms >= to_ms {
             return Err(invalid("`from` must be before `to`"));
@@ -107,18 +128,61 @@ fn unavailable() -> ApiError {
     .retry_after(5)
 }
 
-fn bucket_json(b: &Bucket) -> serde_json::Value {
-    serde_json::json!({
-        "start": rfc3339((b.start_unix_ms / 1000) as i64),
-        "requests": b.requests,
-        "succeeded": b.succeeded,
-        "failed": b.failed,
-        "bytes_in": b.bytes_in,
-        "bytes_out": b.bytes_out,
-        "pixels_in": b.pixels_in,
-        "pixels_out": b.pixels_out,
-        "cpu_ms": b.cpu_micros / 1000,
-    })
+/// `GET /v1/usage` and `GET /admin/v1/usage`: one tenant's usage by bucket.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// Whose usage this is.
+    pub tenant: TenantId,
+    /// UTC-aligned buckets in time order; empty ones are left out.
+    pub buckets: Vec<UsageBucket>,
+}
+
+/// The counters of one hour or day. Every metered request counts in the
+/// bucket of the time it was received.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct UsageBucket {
+    /// Start of the bucket (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub start: String,
+    /// Metered requests.
+    pub requests: u64,
+    /// Of which answered 2xx.
+    pub succeeded: u64,
+    /// Of which answered otherwise.
+    pub failed: u64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response image bytes.
+    pub bytes_out: u64,
+    /// Input pixels (from the header).
+    pub pixels_in: u64,
+    /// Output pixels.
+    pub pixels_out: u64,
+    /// Worker CPU time, milliseconds (rounded down).
+    pub cpu_ms: u64,
+}
+
+impl From<&Bucket> for UsageBucket {
+    fn from(b: &Bucket) -> Self {
+        Self {
+            start: rfc3339((b.start_unix_ms / 1000) as i64),
+            requests: b.requests,
+            succeeded: b.succeeded,
+            failed: b.failed,
+            bytes_in: b.bytes_in,
+            bytes_out: b.bytes_out,
+            pixels_in: b.pixels_in,
+            pixels_out: b.pixels_out,
+            cpu_ms: b.cpu_micros / 1000,
+        }
+    }
+}
+
+/// `GET /admin/v1/audit`: the raw usage records of a tenant.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditReport {
+    /// One record per metered request, oldest first.
+    pub records: Vec<resizer_usage::UsageRecord>,
 }
 
 /// Answers a usage query for `tenant`.
@@ -133,8 +197,8 @@ pub async fn buckets(
         .buckets(&tenant, slice.from_ms, slice.to_ms, slice.size)
         .await
         .map_err(ApiError::from)?;
-    let buckets: Vec<_> = found.iter().map(bucket_json).collect();
-    Ok(Json(serde_json::json!({ "tenant": tenant, "buckets": buckets })).into_response())
+    let buckets = found.iter().map(UsageBucket::from).collect();
+    Ok(Json(UsageReport { tenant, buckets }).into_response())
 }
 
 /// Answers an audit query for `tenant`.
@@ -147,7 +211,7 @@ pub async fn audit(queries: Option<Arc<dyn UsageQueries>>, p: &UsageParams) -> R
         .audit(&tenant, slice.from_ms, slice.to_ms, limit)
         .await
         .map_err(ApiError::from)?;
-    Ok(Json(serde_json::json!({ "records": records })).into_response())
+    Ok(Json(AuditReport { records }).into_response())
 }
 
 #[cfg(test)]
@@ -173,7 +237,7 @@ mod tests {
         assert_eq!(s.to_ms - s.from_ms, 86_400_000);
         assert_eq!(s.size, BucketSize::Day);
         assert!(p("from=yesterday").unwrap().slice(now).is_err());
-        assert!(p("bucket=week").unwrap().slice(now).is_err());
+        assert!(p("bucket=week").is_err(), "read as the documented enum");
         assert!(
             p("from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z")
                 .unwrap()

@@ -387,3 +387,79 @@ async fn test_an_internal_error_is_logged_once_with_its_request_id_and_never_sen
         lines[0]
     );
 }
+
+/// The document is generated from the handlers, but the resize query is read
+/// by hand ([`ResizeParams::parse`]): hold the two to the same names and
+/// values, and every documented operation to a route that exists.
+#[tokio::test]
+async fn test_the_openapi_document_matches_what_the_handlers_read() {
+    use resizer_core::params::ResizeParams;
+    let api = start(Setup::default());
+    let reply = api.send(Request::get("/openapi.json"), None, Vec::new()).await;
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let params = doc["paths"]["/v1/resize"]["post"]["parameters"]
+        .as_array()
+        .unwrap();
+    let query: Vec<&Value> = params.iter().filter(|p| p["in"] == "query").collect();
+    let mut documented: Vec<&str> = query.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    documented.sort();
+    let full = ResizeParams::parse(
+        &[
+            ("width", "10"),
+            ("height", "10"),
+            ("fit", "cover"),
+            ("format", "png"),
+            ("quality", "5"),
+            ("enlarge", "true"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+        8192,
+    )
+    .unwrap();
+    let parsed: Vec<&str> = full.to_pairs().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(documented, parsed, "the documented query is the parsed one");
+    for p in &query {
+        let name = p["name"].as_str().unwrap();
+        let values: Vec<String> = match p["schema"]["enum"].as_array() {
+            Some(e) => e.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+            None if p["schema"]["type"] == "boolean" => vec!["true".into(), "false".into()],
+            None => vec![
+                p["schema"]["minimum"].to_string(),
+                p["schema"]["maximum"].to_string(),
+            ],
+        };
+        for v in values {
+            let mut pairs = vec![(name.to_string(), v.clone())];
+            if name != "width" {
+                pairs.push(("width".into(), "10".into()));
+            }
+            assert!(
+                ResizeParams::parse(&pairs, 8192).is_ok(),
+                "{name}={v} is documented but refused"
+            );
+        }
+    }
+    assert_eq!(
+        query.iter().find(|p| p["name"] == "width").unwrap()["schema"]["maximum"],
+        8192
+    );
+
+    // Every documented operation is routed: nothing answers "no such route" or 405.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(path.as_str());
+            let reply = api.send(request, None, Vec::new()).await;
+            let routed = !matches!(reply.status, 404 | 405);
+            assert!(
+                routed,
+                "{method} {path} is documented but answers {}",
+                reply.status
+            );
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A stable, snake_case error code rendered as `{"error": {"code": …}}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A query parameter or JSON field is missing, malformed or out of range.

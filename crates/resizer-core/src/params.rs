@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::format::ImageFormat;
 
 /// How the image is fitted into the requested box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
     /// Scale to fit inside the box, keeping the aspect ratio.

@@ -23,14 +23,17 @@ pub struct Tenant {
 }
 
 /// A partial update of a tenant; absent fields are unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
-    /// New name.
+    /// New name (the rules of `NewTenant::name`).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New sustained rate.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit_rps: Option<u32>,
     /// New burst.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: Option<u32>,
     /// Suspend or reinstate.
     pub suspended: Option<bool>,

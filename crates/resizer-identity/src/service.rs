@@ -20,14 +20,18 @@ pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 const MAX_NAME_LEN: usize = 200;
 
 /// The body of `POST /admin/v1/tenants`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// Display name, 1–200 characters.
+    /// Display name, 1–200 characters of printable text (no control,
+    /// zero-width or direction characters); trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Sustained rate; default 100.
+    /// Sustained requests per second on each API node; default 100.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit_rps: Option<u32>,
-    /// Burst; default twice the rate (capped at the maximum).
+    /// Requests allowed in a burst; default twice the rate (capped at the maximum).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: Option<u32>,
 }
 
@@ -93,7 +97,7 @@ fn check_limit(field: &str, value: u32) -> Result<(), IdentityError> {
 }
 
 /// A newly issued key: the secret is in here once and nowhere else.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct IssuedKeyView {
     /// Key id, used to revoke it.
     pub key_id: KeyId,

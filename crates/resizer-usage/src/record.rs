@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What one metered request cost and how it went. Metered: every `POST /v1/resize`
 /// whose key was valid (suspended and rate-limited tenants included).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageRecord {
     /// Unguessable; the aggregator deduplicates on it.
     pub record_id: RecordId,

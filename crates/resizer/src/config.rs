@@ -91,6 +91,10 @@ pub struct HttpSection {
     /// that falls below it is cut off with 408 and frees its slot. Default 16 KiB/s.
     /// The whole body must also arrive within `api.body_read_timeout_ms`.
     pub min_body_bytes_per_sec: u64,
+    /// Wrong admin tokens one client address may present in a burst; past it, one
+    /// a second, and 429 in between (brute-force defence). A missing token is not a
+    /// guess. Default 10.
+    pub wrong_token_burst: u32,
 }
 
 impl Default for HttpSection {
@@ -102,6 +106,7 @@ impl Default for HttpSection {
             idle_timeout_ms: d.idle_timeout.as_millis() as u64,
             max_header_bytes: d.max_header_bytes,
             min_body_bytes_per_sec: d.min_body_bytes_per_sec,
+            wrong_token_burst: resizer_api::rate_limit::GuessThrottle::DEFAULT_BURST,
         }
     }
 }

@@ -218,15 +218,7 @@ impl JobPath {
         .with_signer(signer)
         .with_joins(config.api.join_identical);
         ApiState::new(
-            ApiConfig {
-                node: node.into(),
-                max_body_bytes: config.limits.max_body_bytes,
-                limits: limits(config),
-                job_deadline: Duration::from_millis(config.api.job_deadline_ms),
-                body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
-                max_in_flight: config.api.max_in_flight,
-                max_in_flight_per_tenant: config.tenant_in_flight_cap(),
-            },
+            api_config(config, node),
             auth,
             Arc::new(jobs),
             ready,
@@ -462,5 +454,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+/// The public API's settings for a node called `node`.
+pub fn api_config(config: &Config, node: &str) -> ApiConfig {
+    ApiConfig {
+        node: node.into(),
+        max_body_bytes: config.limits.max_body_bytes,
+        limits: limits(config),
+        job_deadline: Duration::from_millis(config.api.job_deadline_ms),
+        body_read_timeout: Duration::from_millis(config.api.body_read_timeout_ms),
+        max_in_flight: config.api.max_in_flight,
+        max_in_flight_per_tenant: config.tenant_in_flight_cap(),
     }
 }

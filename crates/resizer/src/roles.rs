@@ -43,7 +43,11 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     };
     let identity = Arc::new(IdentityService::new(store.clone()));
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
-    let mut admin = AdminState::new(identity.clone(), admin_token).with_feed(cluster_secret);
+    let public_api = resizer_api::openapi::public_document(&node::api_config(&config, "api"));
+    let mut admin = AdminState::new(identity.clone(), admin_token)
+        .with_wrong_token_burst(config.http.wrong_token_burst)
+        .with_feed(cluster_secret)
+        .with_public_document(public_api);
     if let Some(queries) = distributed_usage_queries(&config).await? {
         admin = admin.with_usage(queries);
     }

@@ -39,7 +39,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .api(&config, EMBEDDED_NODE, auth, ready.clone())
         .with_usage_queries(queries.clone())
         .with_observer(admin_token.clone());
-    let admin = AdminState::new(identity, admin_token).with_usage(queries);
+    let admin = AdminState::new(identity, admin_token)
+        .with_wrong_token_burst(config.http.wrong_token_burst)
+        .with_usage(queries)
+        .with_public_document(resizer_api::openapi::public_document(&node::api_config(
+            &config,
+            EMBEDDED_NODE,
+        )));
 
     let public_listener = node::bind(&config.listen).await?;
     let admin_listener = node::bind(&config.admin_listen).await?;
