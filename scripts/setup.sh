@@ -73,8 +73,11 @@ fi
 # The API's property-based client and an OpenAPI validator (scripts/schemathesis.sh).
 SCHEMATHESIS_VERSION=4.32.5
 VALIDATOR_VERSION=0.9.0
-if ! "$TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" ||
-    ! "$TOOLS/venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -q "^Version: $VALIDATOR_VERSION$"; then
+# (Outputs captured whole: `st --version | grep -q` would fail under pipefail when grep
+# closes the pipe early.)
+st_version=$("$TOOLS/venv/bin/st" --version 2>/dev/null || true)
+validator=$("$TOOLS/venv/bin/pip" show openapi-spec-validator 2>/dev/null || true)
+if [[ "$st_version" != *"version $SCHEMATHESIS_VERSION"* || "$validator" != *"Version: $VALIDATOR_VERSION"* ]]; then
     echo "setup: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $VALIDATOR_VERSION" >&2
     "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
         "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION"

@@ -26,7 +26,11 @@ fn test_every_kept_input_holds_its_targets_properties() {
     for (name, target) in resizer_fuzz::TARGETS {
         for kind in ["corpus", "regressions"] {
             for path in inputs(&fuzz_dir().join(kind).join(name)) {
-                let data = std::fs::read(&path).expect("a readable input");
+                // A fuzzer running in this tree replaces inputs as it shrinks them.
+                let data = match std::fs::read(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    read => read.expect("a readable input"),
+                };
                 let outcome = std::panic::catch_unwind(|| target(&data));
                 assert!(outcome.is_ok(), "{name}: {} breaks a property", path.display());
                 replayed += 1;

@@ -33,6 +33,10 @@ pub enum ImagingError {
         /// The configured limit.
         limit: u32,
     },
+    /// The request itself cannot be planned (a side of 0, or none): the API
+    /// refuses these, so only a descriptor that skipped it gets here.
+    #[error("invalid resize request: {0}")]
+    InvalidRequest(&'static str),
     /// The job's deadline passed between two stages: the work stops there.
     #[error("the resize did not finish before its deadline (stopped after {0})")]
     OverBudget(&'static str),
@@ -48,6 +52,7 @@ impl PublicError for ImagingError {
             Self::Undecodable(_) => ErrorCode::UndecodableImage,
             Self::TooManyPixels { .. } => ErrorCode::TooManyPixels,
             Self::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
+            Self::InvalidRequest(_) => ErrorCode::InvalidParameter,
             Self::OverBudget(_) => ErrorCode::DeadlineExceeded,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -56,6 +56,14 @@ fn side(v: f64) -> u64 {
 /// `fill` shrink the box by the same factor so it fits inside the source,
 /// which keeps the requested aspect ratio.
 pub fn plan(src_w: u32, src_h: u32, params: &ResizeParams, max_side: u32) -> Result<Plan, ImagingError> {
+    // The API never lets these through; a worker still checks what the queue hands it
+    // (a zero side planned a 0-pixel-wide output: found by the `job_descriptor` fuzz target).
+    if params.width == Some(0) || params.height == Some(0) {
+        return Err(ImagingError::InvalidRequest("a requested side is 0"));
+    }
+    if params.width.is_none() && params.height.is_none() {
+        return Err(ImagingError::InvalidRequest("neither width nor height is given"));
+    }
     let (sw, sh) = (f64::from(src_w), f64::from(src_h));
     let region = match (params.width, params.height, params.fit) {
         (Some(w), Some(h), Fit::Cover) => cover(sw, sh, f64::from(w), f64::from(h), params.enlarge),
@@ -174,6 +182,27 @@ fn contain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_a_zero_or_missing_side_is_refused_not_planned() {
+        let mut p = ResizeParams::width(0);
+        assert!(matches!(
+            plan(4000, 3000, &p, 8192),
+            Err(ImagingError::InvalidRequest(_))
+        ));
+        p.width = None;
+        assert!(matches!(
+            plan(4000, 3000, &p, 8192),
+            Err(ImagingError::InvalidRequest(_))
+        ));
+        p.height = Some(0);
+        p.fit = Fit::Cover;
+        p.width = Some(10);
+        assert!(matches!(
+            plan(4000, 3000, &p, 8192),
+            Err(ImagingError::InvalidRequest(_))
+        ));
+    }
     use resizer_core::params::FormatChoice;
 
     fn params(w: Option<u32>, h: Option<u32>, fit: Fit, enlarge: bool) -> ResizeParams {

@@ -129,18 +129,21 @@ impl PostgresUsageStore {
             .map_err(pg)?;
         let fresh: HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
         let add = tx
-            .prepare(
+            .prepare(&format!(
                 "INSERT INTO usage_hourly VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (tenant_id, start_ms) DO UPDATE SET
-                     requests = usage_hourly.requests + excluded.requests,
-                     succeeded = usage_hourly.succeeded + excluded.succeeded,
-                     failed = usage_hourly.failed + excluded.failed,
-                     bytes_in = usage_hourly.bytes_in + excluded.bytes_in,
-                     bytes_out = usage_hourly.bytes_out + excluded.bytes_out,
-                     pixels_in = usage_hourly.pixels_in + excluded.pixels_in,
-                     pixels_out = usage_hourly.pixels_out + excluded.pixels_out,
-                     cpu_micros = usage_hourly.cpu_micros + excluded.cpu_micros",
-            )
+                     requests = LEAST(usage_hourly.requests::numeric + excluded.requests, {MAX})::bigint,
+                     succeeded = LEAST(usage_hourly.succeeded::numeric + excluded.succeeded, {MAX})::bigint,
+                     failed = LEAST(usage_hourly.failed::numeric + excluded.failed, {MAX})::bigint,
+                     bytes_in = LEAST(usage_hourly.bytes_in::numeric + excluded.bytes_in, {MAX})::bigint,
+                     bytes_out = LEAST(usage_hourly.bytes_out::numeric + excluded.bytes_out, {MAX})::bigint,
+                     pixels_in = LEAST(usage_hourly.pixels_in::numeric + excluded.pixels_in, {MAX})::bigint,
+                     pixels_out = LEAST(usage_hourly.pixels_out::numeric + excluded.pixels_out, {MAX})::bigint,
+                     cpu_micros = LEAST(usage_hourly.cpu_micros::numeric + excluded.cpu_micros, {MAX})::bigint",
+                // Counters saturate, in SQL as in Rust: a corrupt record must not
+                // wedge every later batch on "bigint out of range".
+                MAX = i64::MAX
+            ))
             .await
             .map_err(pg)?;
         let new_records = records.iter().filter(|r| fresh.contains(r.record_id.as_str()));
@@ -282,5 +285,24 @@ mod tests {
         assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 200);
         assert_eq!(one.apply(&later).await.unwrap(), 0);
         assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn test_postgres_counters_saturate_instead_of_wedging_the_batch() {
+        let Some(url) = resizer_testing::fresh_database("usage").await else {
+            return;
+        };
+        let store = PostgresUsageStore::connect(&url).await.unwrap();
+        let t = TenantId::random();
+        let absurd = |at| {
+            let mut r = record(&t, at, 200);
+            r.input_bytes = u64::MAX;
+            r
+        };
+        // Two batches into the same hour: the second must add, not fail on "bigint out of range".
+        assert_eq!(store.apply(&[absurd(1)]).await.unwrap(), 1);
+        assert_eq!(store.apply(&[absurd(2), record(&t, 3, 200)]).await.unwrap(), 2);
+        let hours = store.hourly(&t, 0, 3_600_000).await.unwrap();
+        assert_eq!((hours[0].requests, hours[0].bytes_in), (3, i64::MAX as u64));
     }
 }

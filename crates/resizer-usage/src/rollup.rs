@@ -66,31 +66,37 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// Adds one record.
+    /// Adds one record. Counters saturate: a record from a corrupt or hostile
+    /// stream message (absurd sizes) must not wrap a bill or panic the
+    /// aggregator (found by the `usage_record` fuzz target).
     pub fn add(&mut self, r: &UsageRecord) {
-        self.requests += 1;
-        if r.succeeded() {
-            self.succeeded += 1;
-        } else {
-            self.failed += 1;
-        }
-        self.bytes_in += r.input_bytes;
-        self.bytes_out += r.output_bytes;
-        self.pixels_in += r.pixels_in();
-        self.pixels_out += r.pixels_out();
-        self.cpu_micros += r.cpu_micros;
+        self.merge(&Bucket {
+            start_unix_ms: self.start_unix_ms,
+            requests: 1,
+            succeeded: u64::from(r.succeeded()),
+            failed: u64::from(!r.succeeded()),
+            bytes_in: r.input_bytes,
+            bytes_out: r.output_bytes,
+            pixels_in: r.pixels_in(),
+            pixels_out: r.pixels_out(),
+            cpu_micros: r.cpu_micros,
+        });
     }
 
-    /// Adds another bucket's counters (same tenant and start).
+    /// Adds another bucket's counters (same tenant and start), saturating.
     pub fn merge(&mut self, other: &Bucket) {
-        self.requests += other.requests;
-        self.succeeded += other.succeeded;
-        self.failed += other.failed;
-        self.bytes_in += other.bytes_in;
-        self.bytes_out += other.bytes_out;
-        self.pixels_in += other.pixels_in;
-        self.pixels_out += other.pixels_out;
-        self.cpu_micros += other.cpu_micros;
+        for (mine, theirs) in [
+            (&mut self.requests, other.requests),
+            (&mut self.succeeded, other.succeeded),
+            (&mut self.failed, other.failed),
+            (&mut self.bytes_in, other.bytes_in),
+            (&mut self.bytes_out, other.bytes_out),
+            (&mut self.pixels_in, other.pixels_in),
+            (&mut self.pixels_out, other.pixels_out),
+            (&mut self.cpu_micros, other.cpu_micros),
+        ] {
+            *mine = mine.saturating_add(theirs);
+        }
     }
 }
 
@@ -139,6 +145,19 @@ pub fn rebucket(
 mod tests {
     use super::*;
     use crate::record::tests::record;
+
+    #[test]
+    fn test_counters_saturate_on_absurd_records() {
+        let mut r = record(&TenantId::random(), 1, 200);
+        r.input_width = Some(u32::MAX);
+        r.input_height = Some(u32::MAX);
+        r.input_bytes = u64::MAX;
+        let mut b = Bucket::default();
+        b.add(&r);
+        b.add(&r);
+        b.merge(&b.clone());
+        assert_eq!((b.requests, b.bytes_in, b.pixels_in), (4, u64::MAX, u64::MAX));
+    }
 
     const HOUR: u64 = 3_600_000;
 
