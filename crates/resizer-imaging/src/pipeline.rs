@@ -125,13 +125,18 @@ impl Pipeline {
     /// may be smaller than the displayed size (shrink-on-load), so the crop box
     /// is rescaled to it first.
     fn resize(&mut self, src: Pixels, plan: &Plan, ow: u32, oh: u32) -> Result<Pixels, ImagingError> {
-        let fx = f64::from(src.width) / f64::from(ow);
-        let fy = f64::from(src.height) / f64::from(oh);
+        let (sw, sh) = (f64::from(src.width), f64::from(src.height));
+        let (fx, fy) = (sw / f64::from(ow), sh / f64::from(oh));
+        // Scaled to a shrunk-on-load decode, 174 × (44/174) can come out a hair
+        // above 44: the resampler refuses a crop past the edge, which was a 500
+        // (found by the `pipeline_webp` fuzz target). Clamp into the image.
+        let crop_x = (plan.crop_x * fx).clamp(0.0, sw);
+        let crop_y = (plan.crop_y * fy).clamp(0.0, sh);
         let scaled = Plan {
-            crop_x: plan.crop_x * fx,
-            crop_y: plan.crop_y * fy,
-            crop_w: plan.crop_w * fx,
-            crop_h: plan.crop_h * fy,
+            crop_x,
+            crop_y,
+            crop_w: (plan.crop_w * fx).min(sw - crop_x),
+            crop_h: (plan.crop_h * fy).min(sh - crop_y),
             ..*plan
         };
         if scaled.is_identity(src.width, src.height) {
