@@ -68,7 +68,7 @@ pub struct AdminState {
     /// Wrong admin tokens per client address.
     guesses: Arc<crate::rate_limit::GuessThrottle>,
     /// The public port's OpenAPI document, for the reference pages.
-    public_document: Option<openapi::Served>,
+    public_document: Option<openapi::RenderedDocument>,
 }
 
 /// A tenant as the API shows it.
@@ -134,7 +134,7 @@ impl AdminState {
 
     /// Also serves the public port's document (`/openapi/public.json`, `/docs/public`).
     pub fn with_public_document(mut self, doc: serde_json::Value) -> Self {
-        self.public_document = Some(openapi::Served::new(&doc));
+        self.public_document = Some(openapi::RenderedDocument::new(&doc));
         self
     }
 
@@ -172,7 +172,7 @@ impl AdminState {
                     )),
             );
         }
-        let admin_doc = openapi::Served::new(&openapi::admin_document());
+        let admin_doc = openapi::RenderedDocument::new(&openapi::admin_document());
         if let Some(public_doc) = self.public_document.clone() {
             router = router
                 .route(

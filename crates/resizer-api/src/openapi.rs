@@ -107,7 +107,7 @@ fn add_bearer(doc: &mut utoipa::openapi::OpenApi, name: &str, description: &str)
 
 /// The public document with `config`'s limits written into it.
 pub fn public_document(config: &ApiConfig) -> serde_json::Value {
-    let mut doc = serde_json::to_value(PublicApi::openapi()).expect("the document is JSON");
+    let mut doc = to_json(PublicApi::openapi());
     let resize = &mut doc["paths"]["/v1/resize"]["post"];
     let side = config.limits.max_output_side;
     if let Some(params) = resize["parameters"].as_array_mut() {
@@ -130,9 +130,14 @@ pub fn public_document(config: &ApiConfig) -> serde_json::Value {
 
 /// The admin document.
 pub fn admin_document() -> serde_json::Value {
-    let mut doc = serde_json::to_value(AdminApi::openapi()).expect("the document is JSON");
-    camel_case_links(&mut doc);
-    doc
+    to_json(AdminApi::openapi())
+}
+
+/// A generated document as JSON, with utoipa's one spelling slip mended.
+fn to_json(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut json = serde_json::to_value(doc).expect("the document is JSON");
+    camel_case_links(&mut json);
+    json
 }
 
 /// utoipa 5.5 writes a Link Object's fields in snake_case (`operation_id`);
@@ -168,9 +173,9 @@ fn camel_case_links(doc: &mut serde_json::Value) {
 
 /// A document ready to serve, rendered once.
 #[derive(Clone)]
-pub struct Served(Bytes);
+pub struct RenderedDocument(Bytes);
 
-impl Served {
+impl RenderedDocument {
     /// Renders `doc`.
     pub fn new(doc: &serde_json::Value) -> Self {
         Self(Bytes::from(

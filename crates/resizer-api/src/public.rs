@@ -126,7 +126,7 @@ impl ApiState {
 
     /// Returns the public router.
     pub fn router(self) -> Router {
-        let doc = crate::openapi::Served::new(&crate::openapi::public_document(&self.inner.config));
+        let doc = crate::openapi::RenderedDocument::new(&crate::openapi::public_document(&self.inner.config));
         Router::new()
             .route("/openapi.json", get(move || async move { doc.response() }))
             .route("/v1/resize", post(crate::resize::resize))
