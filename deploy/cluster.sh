@@ -13,11 +13,25 @@
 #   deploy/cluster.sh pause NAME      # SIGSTOP (a GC-pause-like stall)
 #   deploy/cluster.sh resume NAME     # SIGCONT
 #   deploy/cluster.sh start NAME      # (re)start one component, e.g. after `kill`
+#   deploy/cluster.sh stop NAME       # SIGTERM (drain) and wait, or a fast shutdown for postgres
 #   deploy/cluster.sh restart NAME    # SIGTERM (drain), then start again
+#   deploy/cluster.sh addr NAME       # the component's own loopback address (127.0.0.11 upwards)
+#
+# Faults a process cannot see (root, nftables, cgroup v2; docs/reliability.md):
+#   deploy/cluster.sh net cut "A B" "C D|rest"  # no packet between the two groups, both ways
+#   deploy/cluster.sh net drop A B              # packets from A to B are lost, B to A pass
+#   deploy/cluster.sh net heal                  # remove every network fault
+#   deploy/cluster.sh net show
+#   deploy/cluster.sh disk fill|free NAME       # fill / empty the size-limited filesystem under
+#                                               # an API node's data (usage log) or a NATS store
+#   deploy/cluster.sh skew NAME SECONDS         # jump an API node's or aggregator's wall clock
+#                                               # (libfaketime; 0 to undo); monotonic time is kept
 #
 # Settings (environment): RESIZER_CLUSTER_DIR (state, default /tmp/resizer-cluster),
 # RESIZER_CLUSTER_PORT_BASE (default 18000: public URL on base+80), RESIZER_BIN (default:
-# builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1).
+# builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1),
+# RESIZER_CLUSTER_DISK_MB (size of each API node's and NATS server's data filesystem when
+# run as root, default 256).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -27,6 +41,22 @@ BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
 WORKER_THREADS=${WORKER_THREADS:-1}
 NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
 COMPONENTS="postgres garage nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
+DISK_MB=${RESIZER_CLUSTER_DISK_MB:-256}
+
+log() { echo "cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# One loopback address per component, in COMPONENTS order from 127.0.0.11: network
+# faults can then be aimed at pairs of components as if they were hosts.
+index_of() {
+    local i=0 c
+    for c in $COMPONENTS; do
+        i=$((i + 1))
+        [ "$c" = "$1" ] && { echo "$i"; return 0; }
+    done
+    die "unknown component $1 (one of: $COMPONENTS)"
+}
+addr() { echo "127.0.0.$((10 + $(index_of "$1")))"; }
 
 nats_port() { echo $((BASE + $1)); }          # client ports base+1..3
 route_port() { echo $((BASE + 10 + $1)); }    # cluster routes base+11..13
@@ -41,10 +71,7 @@ PUBLIC_PORT=$((BASE + 80))
 STATS_PORT=$((BASE + 81))
 GARAGE_S3_PORT=$((BASE + 90))
 GARAGE_RPC_PORT=$((BASE + 91))
-NATS_URLS="nats://127.0.0.1:$(nats_port 1),nats://127.0.0.1:$(nats_port 2),nats://127.0.0.1:$(nats_port 3)"
-
-log() { echo "cluster: $*" >&2; }
-die() { log "$*"; exit 1; }
+NATS_URLS="nats://$(addr nats-1):$(nats_port 1),nats://$(addr nats-2):$(nats_port 2),nats://$(addr nats-3):$(nats_port 3)"
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 s3_field() { sed -n "s/^$1=//p" "$DIR/garage.env"; }   # from garage.sh's output
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
@@ -59,27 +86,167 @@ wait_http() {
     die "timed out waiting for $url"
 }
 
-# Starts a command in the background as component $1, logging to $DIR/$1.log.
+# Starts a command in the background as component $1 (in its cgroup), logging to $DIR/$1.log.
 launch() {
     local name=$1
     shift
     alive "$name" && { log "$name is already running"; return 0; }
-    setsid "$@" >>"$DIR/$name.log" 2>&1 </dev/null &
+    setsid sh -c 'if [ -n "$0" ]; then echo $$ >"$0"; fi; exec "$@"' "$(cgroup_procs "$name")" "$@" \
+        >>"$DIR/$name.log" 2>&1 </dev/null &
     echo $! >"$DIR/$name.pid"
+}
+
+cgroup_procs() { if faults_on; then echo "$CGROUP2/$CG_NAME/$1/cgroup.procs"; fi; }
+
+# Runs a command inside component $1's cgroup when faults are set up (children
+# inherit it: pg_ctl's postmaster, garage.sh's server).
+in_cgroup() {
+    local procs
+    procs=$(cgroup_procs "$1")
+    shift
+    sh -c 'if [ -n "$0" ]; then echo $$ >"$0"; fi; exec "$@"' "$procs" "$@"
+}
+
+# --- Faults -------------------------------------------------------------------
+# The source address of a loopback connection is 127.0.0.1 whoever opens it, so the
+# rules tell the connecting component by its cgroup: every component runs in its own
+# cgroup v2 group, and the first packet of each connection marks it (conntrack) with
+# the opener's id. A rule then drops packets by (opener, listener's address,
+# direction): both directions of both openers for a cut, one for a one-way loss.
+# Everything lives in one table, created by `up` and deleted by `down`.
+TABLE=resizer_chaos_$BASE
+CG_NAME=resizer-cluster-$BASE
+CGROUP2=""
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then CGROUP2=/sys/fs/cgroup
+elif [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then CGROUP2=/sys/fs/cgroup/unified; fi
+FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -n1 || true)
+
+faults_on() { [ -f "$DIR/faults" ]; }
+mark_of() { echo $(((BASE << 8) | $(index_of "$1"))); }
+
+faults_setup() {
+    faults_teardown
+    if [ "$(id -u)" -ne 0 ] || ! command -v nft >/dev/null 2>&1 || [ -z "$CGROUP2" ]; then
+        log "network faults unavailable (need root, nftables and cgroup v2)"
+        return 0
+    fi
+    local c
+    for c in $COMPONENTS; do mkdir -p "$CGROUP2/$CG_NAME/$c"; done
+    # nft resolves cgroup paths under /sys/fs/cgroup; a hybrid host mounts v2 below it.
+    [ "$CGROUP2" = /sys/fs/cgroup ] || ln -sfn "$CGROUP2/$CG_NAME" "/sys/fs/cgroup/$CG_NAME"
+    {
+        echo "table inet $TABLE {"
+        echo "  set cut_original { type mark . ipv4_addr; }"
+        echo "  set cut_reply { type mark . ipv4_addr; }"
+        echo "  chain output { type filter hook output priority 0; policy accept;"
+        for c in $COMPONENTS; do
+            echo "    ct state new socket cgroupv2 level 2 \"$CG_NAME/$c\" ct mark set $(mark_of "$c")"
+        done
+        echo "    ct direction original ct mark . ct original ip daddr @cut_original counter drop"
+        echo "    ct direction reply ct mark . ct original ip daddr @cut_reply counter drop"
+        echo "  }"
+        echo "}"
+    } | nft -f -
+    touch "$DIR/faults"
+}
+
+faults_teardown() {
+    command -v nft >/dev/null 2>&1 && nft delete table inet "$TABLE" 2>/dev/null || true
+    [ -L "/sys/fs/cgroup/$CG_NAME" ] && rm -f "/sys/fs/cgroup/$CG_NAME"
+    if [ -n "$CGROUP2" ] && [ -d "$CGROUP2/$CG_NAME" ]; then
+        rmdir "$CGROUP2/$CG_NAME"/* "$CGROUP2/$CG_NAME" 2>/dev/null || true
+    fi
+    rm -f "$DIR/faults"
+}
+
+# Expands a group ("a b", "a,b" or "rest" = every component not in $2).
+members() {
+    local c out=""
+    if [ "$1" = rest ]; then
+        for c in $COMPONENTS; do [[ " ${2//,/ } " == *" $c "* ]] || out+="$c "; done
+    else
+        for c in ${1//,/ }; do index_of "$c" >/dev/null; out+="$c "; done
+    fi
+    echo "$out"
+}
+
+# Packets sent by $1 to $2 are dropped: in $1's connections to $2, and in the
+# answers $1 sends on $2's connections to it.
+drop_one_way() {
+    nft add element inet "$TABLE" cut_original "{ $(mark_of "$1") . $(addr "$2") }"
+    nft add element inet "$TABLE" cut_reply "{ $(mark_of "$2") . $(addr "$1") }"
+}
+
+net() {
+    faults_on || die "network faults are not set up (see cluster.log: need root, nftables, cgroup v2)"
+    local a b
+    case "${1:-}" in
+    cut)
+        for a in $(members "${2:?group}" ""); do
+            for b in $(members "${3:?group|rest}" "$2"); do
+                drop_one_way "$a" "$b"
+                drop_one_way "$b" "$a"
+            done
+        done
+        ;;
+    drop) drop_one_way "${2:?from}" "${3:?to}" ;;
+    heal) nft flush set inet "$TABLE" cut_original && nft flush set inet "$TABLE" cut_reply ;;
+    show) nft list table inet "$TABLE" ;;
+    *) die "net cut|drop|heal|show" ;;
+    esac
+}
+
+# A size-limited filesystem under a component's data (root only), so a full disk
+# can be made and undone without touching the machine's.
+data_mount() {
+    local dir=$1
+    mkdir -p "$dir"
+    faults_on || return 0
+    mountpoint -q "$dir" || mount -t tmpfs -o "size=${DISK_MB}m,mode=0700" tmpfs "$dir"
+}
+
+disk() {
+    local dir="$DIR/${2:?name}"
+    mountpoint -q "$dir" || die "$2 has no size-limited filesystem (API nodes and NATS servers, as root)"
+    case "${1:-}" in
+    fill)
+        # Whatever is left, then the last blocks, until the filesystem refuses.
+        fallocate -l "$(df --output=avail -B1 "$dir" | tail -n1)" "$dir/.ballast" 2>/dev/null || true
+        dd if=/dev/zero of="$dir/.ballast-tail" bs=4k status=none 2>/dev/null || true
+        ;;
+    free) rm -f "$dir/.ballast" "$dir/.ballast-tail" ;;
+    *) die "disk fill|free NAME" ;;
+    esac
+}
+
+# Wall-clock offsets for the roles that stamp time (API nodes, aggregators):
+# libfaketime re-reads the file every second, so `skew` jumps a live process.
+faketime_env() {
+    [ -n "$FAKETIME_LIB" ] || return 0
+    [ -f "$DIR/$1.faketime" ] || echo "+0" >"$DIR/$1.faketime"
+    echo LD_PRELOAD="$FAKETIME_LIB" FAKETIME_TIMESTAMP_FILE="$DIR/$1.faketime" \
+        FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1
+}
+
+skew() {
+    local name=${1:?name} secs=${2:?seconds}
+    [ -f "$DIR/$name.faketime" ] || die "$name runs without libfaketime (API nodes and aggregators)"
+    case "$secs" in -*) ;; *) secs="+$secs" ;; esac
+    echo "$secs" >"$DIR/$name.faketime"
 }
 
 resizer_env() {
     # Settings every resizer role shares; none of them is a secret.
     echo RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
         RESIZER_QUEUE__REPLICAS=3 \
-        RESIZER_IDENTITY__URL="http://127.0.0.1:$IDENTITY_PORT" \
+        RESIZER_IDENTITY__URL="http://$(addr identity):$IDENTITY_PORT" \
         RESIZER_LOG="${RESIZER_LOG:-info}"
 }
 
 # PostgreSQL keeps its data across restarts, fsyncs, and wants a password
 # (scripts/test-postgres.sh with RESIZER_PG_DURABLE=1).
 pg_url() {
-    echo "postgres://resizer:$(cat "$DIR/pg/password")@127.0.0.1:$PG_PORT/postgres"
+    echo "postgres://resizer:$(cat "$DIR/pg/password")@$(addr postgres):$PG_PORT/postgres"
 }
 
 # A generated secret of the cluster (0600 by the umask), created on first use.
@@ -146,21 +313,23 @@ start_one() {
     local name=$1 n
     case "$name" in
     postgres)
-        RESIZER_PG_DURABLE=1 RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT "$ROOT/scripts/test-postgres.sh" start >/dev/null
+        in_cgroup postgres env RESIZER_PG_DURABLE=1 RESIZER_TEST_PG_DIR="$DIR/pg" RESIZER_TEST_PG_PORT=$PG_PORT \
+            RESIZER_TEST_PG_HOST="$(addr postgres)" "$ROOT/scripts/test-postgres.sh" start >/dev/null
         # pg_ctl daemonizes; its pid lives in postmaster.pid.
         head -n1 "$DIR/pg/data/postmaster.pid" >"$DIR/postgres.pid"
         ;;
     garage)
-        "$ROOT/scripts/garage.sh" start "$DIR/garage" "$GARAGE_S3_PORT" "$GARAGE_RPC_PORT" >"$DIR/garage.env"
+        in_cgroup garage env GARAGE_HOST="$(addr garage)" \
+            "$ROOT/scripts/garage.sh" start "$DIR/garage" "$GARAGE_S3_PORT" "$GARAGE_RPC_PORT" >"$DIR/garage.env"
         cp "$DIR/garage/pid" "$DIR/garage.pid"
         ;;
     nats-*)
         n=${name#nats-}
-        mkdir -p "$DIR/$name"
+        data_mount "$DIR/$name"
         cat >"$DIR/$name.conf" <<EOF
 server_name: $name
-listen: 127.0.0.1:$(nats_port "$n")
-http: 127.0.0.1:$(mon_port "$n")
+listen: $(addr "$name"):$(nats_port "$n")
+http: $(addr "$name"):$(mon_port "$n")
 jetstream {
   store_dir: "$DIR/$name"
   # fsync every write before acknowledging it (the default syncs every 2 minutes):
@@ -173,12 +342,12 @@ jetstream {
 $(nats_authorization)
 cluster {
   name: resizer
-  listen: 127.0.0.1:$(route_port "$n")
+  listen: $(addr "$name"):$(route_port "$n")
   authorization { user: route, password: "$(secret nats-route)" }
   routes: [
-    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 1)
-    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 2)
-    nats-route://route:$(secret nats-route)@127.0.0.1:$(route_port 3)
+    nats-route://route:$(secret nats-route)@$(addr nats-1):$(route_port 1)
+    nats-route://route:$(secret nats-route)@$(addr nats-2):$(route_port 2)
+    nats-route://route:$(secret nats-route)@$(addr nats-3):$(route_port 3)
   ]
 }
 EOF
@@ -189,41 +358,48 @@ EOF
         launch identity env $(resizer_env) $(usage_env) $(cluster_secret_env) \
             RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
             RESIZER_IDENTITY__DATABASE_URL="$(pg_url)" \
-            RESIZER_ADMIN_LISTEN="127.0.0.1:$IDENTITY_PORT" RESIZER_DATA_DIR="$DIR/identity" \
+            RESIZER_ADMIN_LISTEN="$(addr identity):$IDENTITY_PORT" RESIZER_DATA_DIR="$DIR/identity" \
             "$RESIZER_BIN" identity
-        wait_http "http://127.0.0.1:$IDENTITY_PORT/healthz" 30
+        wait_http "http://$(addr identity):$IDENTITY_PORT/healthz" 30
         ;;
     api-*)
         n=${name#api-}
-        mkdir -p "$DIR/$name"
+        data_mount "$DIR/$name"
         launch "$name" env $(resizer_env) $(usage_env) $(cluster_secret_env) $(nats_env api) \
-            RESIZER_LISTEN="127.0.0.1:$(api_port "$n")" \
-            RESIZER_API__INTERNAL_LISTEN="127.0.0.1:$(internal_port "$n")" \
+            $(faketime_env "$name") \
+            RESIZER_LISTEN="$(addr "$name"):$(api_port "$n")" \
+            RESIZER_API__INTERNAL_LISTEN="$(addr "$name"):$(internal_port "$n")" \
             RESIZER_DATA_DIR="$DIR/$name" \
             "$RESIZER_BIN" api
-        wait_http "http://127.0.0.1:$(api_port "$n")/readyz" 60
+        wait_http "http://$(addr "$name"):$(api_port "$n")/readyz" 60
         ;;
     worker-*)
         n=${name#worker-}
         launch "$name" env $(resizer_env) $(nats_env worker) \
-            RESIZER_WORKER__API_NODES="http://127.0.0.1:$(internal_port 1),http://127.0.0.1:$(internal_port 2)" \
-            RESIZER_LISTEN="127.0.0.1:$(worker_port "$n")" \
+            RESIZER_WORKER__API_NODES="http://$(addr api-1):$(internal_port 1),http://$(addr api-2):$(internal_port 2)" \
+            RESIZER_LISTEN="$(addr "$name"):$(worker_port "$n")" \
             RESIZER_NODE__NAME="$name" RESIZER_WORKER__THREADS="$WORKER_THREADS" \
             "$RESIZER_BIN" worker
-        wait_http "http://127.0.0.1:$(worker_port "$n")/healthz" 60
+        wait_http "http://$(addr "$name"):$(worker_port "$n")/healthz" 60
         ;;
     aggregator | aggregator-2)
         n=1
         [ "$name" = aggregator-2 ] && n=2
         mkdir -p "$DIR/$name"
         launch "$name" env $(resizer_env) $(usage_env) $(nats_env aggregator) \
-            RESIZER_LISTEN="127.0.0.1:$(aggregator_port "$n")" \
+            $(faketime_env "$name") \
+            RESIZER_LISTEN="$(addr "$name"):$(aggregator_port "$n")" \
             RESIZER_NODE__NAME="$name" \
             RESIZER_DATA_DIR="$DIR/$name" \
             "$RESIZER_BIN" aggregator
-        wait_http "http://127.0.0.1:$(aggregator_port "$n")/healthz" 60
+        wait_http "http://$(addr "$name"):$(aggregator_port "$n")/healthz" 60
         ;;
     haproxy)
+        # HAProxy's own answers keep the contract: JSON errors with a code, marked as
+        # the edge's. A node that died mid-answer (502) is a 503 to retry.
+        haproxy_error 503 503 "Service Unavailable" dependency_unavailable "no API node could take the request; retry shortly"
+        haproxy_error 502 503 "Service Unavailable" dependency_unavailable "the API node went away before answering; retry shortly"
+        haproxy_error 504 504 "Gateway Timeout" deadline_exceeded "the API node did not answer in time"
         cat >"$DIR/haproxy.cfg" <<EOF
 global
     maxconn 4096
@@ -240,8 +416,11 @@ defaults
     retries 2
     option redispatch
     option http-server-close
+    errorfile 502 $DIR/haproxy-502.http
+    errorfile 503 $DIR/haproxy-503.http
+    errorfile 504 $DIR/haproxy-504.http
 frontend public
-    bind 127.0.0.1:$PUBLIC_PORT
+    bind $(addr haproxy):$PUBLIC_PORT
     default_backend api
 backend api
     balance leastconn
@@ -249,18 +428,25 @@ backend api
     http-check expect status 200
     # A node marked down keeps its open sessions: a draining node finishes them.
     default-server inter 500ms fastinter 250ms fall 2 rise 2
-    server api-1 127.0.0.1:$(api_port 1) check
-    server api-2 127.0.0.1:$(api_port 2) check
+    server api-1 $(addr api-1):$(api_port 1) check
+    server api-2 $(addr api-2):$(api_port 2) check
 listen stats
-    bind 127.0.0.1:$STATS_PORT
+    bind $(addr haproxy):$STATS_PORT
     stats enable
     stats uri /
 EOF
         launch haproxy haproxy -db -f "$DIR/haproxy.cfg"
-        wait_http "http://127.0.0.1:$PUBLIC_PORT/healthz" 30
+        wait_http "http://$(addr haproxy):$PUBLIC_PORT/healthz" 30
         ;;
     *) die "unknown component $name (one of: $COMPONENTS)" ;;
     esac
+}
+
+# HAProxy's answer for its status $1: status $2 with the contract's error body.
+haproxy_error() {
+    local body="{\"error\":{\"code\":\"$4\",\"message\":\"$5\"}}"
+    printf 'HTTP/1.1 %s %s\r\ncontent-type: application/json\r\ncache-control: no-store\r\nretry-after: 1\r\nx-resizer-edge: haproxy\r\ncontent-length: %s\r\nconnection: close\r\n\r\n%s' \
+        "$2" "$3" "${#body}" "$body" >"$DIR/haproxy-$1.http"
 }
 
 stop_one() {
@@ -301,19 +487,22 @@ up)
     [ -s "$DIR/cluster-secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/cluster-secret"
     [ -s "$DIR/admin-token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin-token"
     echo "$RESIZER_BIN" >"$DIR/resizer-bin"
+    faults_setup
     start_one postgres
     start_one garage
     for n in 1 2 3; do start_one "nats-$n"; done
-    for n in 1 2 3; do wait_http "http://127.0.0.1:$(mon_port "$n")/healthz" 30; done
+    for n in 1 2 3; do wait_http "http://$(addr "nats-$n"):$(mon_port "$n")/healthz" 30; done
     start_one identity
     for c in api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy; do start_one "$c"; done
-    echo "public_url=http://127.0.0.1:$PUBLIC_PORT"
-    echo "admin_url=http://127.0.0.1:$IDENTITY_PORT"
+    echo "public_url=http://$(addr haproxy):$PUBLIC_PORT"
+    echo "admin_url=http://$(addr identity):$IDENTITY_PORT"
     echo "admin_token=$(cat "$DIR/admin-token")"
     ;;
 down)
     [ -d "$DIR" ] || exit 0
     for c in haproxy worker-1 worker-2 api-1 api-2 aggregator aggregator-2 identity nats-1 nats-2 nats-3 postgres garage; do stop_one "$c"; done
+    faults_teardown
+    for c in $COMPONENTS; do mountpoint -q "$DIR/$c" && umount "$DIR/$c"; done
     rm -rf "$DIR"
     ;;
 status)
@@ -328,13 +517,18 @@ start)
     RESIZER_BIN=$(cat "$DIR/resizer-bin")
     start_one "${2:?name}"
     ;;
+stop) stop_one "${2:?name}" TERM ;;
 restart)
     RESIZER_BIN=$(cat "$DIR/resizer-bin")
     stop_one "${2:?name}" TERM
     start_one "$2"
     ;;
+addr) addr "${2:?name}" ;;
+net) shift; net "$@" ;;
+disk) disk "${2:-}" "${3:-}" ;;
+skew) skew "${2:-}" "${3:-}" ;;
 *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,32p' "$0" >&2
     exit 2
     ;;
 esac

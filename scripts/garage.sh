@@ -6,6 +6,7 @@
 #   scripts/garage.sh start DIR S3_PORT RPC_PORT   # prints endpoint=, region=, bucket=,
 #                                                  # access_key_id=, secret_access_key=
 #   scripts/garage.sh stop DIR
+# GARAGE_HOST (default 127.0.0.1): the loopback address both ports bind to.
 #
 # The bucket `resizer-archive` and a key allowed on it are created on first start;
 # the key's secret is random per DIR (kept in DIR/key).
@@ -13,6 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GARAGE=${GARAGE:-$("$ROOT/scripts/tools-dir.sh")/garage/bin/garage}
 BUCKET=resizer-archive
+HOST=${GARAGE_HOST:-127.0.0.1}
 cmd=${1:?start|stop}
 DIR=${2:?directory}
 
@@ -31,13 +33,13 @@ metadata_dir = "$DIR/meta"
 data_dir = "$DIR/data"
 db_engine = "sqlite"
 replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC_PORT"
-rpc_public_addr = "127.0.0.1:$RPC_PORT"
+rpc_bind_addr = "$HOST:$RPC_PORT"
+rpc_public_addr = "$HOST:$RPC_PORT"
 rpc_secret = "$(cat "$DIR/rpc-secret")"
 
 [s3_api]
 s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3_PORT"
+api_bind_addr = "$HOST:$S3_PORT"
 root_domain = ".s3.garage.localhost"
 EOF
     if ! { [ -s "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }; then
@@ -61,7 +63,7 @@ EOF
         printf '%s %s\n' "$key_id" "$secret" >"$DIR/key"
     fi
     read -r key_id secret <"$DIR/key"
-    echo "endpoint=http://127.0.0.1:$S3_PORT"
+    echo "endpoint=http://$HOST:$S3_PORT"
     echo "region=garage"
     echo "bucket=$BUCKET"
     echo "access_key_id=$key_id"

@@ -24,6 +24,10 @@ if ! $build_only; then
     command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
     command -v python3 >/dev/null 2>&1 || need+=(python3)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+    # The chaos suite's faults: nftables (partitions between loopback addresses)
+    # and libfaketime (a clock jumped on one node).
+    command -v nft >/dev/null 2>&1 || need+=(nftables)
+    ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(libfaketime)
 fi
 
 if ((${#need[@]})); then

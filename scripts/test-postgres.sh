@@ -10,6 +10,8 @@
 set -euo pipefail
 DIR=${RESIZER_TEST_PG_DIR:-/tmp/resizer-test-pg}
 PORT=${RESIZER_TEST_PG_PORT:-55432}
+# The loopback address it listens on (deploy/cluster.sh gives each component its own).
+HOST=${RESIZER_TEST_PG_HOST:-127.0.0.1}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -n "$PGBIN" ] || { echo "test-postgres: PostgreSQL is not installed; run scripts/setup.sh" >&2; exit 1; }
 
@@ -47,15 +49,15 @@ start)
             rm -rf "$DIR"
             initialise
         fi
-        opts="-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=200"
+        opts="-p $PORT -k $DIR -c listen_addresses=$HOST -c max_connections=200"
         [ "$DURABLE" = 1 ] || opts="$opts -c fsync=off"
         as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 30 -o "$opts" start >/dev/null \
             || { cat "$DIR/server.log" >&2; exit 1; }
     fi
     if [ "$DURABLE" = 1 ]; then
-        echo "export RESIZER_TEST_DATABASE_URL=postgres://resizer:$(cat "$DIR/password")@127.0.0.1:$PORT/postgres"
+        echo "export RESIZER_TEST_DATABASE_URL=postgres://resizer:$(cat "$DIR/password")@$HOST:$PORT/postgres"
     else
-        echo "export RESIZER_TEST_DATABASE_URL=postgres://resizer@127.0.0.1:$PORT/postgres"
+        echo "export RESIZER_TEST_DATABASE_URL=postgres://resizer@$HOST:$PORT/postgres"
     fi
     ;;
 stop)

@@ -238,6 +238,12 @@ pub struct Readiness {
     /// Jobs waiting in the queue; null when the queue cannot tell (observers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_depth: Option<Option<u64>>,
+    /// Whether this node holds a live connection to the job queue (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_reachable: Option<bool>,
+    /// Whether the last usage record could be written to this node's log (observers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_log_writable: Option<bool>,
     /// Bytes of input held for jobs in flight (observers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staging_bytes: Option<u64>,
@@ -254,11 +260,13 @@ impl Inner {
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
         (status = 200, description = "Ready to take requests.", body = Readiness),
-        (status = 503, description = "Not ready (starting, draining, or no auth state yet).", body = Readiness),
+        (status = 503, description = "Not ready (starting, draining, no auth state yet, cut off from the job queue, or its usage log cannot write).", body = Readiness),
     ))]
 pub(crate) async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let s = &state.inner;
-    let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded();
+    let queue_reachable = s.jobs.queue_reachable();
+    let usage_writable = s.usage.as_ref().is_none_or(|log| log.writable());
+    let ready = s.ready.load(Ordering::Relaxed) && s.auth.is_loaded() && queue_reachable && usage_writable;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -284,6 +292,8 @@ pub(crate) async fn readyz(State(state): State<ApiState>, headers: HeaderMap) ->
         auth_cache_age_seconds: Some(age_opt),
         auth_cache_stale: Some(age_opt.is_none_or(|age| age > STALE_AFTER_SECS)),
         queue_depth: Some(s.jobs.queue_depth()),
+        queue_reachable: Some(queue_reachable),
+        usage_log_writable: Some(usage_writable),
         staging_bytes: Some(s.jobs.staged_bytes()),
     };
     (status, Json(body)).into_response()

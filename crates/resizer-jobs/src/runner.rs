@@ -147,6 +147,11 @@ impl JobRunner {
         self.queue.depth()
     }
 
+    /// Whether the job queue is reachable from this node.
+    pub fn queue_reachable(&self) -> bool {
+        self.queue.reachable()
+    }
+
     /// Input bytes staged on this node.
     pub fn staged_bytes(&self) -> u64 {
         self.staging.used()

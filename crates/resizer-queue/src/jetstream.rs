@@ -618,6 +618,14 @@ impl<M: QueueItem> JobQueueBackend<M> for JetStreamQueue {
     fn depth(&self) -> Option<u64> {
         None
     }
+
+    /// Any server connection up: the client pings every second and drops a
+    /// connection after two missed pings, so a partition shows within ~3 s.
+    fn reachable(&self) -> bool {
+        self.contexts
+            .iter()
+            .any(|js| js.client().connection_state() == async_nats::connection::State::Connected)
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,12 @@ pub trait JobQueueBackend<M: QueueItem>: Send + Sync + 'static {
     async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError>;
     /// Returns the number of jobs waiting, where the backend knows it cheaply.
     fn depth(&self) -> Option<u64>;
+    /// Whether the client holds a live connection to the queue now. An API node
+    /// cut off from it turns not-ready, so the load balancer routes around it
+    /// instead of sending it requests it can only refuse.
+    fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// The handle every role uses; counts publishes, rejections and depth for any backend.
@@ -145,6 +151,11 @@ impl<M: QueueItem> JobQueue<M> {
     /// Returns the number of waiting jobs, if known.
     pub fn depth(&self) -> Option<u64> {
         self.0.depth()
+    }
+
+    /// Whether the queue is reachable; see [`JobQueueBackend::reachable`].
+    pub fn reachable(&self) -> bool {
+        self.0.reachable()
     }
 
     fn record_depth(&self) {

@@ -59,6 +59,9 @@ pub enum UsageLogError {
     Encode(#[from] serde_json::Error),
 }
 
+/// The probe's file name in `open/`; never a segment.
+const PROBE: &str = ".probe";
+
 struct Segment {
     /// Shared with fsyncs, which run outside the lock.
     file: Arc<File>,
@@ -73,6 +76,9 @@ pub struct UsageLog {
     active: Mutex<Option<Segment>>,
     dirty: AtomicBool,
     next_segment: AtomicU64,
+    /// Set by a failed append, cleared by a successful one or by the fsync
+    /// thread's probe: a node that cannot record turns not-ready.
+    failing: AtomicBool,
 }
 
 /// Names sort in writing order: time, then a per-process sequence for segments
@@ -95,6 +101,10 @@ impl UsageLog {
         std::fs::create_dir_all(config.dir.join("ready"))?;
         for entry in std::fs::read_dir(config.dir.join("open"))? {
             let path = entry?.path();
+            if path.file_name().is_some_and(|n| n == PROBE) {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             if let Some(name) = path.file_name() {
                 File::open(&path)?.sync_all()?;
                 std::fs::rename(&path, config.dir.join("ready").join(name))?;
@@ -108,6 +118,7 @@ impl UsageLog {
             active: Mutex::new(None),
             dirty: AtomicBool::new(false),
             next_segment: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&log);
         std::thread::Builder::new()
@@ -133,6 +144,7 @@ impl UsageLog {
         let closed = retired.map_or(Ok(()), |s| self.close(s));
         match (&result, closed) {
             (Ok(()), Ok(())) => {
+                self.failing.store(false, Ordering::Release);
                 self.dirty.store(true, Ordering::Release);
                 metrics::counter!("resizer_usage_records_logged_total").increment(1);
             }
@@ -144,6 +156,7 @@ impl UsageLog {
                 tracing::error!(error = %e, "closing a usage segment failed");
             }
             (Err(e), _) => {
+                self.failing.store(true, Ordering::Release);
                 metrics::counter!("resizer_usage_log_errors_total").increment(1);
                 tracing::error!(error = %e, "a usage record could not be written to the local log");
             }
@@ -216,6 +229,29 @@ impl UsageLog {
         Ok(())
     }
 
+    /// Whether the last append (or the probe since) could write. An API node
+    /// reports it in its readiness: a full disk makes it refuse every request
+    /// (no answer without its record), so the load balancer should route around it.
+    pub fn writable(&self) -> bool {
+        !self.failing.load(Ordering::Acquire)
+    }
+
+    /// While failing, tries a record-sized write beside the log; success means
+    /// appends can work again. Runs on the fsync thread, not on requests.
+    fn probe(&self) {
+        if self.writable() {
+            return;
+        }
+        // Where segments are created, so whatever broke them breaks the probe too.
+        let path = self.config.dir.join("open").join(PROBE);
+        let result = std::fs::write(&path, [b'\n'; 4096]).and_then(|()| File::open(&path)?.sync_data());
+        let _ = std::fs::remove_file(&path);
+        if result.is_ok() {
+            tracing::info!("the usage log can write again");
+            self.failing.store(false, Ordering::Release);
+        }
+    }
+
     /// Fsyncs the open segment and closes it if it is due (or `force`). The
     /// fsync runs on a shared handle outside the lock: appends go on meanwhile.
     pub fn sync(&self, force: bool) -> Result<(), UsageLogError> {
@@ -267,6 +303,7 @@ fn fsync_loop(log: Weak<UsageLog>) {
     loop {
         let interval = match log.upgrade() {
             Some(log) => {
+                log.probe();
                 if let Err(e) = log.sync(false) {
                     metrics::counter!("resizer_usage_log_errors_total").increment(1);
                     tracing::error!(error = %e, "usage log fsync failed");
@@ -456,5 +493,29 @@ mod tests {
         read.sort_by_key(|r| r.received_unix_ms);
         assert_eq!(read, accepted);
         drop(log);
+    }
+
+    #[test]
+    fn test_a_full_disk_makes_the_log_unwritable_until_space_returns() {
+        let Some(disk) = SmallDisk::mount("64k") else {
+            return;
+        };
+        let log = UsageLog::open(UsageLogConfig::new(disk.dir.path().join("usage"))).unwrap();
+        let t = TenantId::random();
+        log.append(&record(&t, 0, 200)).unwrap();
+        assert!(log.writable());
+        let ballast = disk.dir.path().join("ballast");
+        // Fill what is left; the write fails once the filesystem is full.
+        let _ = std::fs::write(&ballast, vec![0u8; 128 * 1024]);
+        let refused = (1..100).any(|i| log.append(&record(&t, i, 200)).is_err());
+        assert!(refused && !log.writable());
+        std::fs::remove_file(&ballast).unwrap();
+        // The fsync thread's probe notices within a few of its 100 ms ticks.
+        let started = Instant::now();
+        while !log.writable() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(log.writable(), "still unwritable after space returned");
+        log.append(&record(&t, 100, 200)).unwrap();
     }
 }

@@ -36,6 +36,17 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster.sh")
 }
 
+/// A component's own loopback address (`deploy/cluster.sh addr`).
+fn addr(name: &str) -> String {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(["addr", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no address for {name}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 impl Cluster {
     fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         Command::new("bash")
@@ -112,7 +123,8 @@ impl Cluster {
     async fn streams(&self) -> Vec<(String, String, String, u64)> {
         for n in 1..=3 {
             let url = format!(
-                "http://127.0.0.1:{}/jsz?streams=true&consumers=true",
+                "http://{}:{}/jsz?streams=true&consumers=true",
+                addr(&format!("nats-{n}")),
                 PORT_BASE + 20 + n
             );
             let Ok(resp) = self.client.get(url).timeout(Duration::from_secs(2)).send().await else {
@@ -148,14 +160,14 @@ impl Cluster {
     }
 
     /// Sums a counter over the API nodes' and workers' /metrics.
-    async fn metric_sum(&self, ports: &[u16], name_prefix: &str) -> f64 {
+    async fn metric_sum(&self, ports: &[(&str, u16)], name_prefix: &str) -> f64 {
         let mut total = 0.0;
-        for port in ports {
+        for (name, port) in ports {
             // API nodes show metrics to the cluster secret; workers' health port to anyone.
             let secret = std::fs::read_to_string(self.dir.path().join("cluster-secret")).unwrap_or_default();
             let Ok(resp) = self
                 .client
-                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .get(format!("http://{}:{port}/metrics", addr(name)))
                 .bearer_auth(secret.trim())
                 .send()
                 .await
@@ -376,10 +388,10 @@ async fn test_cluster_survives_failures() {
     wait_for("the key on both API nodes", Duration::from_secs(20), || {
         let (client, key, probes_sent) = (cluster.client.clone(), key.clone(), probes_sent.clone());
         async move {
-            for port in [PORT_BASE + 51, PORT_BASE + 52] {
+            for (name, port) in [("api-1", PORT_BASE + 51), ("api-2", PORT_BASE + 52)] {
                 probes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = client
-                    .post(format!("http://127.0.0.1:{port}/v1/resize?width=10"))
+                    .post(format!("http://{}:{port}/v1/resize?width=10", addr(name)))
                     .bearer_auth(&key)
                     .body(Vec::new())
                     .send()
@@ -410,8 +422,8 @@ async fn test_cluster_survives_failures() {
     println!("streams before: {streams:?}");
 
     let t0 = Instant::now();
-    let api_ports = [PORT_BASE + 51, PORT_BASE + 52];
-    let worker_ports = [PORT_BASE + 71, PORT_BASE + 72];
+    let api_ports = [("api-1", PORT_BASE + 51), ("api-2", PORT_BASE + 52)];
+    let worker_ports = [("worker-1", PORT_BASE + 71), ("worker-2", PORT_BASE + 72)];
     let runner = {
         let (client, url, key, inputs) = (
             cluster.client.clone(),
@@ -629,8 +641,9 @@ async fn test_cluster_survives_failures() {
     let pg_password = std::fs::read_to_string(cluster.dir.path().join("pg/password")).unwrap();
     let (db, connection) = tokio_postgres::connect(
         &format!(
-            "postgres://resizer:{}@127.0.0.1:{}/postgres",
+            "postgres://resizer:{}@{}:{}/postgres",
             pg_password.trim(),
+            addr("postgres"),
             PORT_BASE + 30
         ),
         tokio_postgres::NoTls,
