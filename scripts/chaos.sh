@@ -16,10 +16,12 @@ case "$which" in ci | full | soak) ;; *) sed -n '2,11p' "$0" >&2; exit 2 ;; esac
 scripts/setup.sh
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export RESIZER_CHAOS_SCHEDULE=$which
-export RESIZER_CHAOS_DIR=$target/chaos-cluster
+# RESIZER_CHAOS_PORT_BASE (default 25000) lets two runs share the machine.
+export RESIZER_CHAOS_PORT_BASE=${RESIZER_CHAOS_PORT_BASE:-25000}
+export RESIZER_CHAOS_DIR=$target/chaos-cluster-$RESIZER_CHAOS_PORT_BASE
 export RESIZER_CHAOS_REPORT=${RESIZER_CHAOS_REPORT:-$target/chaos-$which.md}
 if [ "$which" = soak ] && [ -n "${2:-}" ]; then export RESIZER_CHAOS_SEED=$2; fi
 # The test's own cleanup does not run when it is interrupted; this does.
-trap 'RESIZER_CLUSTER_DIR=$RESIZER_CHAOS_DIR RESIZER_CLUSTER_PORT_BASE=25000 deploy/cluster.sh down' EXIT
+trap 'RESIZER_CLUSTER_DIR=$RESIZER_CHAOS_DIR RESIZER_CLUSTER_PORT_BASE=$RESIZER_CHAOS_PORT_BASE deploy/cluster.sh down' EXIT
 cargo test --locked -p resizer --test chaos -- --nocapture
 echo "chaos: report in $RESIZER_CHAOS_REPORT"

@@ -138,3 +138,47 @@ async fn test_jetstream_keeps_the_contract() {
     let queue = JetStreamQueue::connect(config, true).await.unwrap();
     keeps_the_contract("jetstream", JobQueue::new(Arc::new(queue))).await;
 }
+
+/// A client that loses its server says so within seconds (two missed 1 s
+/// pings), and recovers when the server returns: what an API node's readiness reads.
+#[tokio::test]
+async fn test_jetstream_reports_whether_it_reaches_a_server() {
+    let nats = resizer_testing::nats::start_nats().await;
+    let mut config = JetStreamConfig::new(vec![nats.url.clone()]);
+    config.streams = 1;
+    config.connect_timeout = Duration::from_secs(10);
+    let queue = JobQueue::<TestItem>::new(Arc::new(JetStreamQueue::connect(config, false).await.unwrap()));
+    assert!(queue.reachable());
+    let pid = nats.pid().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // A stalled server, as a partition looks to the client: no reset, no answer.
+    signal("-STOP");
+    let started = Instant::now();
+    while queue.reachable() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let noticed = started.elapsed();
+    signal("-CONT");
+    assert!(
+        noticed < Duration::from_secs(10),
+        "a stalled server went unnoticed for {noticed:?}"
+    );
+    let started = Instant::now();
+    while !queue.reachable() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        queue.reachable(),
+        "not reachable again 10 s after the server resumed"
+    );
+    println!(
+        "unreachable noticed after {noticed:?}, reachable again after {:?}",
+        started.elapsed()
+    );
+}

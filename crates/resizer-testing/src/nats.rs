@@ -29,6 +29,13 @@ pub struct Nats {
     _dir: tempfile::TempDir,
 }
 
+impl Nats {
+    /// The server's process id, to signal it (pause, resume).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use resizer_core::ids::{TenantId, random_bytes, to_hex};
 use resizer_core::time::{now_unix_ms, rfc3339};
 
@@ -137,6 +138,9 @@ fn partition(day_start_ms: u64) -> String {
     format!("usage/date={}/", &date[..10])
 }
 
+/// Archive objects a read fetches and decodes at once.
+const READ_AHEAD: usize = 8;
+
 /// The archive over an object store.
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
@@ -195,11 +199,20 @@ impl Archive {
         let mut seen = HashSet::new();
         let mut day = from_ms - from_ms % DAY_MS;
         while day < to_ms && out.len() < limit {
-            for key in self.store.list(&partition(day)).await? {
-                let (bytes, tenant) = (self.store.get(&key).await?, tenant.to_string());
-                let rows =
-                    blocking(move || decode_tenant(bytes, &tenant).map_err(ArchiveError::from)).await?;
-                out.extend(rows.into_iter().filter(|r| {
+            let keys = self.store.list(&partition(day)).await?;
+            // A day holds one object per aggregated batch until it is compacted:
+            // fetch and decode several at once (in order), not one round trip each.
+            let mut objects = futures_util::stream::iter(keys)
+                .map(|key| {
+                    let tenant = tenant.to_string();
+                    async move {
+                        let bytes = self.store.get(&key).await?;
+                        blocking(move || decode_tenant(bytes, &tenant).map_err(ArchiveError::from)).await
+                    }
+                })
+                .buffered(READ_AHEAD);
+            while let Some(rows) = objects.next().await {
+                out.extend(rows?.into_iter().filter(|r| {
                     r.received_unix_ms >= from_ms
                         && r.received_unix_ms < to_ms
                         && seen.insert(r.record_id.clone())

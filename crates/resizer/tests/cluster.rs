@@ -10,8 +10,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use common::cluster::Cluster;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,173 +24,43 @@ const QUEUE_CAPACITY: usize = 60;
 /// Requests per second of the steady load (the debug binary on 2 shared cores).
 const RATE: u64 = 40;
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    public_url: String,
-    admin_url: String,
-    admin_token: String,
-    client: reqwest::Client,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster.sh")
-}
-
-/// A component's own loopback address (`deploy/cluster.sh addr`).
-fn addr(name: &str) -> String {
-    let out = Command::new("bash")
-        .arg(script())
-        .args(["addr", name])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "no address for {name}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-impl Cluster {
-    fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("RESIZER_CLUSTER_DIR", dir)
-            .env("RESIZER_CLUSTER_PORT_BASE", PORT_BASE.to_string())
-            .env("RESIZER_BIN", env!("CARGO_BIN_EXE_resizer"))
-            .env("RESIZER_LOG", "info")
+fn up() -> Cluster {
+    let dir = tempfile::tempdir().unwrap().keep();
+    Cluster::up(
+        dir,
+        PORT_BASE,
+        &[
             // A small queue (20 jobs per stream), so the test can fill it; no per-tenant cap.
-            .env("RESIZER_QUEUE__CAPACITY", QUEUE_CAPACITY.to_string())
-            .env("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000")
-            .output()
-            .expect("running deploy/cluster.sh")
-    }
-
-    fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Self::command(dir.path(), &["up"]);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        if !out.status.success() {
-            let _ = Self::command(dir.path(), &["down"]);
-            panic!(
-                "cluster up failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("`up` printed no {name}=: {stdout}"))
-                .to_string()
-        };
-        Self {
-            public_url: field("public_url"),
-            admin_url: field("admin_url"),
-            admin_token: field("admin_token"),
-            dir,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) {
-        let out = Self::command(self.dir.path(), args);
-        assert!(
-            out.status.success(),
-            "cluster.sh {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.admin_url))
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 201, "{path}");
-        resp.json().await.unwrap()
-    }
-
-    /// JetStream state from a live server's monitoring port: (stream, leader, consumer leader, messages).
-    async fn streams(&self) -> Vec<(String, String, String, u64)> {
-        for n in 1..=3 {
-            let url = format!(
-                "http://{}:{}/jsz?streams=true&consumers=true",
-                addr(&format!("nats-{n}")),
-                PORT_BASE + 20 + n
-            );
-            let Ok(resp) = self.client.get(url).timeout(Duration::from_secs(2)).send().await else {
-                continue;
-            };
-            let Ok(v) = resp.json::<Value>().await else {
-                continue;
-            };
-            let mut out = Vec::new();
-            for account in v["account_details"].as_array().into_iter().flatten() {
-                for s in account["stream_detail"].as_array().into_iter().flatten() {
-                    if !s["name"].as_str().unwrap_or_default().starts_with("RESIZER_JOBS") {
-                        continue;
-                    }
-                    let consumer_leader = s["consumer_detail"][0]["cluster"]["leader"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    out.push((
-                        s["name"].as_str().unwrap_or_default().to_string(),
-                        s["cluster"]["leader"].as_str().unwrap_or_default().to_string(),
-                        consumer_leader,
-                        s["state"]["messages"].as_u64().unwrap_or(0),
-                    ));
-                }
-            }
-            if !out.is_empty() {
-                out.sort();
-                return out;
-            }
-        }
-        Vec::new()
-    }
-
-    /// Sums a counter over the API nodes' and workers' /metrics.
-    async fn metric_sum(&self, ports: &[(&str, u16)], name_prefix: &str) -> f64 {
-        let mut total = 0.0;
-        for (name, port) in ports {
-            // API nodes show metrics to the cluster secret; workers' health port to anyone.
-            let secret = std::fs::read_to_string(self.dir.path().join("cluster-secret")).unwrap_or_default();
-            let Ok(resp) = self
-                .client
-                .get(format!("http://{}:{port}/metrics", addr(name)))
-                .bearer_auth(secret.trim())
-                .send()
-                .await
-            else {
-                continue;
-            };
-            let text = resp.text().await.unwrap_or_default();
-            for line in text.lines() {
-                if line.starts_with(name_prefix)
-                    && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
-                {
-                    total += v;
-                }
-            }
-        }
-        total
-    }
+            ("RESIZER_QUEUE__CAPACITY", &QUEUE_CAPACITY.to_string()),
+            ("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000"),
+        ],
+    )
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Self::command(self.dir.path(), &["down"]);
+/// JetStream state: (stream, leader, consumer leader, messages).
+async fn stream_states(cluster: &Cluster) -> Vec<(String, String, String, u64)> {
+    cluster
+        .job_streams()
+        .await
+        .into_iter()
+        .map(|s| (s.name, s.leader, s.consumer_leader, s.messages))
+        .collect()
+}
+
+/// Sums a counter over the named roles' /metrics.
+async fn metric_sum(cluster: &Cluster, ports: &[(&str, u16)], name_prefix: &str) -> f64 {
+    let mut total = 0.0;
+    for (name, port) in ports {
+        let text = cluster.metrics(name, *port).await;
+        for line in text.lines() {
+            if line.starts_with(name_prefix)
+                && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+            {
+                total += v;
+            }
+        }
     }
+    total
 }
 
 /// One request's fate.
@@ -349,7 +219,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cluster_survives_failures() {
-    let cluster = Cluster::up();
+    let cluster = up();
     let tenant = cluster
         .admin_post(
             "/admin/v1/tenants",
@@ -385,13 +255,18 @@ async fn test_cluster_survives_failures() {
     );
     // The key reaches both API nodes through the identity feed.
     let probes_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let api_urls = [
+        format!("http://{}:{}", cluster.addr("api-1"), PORT_BASE + 51),
+        format!("http://{}:{}", cluster.addr("api-2"), PORT_BASE + 52),
+    ];
     wait_for("the key on both API nodes", Duration::from_secs(20), || {
         let (client, key, probes_sent) = (cluster.client.clone(), key.clone(), probes_sent.clone());
+        let api_urls = api_urls.clone();
         async move {
-            for (name, port) in [("api-1", PORT_BASE + 51), ("api-2", PORT_BASE + 52)] {
+            for url in api_urls {
                 probes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = client
-                    .post(format!("http://{}:{port}/v1/resize?width=10", addr(name)))
+                    .post(format!("{url}/v1/resize?width=10"))
                     .bearer_auth(&key)
                     .body(Vec::new())
                     .send()
@@ -409,7 +284,7 @@ async fn test_cluster_survives_failures() {
         "stream leaders spread over the servers",
         Duration::from_secs(60),
         || async {
-            let s = cluster.streams().await;
+            let s = stream_states(&cluster).await;
             let mut leaders: Vec<&String> = s.iter().map(|(_, l, _, _)| l).collect();
             leaders.sort();
             leaders.dedup();
@@ -418,7 +293,7 @@ async fn test_cluster_survives_failures() {
     )
     .await;
     let probes = probes_sent.load(std::sync::atomic::Ordering::Relaxed);
-    let streams = cluster.streams().await;
+    let streams = stream_states(&cluster).await;
     println!("streams before: {streams:?}");
 
     let t0 = Instant::now();
@@ -439,11 +314,11 @@ async fn test_cluster_survives_failures() {
     let victim = streams[0].1.clone();
     let kill_at = t0.elapsed();
     let killed = Instant::now();
-    cluster.ctl(&["kill", &victim]);
+    cluster.must(&["kill", &victim]);
     // How long the victim's stream has no leader (the Raft election the publishers route around).
     let mut election = None;
     while killed.elapsed() < Duration::from_secs(10) {
-        let s = cluster.streams().await;
+        let s = stream_states(&cluster).await;
         if s.first()
             .is_some_and(|(_, l, _, _)| !l.is_empty() && *l != victim)
         {
@@ -453,50 +328,51 @@ async fn test_cluster_survives_failures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep_until((t0 + Duration::from_secs(16)).into()).await;
-    let stream_failures = cluster
-        .metric_sum(&api_ports, "resizer_queue_stream_failures_total")
-        .await;
-    let unavailable = cluster
-        .metric_sum(&api_ports, "resizer_queue_publish_total{outcome=\"unavailable\"}")
-        .await;
-    let streams_after = cluster.streams().await;
+    let stream_failures = metric_sum(&cluster, &api_ports, "resizer_queue_stream_failures_total").await;
+    let unavailable = metric_sum(
+        &cluster,
+        &api_ports,
+        "resizer_queue_publish_total{outcome=\"unavailable\"}",
+    )
+    .await;
+    let streams_after = stream_states(&cluster).await;
     // 17 s: it comes back and must rejoin.
     tokio::time::sleep_until((t0 + Duration::from_secs(17)).into()).await;
-    cluster.ctl(&["start", &victim]);
+    cluster.must(&["start", &victim]);
 
     // 22 s: kill -9 a worker with jobs in hand.
     tokio::time::sleep_until((t0 + Duration::from_secs(22)).into()).await;
     let worker_kill_at = t0.elapsed();
-    cluster.ctl(&["kill", "worker-1"]);
+    cluster.must(&["kill", "worker-1"]);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    cluster.ctl(&["start", "worker-1"]);
+    cluster.must(&["start", "worker-1"]);
 
     // 32 s: kill -9 an API node; HAProxy routes around it.
     tokio::time::sleep_until((t0 + Duration::from_secs(32)).into()).await;
     let api_kill_at = t0.elapsed();
-    cluster.ctl(&["kill", "api-1"]);
+    cluster.must(&["kill", "api-1"]);
     tokio::time::sleep(Duration::from_secs(6)).await;
-    cluster.ctl(&["start", "api-1"]);
+    cluster.must(&["start", "api-1"]);
 
     // 41 s: kill -9 the aggregators' lease holder (or its standby); the other carries on.
     tokio::time::sleep_until((t0 + Duration::from_secs(41)).into()).await;
-    cluster.ctl(&["kill", "aggregator"]);
+    cluster.must(&["kill", "aggregator"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.ctl(&["start", "aggregator"]);
+    cluster.must(&["start", "aggregator"]);
 
     // 44 s: SIGSTOP a NATS server for 10 s.
     tokio::time::sleep_until((t0 + Duration::from_secs(44)).into()).await;
     let pause_at = t0.elapsed();
-    let paused = cluster.streams().await[1].1.clone();
-    cluster.ctl(&["pause", &paused]);
+    let paused = stream_states(&cluster).await[1].1.clone();
+    cluster.must(&["pause", &paused]);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    cluster.ctl(&["resume", &paused]);
+    cluster.must(&["resume", &paused]);
 
     // 58 s: rolling restart, one node at a time (SIGTERM: drain, then start).
     tokio::time::sleep_until((t0 + Duration::from_secs(58)).into()).await;
     let rolling_at = t0.elapsed();
     for name in ["api-1", "worker-1", "api-2", "worker-2"] {
-        cluster.ctl(&["restart", name]);
+        cluster.must(&["restart", name]);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let rolling_end = t0.elapsed();
@@ -567,19 +443,17 @@ async fn test_cluster_survives_failures() {
     // The killed server rejoined; nothing is left in the queue: every accepted job
     // reached a worker and was acked.
     wait_for("the queue to drain", Duration::from_secs(20), || async {
-        let s = cluster.streams().await;
+        let s = stream_states(&cluster).await;
         s.len() == 3 && s.iter().all(|(_, l, _, m)| !l.is_empty() && *m == 0)
     })
     .await;
-    let jobs_done = cluster
-        .metric_sum(&worker_ports, "resizer_worker_jobs_total")
-        .await;
+    let jobs_done = metric_sum(&cluster, &worker_ports, "resizer_worker_jobs_total").await;
     println!("jobs done by the workers since their last restart: {jobs_done}");
     assert!(cluster.log("api-2").contains("resizer api ready"));
 
     // Full queue: with no worker, requests beyond the bound are refused at once.
-    cluster.ctl(&["kill", "worker-1"]);
-    cluster.ctl(&["kill", "worker-2"]);
+    cluster.must(&["kill", "worker-1"]);
+    cluster.must(&["kill", "worker-2"]);
     let burst: Vec<_> = (0..QUEUE_CAPACITY as u64 + 40)
         .map(|n| {
             let (client, url, key, inputs) = (
@@ -606,7 +480,7 @@ async fn test_cluster_survives_failures() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    cluster.ctl(&["start", "worker-1"]);
+    cluster.must(&["start", "worker-1"]);
     let (mut refused, mut burst_ok) = (0, 0);
     for task in burst {
         let (status, problem, retry_after, latency) = task.await.unwrap();
@@ -638,12 +512,12 @@ async fn test_cluster_survives_failures() {
     let cut_off = samples.iter().filter(|s| s.status == 0).count() as u64;
     let sent = samples.len() as u64 + QUEUE_CAPACITY as u64 + 40 + probes;
     // The cluster's PostgreSQL wants its generated password (SCRAM, not trust).
-    let pg_password = std::fs::read_to_string(cluster.dir.path().join("pg/password")).unwrap();
+    let pg_password = std::fs::read_to_string(cluster.dir.join("pg/password")).unwrap();
     let (db, connection) = tokio_postgres::connect(
         &format!(
             "postgres://resizer:{}@{}:{}/postgres",
             pg_password.trim(),
-            addr("postgres"),
+            cluster.addr("postgres"),
             PORT_BASE + 30
         ),
         tokio_postgres::NoTls,
@@ -790,7 +664,7 @@ async fn test_cluster_survives_failures() {
 
     // The whole queue down: 503 with Retry-After within the publish budget, never a hang.
     for n in 1..=3 {
-        cluster.ctl(&["kill", &format!("nats-{n}")]);
+        cluster.must(&["kill", &format!("nats-{n}")]);
     }
     for n in 0..3u32 {
         let started = Instant::now();

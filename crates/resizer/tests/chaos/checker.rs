@@ -186,10 +186,35 @@ impl Checker<'_> {
             "jobs: {published} published into {} streams, {acked} acknowledged by workers",
             streams.len()
         ));
+        v.evidence.push(self.job_counters().await);
         if streams.len() != 3 || !streams.iter().all(StreamState::drained) {
             v.violations
                 .push(format!("jobs not drained after {CONVERGE:?}: {streams:?}"));
         }
+    }
+
+    /// The same jobs from the processes' side (counters since each one's last
+    /// start): publishes the API nodes saw acknowledged, and how workers ended them.
+    async fn job_counters(&self) -> String {
+        let base = self.cluster.port_base;
+        let mut text = String::new();
+        for (name, port) in [("api-1", base + 51), ("api-2", base + 52)] {
+            text.push_str(&self.cluster.metrics(name, port).await);
+        }
+        let published = sum(&text, "resizer_queue_publish_total{outcome=\"ok\"}");
+        let mut text = String::new();
+        for (name, port) in [("worker-1", base + 71), ("worker-2", base + 72)] {
+            text.push_str(&self.cluster.metrics(name, port).await);
+        }
+        let outcome = |o: &str| sum(&text, &format!("resizer_worker_jobs_total{{outcome=\"{o}\"}}"));
+        format!(
+            "jobs by the processes (since their last start): {published} publishes acknowledged; workers: \
+             {} succeeded, {} failed, {} dropped expired, {} dropped orphaned",
+            outcome("succeeded"),
+            outcome("failed"),
+            outcome("expired"),
+            outcome("orphaned")
+        )
     }
 
     async fn usage(&self, samples: &[Sample], v: &mut Verdict) {
@@ -215,7 +240,7 @@ impl Checker<'_> {
                     want.sent
                 ));
             }
-            match self.audit(tenant_id).await {
+            match self.audit_converged(tenant_id, requests).await {
                 Ok((records, distinct, foreign)) => {
                     v.evidence.push(format!(
                         "audit tenant {t}: {records} records ({distinct} distinct request ids) for {requests} metered"
@@ -261,6 +286,20 @@ impl Checker<'_> {
         last
     }
 
+    /// Waits until the audit holds `want` records (the archive trails the
+    /// roll-up: a batch the object store refused is archived when redelivered).
+    async fn audit_converged(&self, tenant_id: &str, want: u64) -> Result<(u64, u64, u64), String> {
+        let started = Instant::now();
+        loop {
+            let got = self.audit(tenant_id).await;
+            let done = matches!(got, Ok((records, _, _)) if records >= want);
+            if done || started.elapsed() >= CONVERGE {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// (records, distinct request ids, records of another tenant), read through
     /// the admin API in windows small enough for its 10,000-record page.
     async fn audit(&self, tenant_id: &str) -> Result<(u64, u64, u64), String> {
@@ -294,4 +333,12 @@ impl Checker<'_> {
         }
         Ok((records, ids.len() as u64, foreign))
     }
+}
+
+/// Sums the samples of one Prometheus series (exact name and labels) in `text`.
+fn sum(text: &str, series: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(series))
+        .filter_map(|rest| rest.trim().parse::<f64>().ok())
+        .sum::<f64>() as u64
 }

@@ -1,258 +1,37 @@
-//! The cluster under test: `deploy/cluster.sh` on its own port base, and what
-//! the checker reads from its engines (JetStream state, PostgreSQL roll-ups,
-//! the admin API, role metrics).
+//! The chaos suite's cluster: the shared one (`common::cluster`) on its own
+//! port base and directory, with network faults required.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
 
-use serde_json::{Value, json};
+pub use crate::common::cluster::{Cluster, StreamState};
 
-/// Ports base+1..base+91; far from the other tests' (cluster.rs uses 24000).
-pub const PORT_BASE: u16 = 25000;
-
-pub struct Cluster {
-    pub dir: PathBuf,
-    pub public_url: String,
-    pub admin_url: String,
-    admin_token: String,
-    pub client: reqwest::Client,
+/// Ports base+1..base+91: `RESIZER_CHAOS_PORT_BASE`, default 25000, far from
+/// the other tests' (cluster.rs uses 24000); two runs on one machine need two bases.
+fn port_base() -> u16 {
+    std::env::var("RESIZER_CHAOS_PORT_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25000)
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster.sh")
-}
-
-impl Cluster {
-    fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("RESIZER_CLUSTER_DIR", dir)
-            .env("RESIZER_CLUSTER_PORT_BASE", PORT_BASE.to_string())
-            .env("RESIZER_BIN", env!("CARGO_BIN_EXE_resizer"))
-            .env("RESIZER_LOG", "info")
-            .env("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000")
-            .env("RESIZER_CLUSTER_DISK_MB", "64")
-            .output()
-            .expect("running deploy/cluster.sh")
-    }
-
-    /// Starts the cluster in a fixed directory (`RESIZER_CHAOS_DIR`, else under
-    /// the target dir), first stopping whatever an interrupted run left there.
-    pub fn up() -> Self {
-        let dir = std::env::var_os("RESIZER_CHAOS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos-cluster"));
-        let _ = Self::command(&dir, &["down"]);
-        let out = Self::command(&dir, &["up"]);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        if !out.status.success() || stderr.contains("faults unavailable") {
-            let _ = Self::command(&dir, &["down"]);
-            panic!(
-                "cluster up failed (the chaos suite needs root, nftables, cgroup v2):\n{stdout}\n{stderr}"
-            );
-        }
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("`up` printed no {name}=: {stdout}"))
-                .to_string()
-        };
-        Self {
-            public_url: field("public_url"),
-            admin_url: field("admin_url"),
-            admin_token: field("admin_token"),
-            dir,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// Runs `deploy/cluster.sh ARGS`; returns its stderr on failure.
-    pub fn ctl(&self, args: &[&str]) -> Result<(), String> {
-        let out = Self::command(&self.dir, args);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
-    }
-
-    pub fn addr(&self, name: &str) -> String {
-        let out = Self::command(&self.dir, &["addr", name]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.admin_url))
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 201, "{path}");
-        resp.json().await.unwrap()
-    }
-
-    pub async fn admin_get(&self, path_and_query: &str) -> Result<Value, String> {
-        let resp = self
-            .client
-            .get(format!("{}{path_and_query}", self.admin_url))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(format!("{status}: {body}"))
-        }
-    }
-
-    /// A new tenant (no rate limit in the way) and one key for it.
-    pub async fn tenant(&self, name: &str) -> (String, String) {
-        let tenant = self
-            .admin_post(
-                "/admin/v1/tenants",
-                json!({"name": name, "rate_limit_rps": 10000}),
-            )
-            .await;
-        let id = tenant["id"].as_str().unwrap().to_string();
-        let key = self
-            .admin_post(&format!("/admin/v1/tenants/{id}/keys"), json!({}))
-            .await["secret"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        (id, key)
-    }
-
-    /// Every job stream as the most advanced live server reports it.
-    pub async fn job_streams(&self) -> Vec<StreamState> {
-        let mut best: Vec<StreamState> = Vec::new();
-        for n in 1..=3u16 {
-            let url = format!(
-                "http://{}:{}/jsz?streams=true&consumers=true",
-                self.addr(&format!("nats-{n}")),
-                PORT_BASE + 20 + n
-            );
-            let Ok(resp) = self.client.get(url).timeout(Duration::from_secs(2)).send().await else {
-                continue;
-            };
-            let Ok(v) = resp.json::<Value>().await else {
-                continue;
-            };
-            for account in v["account_details"].as_array().into_iter().flatten() {
-                for s in account["stream_detail"].as_array().into_iter().flatten() {
-                    let name = s["name"].as_str().unwrap_or_default();
-                    if !name.starts_with("RESIZER_JOBS") {
-                        continue;
-                    }
-                    let c = &s["consumer_detail"][0];
-                    let state = StreamState {
-                        name: name.to_string(),
-                        leader: s["cluster"]["leader"].as_str().unwrap_or_default().to_string(),
-                        published: s["state"]["last_seq"].as_u64().unwrap_or(0),
-                        messages: s["state"]["messages"].as_u64().unwrap_or(0),
-                        acked: c["ack_floor"]["stream_seq"].as_u64().unwrap_or(0),
-                        pending: c["num_pending"].as_u64().unwrap_or(0),
-                        ack_pending: c["num_ack_pending"].as_u64().unwrap_or(0),
-                    };
-                    match best.iter_mut().find(|b| b.name == state.name) {
-                        Some(b) if (b.published, b.acked) < (state.published, state.acked) => *b = state,
-                        Some(_) => {}
-                        None => best.push(state),
-                    }
-                }
-            }
-        }
-        best.sort_by(|a, b| a.name.cmp(&b.name));
-        best
-    }
-
-    /// One role's Prometheus text (API nodes want the cluster secret).
-    pub async fn metrics(&self, name: &str, port: u16) -> String {
-        let secret = std::fs::read_to_string(self.dir.join("cluster-secret")).unwrap_or_default();
-        let Ok(resp) = self
-            .client
-            .get(format!("http://{}:{port}/metrics", self.addr(name)))
-            .bearer_auth(secret.trim())
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-        else {
-            return String::new();
-        };
-        resp.text().await.unwrap_or_default()
-    }
-
-    /// Which aggregator holds the lease now, if one does.
-    pub async fn active_aggregator(&self) -> Option<&'static str> {
-        for (name, port) in [("aggregator", PORT_BASE + 76), ("aggregator-2", PORT_BASE + 77)] {
-            let text = self.metrics(name, port).await;
-            if text
-                .lines()
-                .any(|l| l.starts_with("resizer_aggregator_active") && l.ends_with(" 1"))
-            {
-                return Some(name);
-            }
-        }
-        None
-    }
-
-    /// The PostgreSQL roll-up store, as the checker's own client.
-    pub async fn usage_db(&self) -> Option<tokio_postgres::Client> {
-        let password = std::fs::read_to_string(self.dir.join("pg/password")).ok()?;
-        let url = format!(
-            "postgres://resizer:{}@{}:{}/postgres",
-            password.trim(),
-            self.addr("postgres"),
-            PORT_BASE + 30
-        );
-        let (db, connection) = tokio::time::timeout(
-            Duration::from_secs(3),
-            tokio_postgres::connect(&url, tokio_postgres::NoTls),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        tokio::spawn(connection);
-        Some(db)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Self::command(&self.dir, &["down"]);
-    }
-}
-
-/// One job stream and its shared consumer, counted from both ends.
-#[derive(Debug, Clone)]
-pub struct StreamState {
-    pub name: String,
-    pub leader: String,
-    /// Jobs the API nodes published into it (its last sequence number).
-    pub published: u64,
-    /// Jobs still stored.
-    pub messages: u64,
-    /// Jobs workers acknowledged (the consumer's ack floor).
-    pub acked: u64,
-    pub pending: u64,
-    pub ack_pending: u64,
-}
-
-impl StreamState {
-    pub fn drained(&self) -> bool {
-        self.messages == 0 && self.pending == 0 && self.ack_pending == 0 && self.acked == self.published
-    }
+/// Starts the cluster in a fixed directory (`RESIZER_CHAOS_DIR`, else under the
+/// target dir), so an interrupted run's leftovers are stopped by the next.
+pub fn up() -> Cluster {
+    let dir = std::env::var_os("RESIZER_CHAOS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos-cluster"));
+    let cluster = Cluster::up(
+        dir,
+        port_base(),
+        &[
+            ("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000"),
+            ("RESIZER_CLUSTER_DISK_MB", "64"),
+        ],
+    );
+    assert!(
+        cluster.faults,
+        "the chaos suite needs root, nftables and cgroup v2 for its network faults \
+         (RESIZER_CHAOS_SCHEDULE=off skips it)"
+    );
+    cluster
 }

@@ -25,7 +25,8 @@ pub enum Fault {
     ApiFromNatsFlapping,
     /// worker-1 cut from api-1 (its internal port).
     WorkerFromApi,
-    /// Identity cut from everyone: auth caches keep serving.
+    /// Identity cut from the API nodes, NATS and the object store: auth caches
+    /// keep serving; a key issued meanwhile waits for the heal.
     IdentityIsolated,
     PostgresDown,
     ObjectStoreDown,
@@ -44,6 +45,9 @@ pub enum Fault {
     /// The active aggregator's wall clock jumped.
     AggregatorClock(i32),
 }
+
+/// (target, inject commands, heal commands), each a `deploy/cluster.sh` argument list.
+type Plan = (String, Vec<Vec<String>>, Vec<Vec<String>>);
 
 /// A fault in place: what heals it.
 pub struct Injected {
@@ -91,126 +95,18 @@ impl Fault {
         matches!(self, Self::NatsMajority)
     }
 
+    /// Injects the fault; returns what heals it.
     pub async fn inject(&self, cluster: &Cluster) -> Result<Injected, String> {
-        let active = || async {
-            cluster
-                .active_aggregator()
-                .await
-                .ok_or_else(|| "no aggregator holds the lease".to_string())
-        };
-        let (target, inject, heal): (String, Vec<Vec<String>>, Vec<Vec<String>>) = match *self {
-            Self::NatsMinority => (
-                "nats-1".into(),
-                vec![cmd(&["net", "cut", "nats-1", "nats-2 nats-3"])],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::NatsStreamLeader => {
-                let streams = cluster.job_streams().await;
-                let leader = streams
-                    .first()
-                    .map(|s| s.leader.clone())
-                    .filter(|l| !l.is_empty())
-                    .ok_or("no job stream leader")?;
-                (
-                    format!("{leader} (leads {})", streams[0].name),
-                    vec![cmd(&["net", "cut", &leader, "rest"])],
-                    vec![cmd(&["net", "heal"])],
-                )
-            }
-            Self::NatsOneWay => (
-                "nats-1 → nats-2, nats-3".into(),
-                vec![
-                    cmd(&["net", "drop", "nats-1", "nats-2"]),
-                    cmd(&["net", "drop", "nats-1", "nats-3"]),
-                ],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::NatsBridge => (
-                "nats-1 | nats-3 | nats-2".into(),
-                vec![cmd(&["net", "cut", "nats-1", "nats-2"])],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::NatsMajority => (
-                NATS.into(),
-                vec![
-                    cmd(&["net", "cut", "nats-1", "nats-2 nats-3"]),
-                    cmd(&["net", "cut", "nats-2", "nats-3"]),
-                ],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::ApiFromNats => (
-                "api-1".into(),
-                vec![cmd(&["net", "cut", "api-1", NATS])],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::ApiFromNatsFlapping => {
-                return Ok(Injected {
-                    target: "api-1".into(),
-                    heal: vec![cmd(&["net", "heal"])],
-                    flap: Some((cmd(&["net", "cut", "api-1", NATS]), cmd(&["net", "heal"]))),
-                });
-            }
-            Self::WorkerFromApi => (
-                "worker-1 / api-1".into(),
-                vec![cmd(&["net", "cut", "worker-1", "api-1"])],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::IdentityIsolated => (
-                "identity".into(),
-                vec![cmd(&["net", "cut", "identity", "rest"])],
-                vec![cmd(&["net", "heal"])],
-            ),
-            Self::PostgresDown => (
-                "postgres".into(),
-                vec![cmd(&["stop", "postgres"])],
-                vec![cmd(&["start", "postgres"])],
-            ),
-            Self::ObjectStoreDown => (
-                "garage".into(),
-                vec![cmd(&["stop", "garage"])],
-                vec![cmd(&["start", "garage"])],
-            ),
-            Self::AggregatorCut => {
-                let a = active().await?;
-                (
-                    a.into(),
-                    vec![cmd(&["net", "cut", a, NATS])],
-                    vec![cmd(&["net", "heal"])],
-                )
-            }
-            Self::Kill(n) => (n.into(), vec![cmd(&["kill", n])], vec![cmd(&["start", n])]),
-            Self::Pause(n) => (n.into(), vec![cmd(&["pause", n])], vec![cmd(&["resume", n])]),
-            Self::KillActiveAggregator => {
-                let a = active().await?;
-                (a.into(), vec![cmd(&["kill", a])], vec![cmd(&["start", a])])
-            }
-            Self::PauseActiveAggregator => {
-                let a = active().await?;
-                (a.into(), vec![cmd(&["pause", a])], vec![cmd(&["resume", a])])
-            }
-            Self::ApiDiskFull => (
-                "api-2".into(),
-                vec![cmd(&["disk", "fill", "api-2"])],
-                vec![cmd(&["disk", "free", "api-2"])],
-            ),
-            Self::NatsDiskFull => (
-                "nats-3".into(),
-                vec![cmd(&["disk", "fill", "nats-3"])],
-                vec![cmd(&["disk", "free", "nats-3"])],
-            ),
-            Self::ApiClock(s) => (
-                "api-1".into(),
-                vec![cmd(&["skew", "api-1", &s.to_string()])],
-                vec![cmd(&["skew", "api-1", "0"])],
-            ),
-            Self::AggregatorClock(s) => {
-                let a = active().await?;
-                (
-                    a.into(),
-                    vec![cmd(&["skew", a, &s.to_string()])],
-                    vec![cmd(&["skew", a, "0"])],
-                )
-            }
+        if *self == Self::ApiFromNatsFlapping {
+            return Ok(Injected {
+                target: "api-1".into(),
+                heal: vec![cmd(&["net", "heal"])],
+                flap: Some((cmd(&["net", "cut", "api-1", NATS]), cmd(&["net", "heal"]))),
+            });
+        }
+        let (target, inject, heal) = match self.fixed() {
+            Some(plan) => plan,
+            None => self.resolved(cluster).await?,
         };
         for c in &inject {
             let args: Vec<&str> = c.iter().map(String::as_str).collect();
@@ -221,6 +117,87 @@ impl Fault {
             heal,
             flap: None,
         })
+    }
+
+    /// Faults whose target is fixed: (target, inject commands, heal commands).
+    fn fixed(&self) -> Option<Plan> {
+        let one = |target: &str, inject: &[&str], heal: &[&str]| {
+            (target.to_string(), vec![cmd(inject)], vec![cmd(heal)])
+        };
+        let cut = |a: &str, b: &str| one(a, &["net", "cut", a, b], &["net", "heal"]);
+        Some(match *self {
+            Self::NatsMinority => cut("nats-1", "nats-2 nats-3"),
+            Self::NatsOneWay => (
+                "nats-1 → nats-2, nats-3".into(),
+                vec![
+                    cmd(&["net", "drop", "nats-1", "nats-2"]),
+                    cmd(&["net", "drop", "nats-1", "nats-3"]),
+                ],
+                vec![cmd(&["net", "heal"])],
+            ),
+            Self::NatsBridge => {
+                // nats-3 is the bridge: it still sees both.
+                let (_, inject, heal) = cut("nats-1", "nats-2");
+                ("nats-1 | nats-3 | nats-2".into(), inject, heal)
+            }
+            Self::NatsMajority => (
+                NATS.into(),
+                vec![
+                    cmd(&["net", "cut", "nats-1", "nats-2 nats-3"]),
+                    cmd(&["net", "cut", "nats-2", "nats-3"]),
+                ],
+                vec![cmd(&["net", "heal"])],
+            ),
+            Self::ApiFromNats => cut("api-1", NATS),
+            Self::WorkerFromApi => cut("worker-1", "api-1"),
+            // Its own database stays reachable, so keys can still be issued.
+            Self::IdentityIsolated => {
+                let (_, inject, heal) = cut("identity", "api-1 api-2 nats-1 nats-2 nats-3 garage");
+                ("identity (from API nodes, NATS, Garage)".into(), inject, heal)
+            }
+            Self::PostgresDown => one("postgres", &["stop", "postgres"], &["start", "postgres"]),
+            Self::ObjectStoreDown => one("garage", &["stop", "garage"], &["start", "garage"]),
+            Self::Kill(n) => one(n, &["kill", n], &["start", n]),
+            Self::Pause(n) => one(n, &["pause", n], &["resume", n]),
+            Self::ApiDiskFull => one("api-2", &["disk", "fill", "api-2"], &["disk", "free", "api-2"]),
+            Self::NatsDiskFull => one("nats-3", &["disk", "fill", "nats-3"], &["disk", "free", "nats-3"]),
+            Self::ApiClock(s) => one(
+                "api-1",
+                &["skew", "api-1", &s.to_string()],
+                &["skew", "api-1", "0"],
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Faults aimed at whoever holds a role now: a stream's leader, the
+    /// aggregator holding the lease.
+    async fn resolved(&self, cluster: &Cluster) -> Result<Plan, String> {
+        if *self == Self::NatsStreamLeader {
+            let streams = cluster.job_streams().await;
+            let first = streams
+                .first()
+                .filter(|s| !s.leader.is_empty())
+                .ok_or("no job stream leader")?;
+            let leader = first.leader.as_str();
+            return Ok((
+                format!("{leader} (leads {})", first.name),
+                vec![cmd(&["net", "cut", leader, "rest"])],
+                vec![cmd(&["net", "heal"])],
+            ));
+        }
+        let a = cluster
+            .active_aggregator()
+            .await
+            .ok_or_else(|| "no aggregator holds the lease".to_string())?;
+        let (inject, heal) = match *self {
+            Self::AggregatorCut => (cmd(&["net", "cut", a, NATS]), cmd(&["net", "heal"])),
+            Self::KillActiveAggregator => (cmd(&["kill", a]), cmd(&["start", a])),
+            Self::PauseActiveAggregator => (cmd(&["pause", a]), cmd(&["resume", a])),
+            Self::AggregatorClock(s) => (cmd(&["skew", a, &s.to_string()]), cmd(&["skew", a, "0"])),
+            other => return Err(format!("{} has no plan", other.name())),
+        };
+        Ok((a.to_string(), vec![inject], vec![heal]))
     }
 }
 
@@ -265,6 +242,7 @@ pub fn ci() -> Vec<Fault> {
     vec![
         NatsStreamLeader,
         ApiFromNats,
+        IdentityIsolated,
         Kill("worker-1"),
         AggregatorCut,
         ApiDiskFull,

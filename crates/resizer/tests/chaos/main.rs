@@ -7,7 +7,7 @@
 //! the invariants; figures per fault go to a table (docs/reliability.md).
 //!
 //! `RESIZER_CHAOS_SCHEDULE`: `ci` (default, ≤ 4 min), `full` (every fault once),
-//! `soak` (random faults for `RESIZER_CHAOS_SOAK_SECS`, default 3600, seeded by
+//! `pick:N,M` (those of `full`, by position), `soak` (random faults for `RESIZER_CHAOS_SOAK_SECS`, default 3600, seeded by
 //! `RESIZER_CHAOS_SEED`, printed), `off`. `RESIZER_CHAOS_HOLD_SECS` (fault
 //! length; 8 in ci, 20 otherwise), `RESIZER_CHAOS_RATE` (requests/s, 30),
 //! `RESIZER_CHAOS_REPORT` (write the markdown table there).
@@ -15,6 +15,8 @@
 
 mod checker;
 mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
 mod faults;
 mod workload;
 
@@ -61,13 +63,21 @@ fn schedule() -> Option<(String, Vec<(Fault, Duration)>)> {
         "off" => return None,
         "ci" => faults::ci().into_iter().map(|f| (f, hold(8))).collect(),
         "full" => faults::full().into_iter().map(|f| (f, hold(20))).collect(),
+        // One or a few faults of the full list by position: "pick:7" replays the identity isolation.
+        pick if pick.starts_with("pick:") => {
+            let all = faults::full();
+            pick[5..]
+                .split(',')
+                .map(|i| (all[i.trim().parse::<usize>().expect("pick:N,M")], hold(20)))
+                .collect()
+        }
         "soak" => {
             let seed = env_u64("RESIZER_CHAOS_SEED", resizer_core::time::now_unix_ms());
             println!("chaos soak seed {seed} (RESIZER_CHAOS_SEED={seed} replays it)");
             // More than an hour can hold; the loop stops at the time limit.
             faults::random(seed, 10_000)
         }
-        other => panic!("RESIZER_CHAOS_SCHEDULE={other}: ci, full, soak or off"),
+        other => panic!("RESIZER_CHAOS_SCHEDULE={other}: ci, full, soak, pick:N,… or off"),
     };
     Some((which, list))
 }
@@ -79,7 +89,7 @@ async fn test_chaos_schedule_keeps_the_invariants() {
         return;
     };
     let soak_limit = Duration::from_secs(env_u64("RESIZER_CHAOS_SOAK_SECS", 3600));
-    let cluster = Cluster::up();
+    let cluster = cluster::up();
     let began_unix = resizer_core::time::now_unix_secs();
     let mut tenants = Vec::new();
     for t in 0..TENANTS {
@@ -92,6 +102,8 @@ async fn test_chaos_schedule_keeps_the_invariants() {
         rate: env_u64("RESIZER_CHAOS_RATE", 30),
     });
     let probes = warm_up(&cluster, &target).await;
+    // Issues keys while identity is cut off; its usage is not checked.
+    let probe_tenant = cluster.tenant("chaos-new-keys").await.0;
     let checker = Checker {
         cluster: &cluster,
         tenants: &tenants,
@@ -105,10 +117,12 @@ async fn test_chaos_schedule_keeps_the_invariants() {
         if which == "soak" && run_started.elapsed() >= soak_limit {
             break;
         }
-        rows.push(run_fault(&cluster, &checker, &mut load, &target, fault, hold).await);
+        rows.push(run_fault(&cluster, &checker, &mut load, &target, fault, hold, &probe_tenant).await);
     }
+    let healthy = final_service(&cluster, &checker, &mut load, &target).await;
     let samples = load.snapshot();
-    let report = report(&which, &rows, &samples, run_started.elapsed());
+    let mut report = report(&which, &rows, &samples, run_started.elapsed());
+    report.push_str(&format!("\nAfter the schedule: {}.\n", healthy.summary));
     println!("{report}");
     if let Ok(path) = std::env::var("RESIZER_CHAOS_REPORT") {
         std::fs::write(&path, &report).unwrap();
@@ -122,12 +136,68 @@ async fn test_chaos_schedule_keeps_the_invariants() {
         })
         .collect();
     assert!(broken.is_empty(), "invariants broken:\n{}", broken.join("\n"));
+    assert!(
+        healthy.violations.is_empty(),
+        "not back to full service: {:?}",
+        healthy.violations
+    );
     for r in &rows {
         assert!(
             r.first_ok.is_some() && r.p99_back.is_some(),
             "{} did not recover within {RECOVERY_LIMIT:?}",
             r.fault.name()
         );
+    }
+}
+
+struct Final {
+    summary: String,
+    violations: Vec<String>,
+}
+
+/// The end: every component running, 10 s of steady load all answered 200
+/// with p99 under 500 ms, and the invariants over the whole run.
+async fn final_service(
+    cluster: &Cluster,
+    checker: &Checker<'_>,
+    load: &mut Load,
+    target: &Arc<Target>,
+) -> Final {
+    let mut violations = Vec::new();
+    let status = cluster.status();
+    let stopped: Vec<&str> = status.lines().filter(|l| !l.contains(" running ")).collect();
+    if !stopped.is_empty() {
+        violations.push(format!("components not running: {stopped:?}"));
+    }
+    let from = load.now();
+    load.start(target.clone());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    load.pause().await;
+    let samples = load.snapshot();
+    let steady = Window::of(&samples, from, load.now());
+    if steady.ok != steady.requests || steady.p99_ms.is_none_or(|p| p >= 500) {
+        violations.push(format!(
+            "steady load after the schedule: {}/{} 200, p99 {:?} ms",
+            steady.ok, steady.requests, steady.p99_ms
+        ));
+    }
+    let verdict = checker.check(&samples).await;
+    for e in &verdict.evidence {
+        println!("    {e}");
+    }
+    violations.extend(verdict.violations);
+    Final {
+        summary: format!(
+            "all 13 components running: {}; 10 s of steady load {}/{} answered 200, p99 {}; \
+             invariants over the whole run: {} ({})",
+            stopped.is_empty(),
+            steady.ok,
+            steady.requests,
+            ms(steady.p99_ms),
+            if violations.is_empty() { "hold" } else { "BROKEN" },
+            verdict.evidence.join("; ")
+        ),
+        violations,
     }
 }
 
@@ -144,8 +214,8 @@ async fn warm_up(cluster: &Cluster, target: &Target) -> Vec<u64> {
         );
         for (t, key) in target.keys.iter().enumerate() {
             for (name, port) in [
-                ("api-1", cluster::PORT_BASE + 51),
-                ("api-2", cluster::PORT_BASE + 52),
+                ("api-1", cluster.port_base + 51),
+                ("api-2", cluster.port_base + 52),
             ] {
                 probes[t] += 1;
                 let known = cluster
@@ -172,6 +242,7 @@ async fn run_fault(
     target: &Arc<Target>,
     fault: Fault,
     hold: Duration,
+    probe_tenant: &str,
 ) -> Row {
     load.start(target.clone());
     tokio::time::sleep(BASELINE).await;
@@ -189,7 +260,12 @@ async fn run_fault(
         inject_at.as_secs_f64(),
         fault.name()
     );
-    hold_fault(cluster, hold, flap).await;
+    let new_key = match fault {
+        Fault::IdentityIsolated => Some(new_key_waits(cluster, target, probe_tenant).await),
+        _ => None,
+    };
+    // The hold counts from the injection, probes included.
+    hold_fault(cluster, hold.saturating_sub(load.now() - inject_at), flap).await;
     let heal_at = load.now();
     for c in &heal_cmds {
         let args: Vec<&str> = c.iter().map(String::as_str).collect();
@@ -201,7 +277,18 @@ async fn run_fault(
     let (first_ok, p99_back) = wait_recovery(load, heal_at).await;
     load.pause().await;
     let samples = load.snapshot();
-    let verdict = checker.check(&samples).await;
+    let mut verdict = checker.check(&samples).await;
+    if let Some((key, refused)) = new_key {
+        let works = new_key_works(cluster, target, &key).await;
+        verdict.evidence.push(format!(
+            "a key issued while identity was cut off: refused meanwhile: {refused}; works after the heal: {works}"
+        ));
+        if !works {
+            verdict
+                .violations
+                .push("a key issued during the isolation never worked after the heal".into());
+        }
+    }
     for e in &verdict.evidence {
         println!("    {e}");
     }
@@ -218,6 +305,39 @@ async fn run_fault(
         p99_back,
         violations: verdict.violations,
     }
+}
+
+/// A key issued while identity is cut off cannot reach the API nodes' caches:
+/// returns it and whether HAProxy's nodes refused it (401) 2 s later.
+async fn new_key_waits(cluster: &Cluster, target: &Target, tenant: &str) -> (String, bool) {
+    let key = cluster.new_key(tenant).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = resize_status(cluster, target, &key).await;
+    (key, status == Some(401))
+}
+
+/// Whether the key is answered 200 within 15 s (the caches catch up after the heal).
+async fn new_key_works(cluster: &Cluster, target: &Target, key: &str) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if resize_status(cluster, target, key).await == Some(200) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+async fn resize_status(cluster: &Cluster, target: &Target, key: &str) -> Option<u16> {
+    let resp = cluster
+        .client
+        .post(format!("{}/v1/resize?width=32", target.url))
+        .bearer_auth(key)
+        .body(target.inputs[0].bytes.clone())
+        .send()
+        .await
+        .ok()?;
+    Some(resp.status().as_u16())
 }
 
 /// Holds the fault; a flapping one breaks and mends every 2 s.

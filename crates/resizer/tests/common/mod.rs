@@ -2,6 +2,8 @@
 //! temporary data directory, and decodes outputs with independent decoders.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
