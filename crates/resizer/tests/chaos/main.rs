@@ -48,6 +48,8 @@ struct Row {
     fault: Fault,
     target: String,
     hold: Duration,
+    /// From the injection to the end of the recovery wait: the fault's whole effect.
+    span: (Duration, Duration),
     during: Window,
     after: Window,
     first_ok: Option<Duration>,
@@ -299,6 +301,7 @@ async fn run_fault(
         fault,
         target: target_name,
         hold,
+        span: (inject_at, load.now()),
         during: Window::of(&samples, inject_at, heal_at),
         after: Window::of(&samples, heal_at, heal_at + AFTER),
         first_ok,
@@ -376,6 +379,7 @@ fn failed_row(fault: Fault, hold: Duration, why: String) -> Row {
         fault,
         target: "—".into(),
         hold,
+        span: (Duration::ZERO, Duration::ZERO),
         during: Window::default(),
         after: Window::default(),
         first_ok: None,
@@ -420,16 +424,19 @@ fn report(which: &str, rows: &[Row], samples: &[workload::Sample], took: Duratio
     }
     let all = Window::of(samples, Duration::ZERO, Duration::MAX);
     let majority: Vec<&Row> = rows.iter().filter(|r| r.fault.removes_majority()).collect();
-    let excluded: usize = majority.iter().map(|r| r.during.requests).sum();
-    let excluded_ok: usize = majority.iter().map(|r| r.during.ok).sum();
-    let (n, ok) = (all.requests - excluded, all.ok - excluded_ok);
+    let excluded: Vec<Window> = majority
+        .iter()
+        .map(|r| Window::of(samples, r.span.0, r.span.1))
+        .collect();
+    let n = all.requests - excluded.iter().map(|w| w.requests).sum::<usize>();
+    let ok = all.ok - excluded.iter().map(|w| w.ok).sum::<usize>();
     out.push_str(&format!(
         "\nAvailability over the schedule: {:.3} % ({ok}/{n} answered 200{}); all errors: {}.\n",
         100.0 * ok as f64 / n.max(1) as f64,
         if majority.is_empty() {
             String::new()
         } else {
-            ", majority-loss faults excluded".into()
+            ", majority-loss faults excluded from injection to recovery".into()
         },
         all.errors_text()
     ));
