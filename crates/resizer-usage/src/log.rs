@@ -34,16 +34,21 @@ pub struct UsageLogConfig {
     pub segment_max_bytes: u64,
     /// ...or this long after it was opened.
     pub segment_max_age: Duration,
+    /// Below this much free space on the log's filesystem the log reports
+    /// itself unwritable (an API node turns not-ready) before appends fail, and
+    /// after a failure it must be back before the log reports writable again.
+    pub min_free_bytes: u64,
 }
 
 impl UsageLogConfig {
-    /// Defaults: fsync every 100 ms, segments of at most 8 MiB or 5 s.
+    /// Defaults: fsync every 100 ms, segments of at most 8 MiB or 5 s, 1 MiB free.
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             fsync_interval: Duration::from_millis(100),
             segment_max_bytes: 8 * 1024 * 1024,
             segment_max_age: Duration::from_secs(5),
+            min_free_bytes: 1024 * 1024,
         }
     }
 }
@@ -76,8 +81,10 @@ pub struct UsageLog {
     active: Mutex<Option<Segment>>,
     dirty: AtomicBool,
     next_segment: AtomicU64,
-    /// Set by a failed append, cleared by a successful one or by the fsync
-    /// thread's probe: a node that cannot record turns not-ready.
+    /// Set by a failed append or by the fsync thread seeing less than
+    /// `min_free_bytes` free; cleared only by that thread once the space is back
+    /// and a probe write succeeds. (Clearing on a successful append made
+    /// readiness flap: a full disk still takes small appends into freed pages.)
     failing: AtomicBool,
 }
 
@@ -144,7 +151,6 @@ impl UsageLog {
         let closed = retired.map_or(Ok(()), |s| self.close(s));
         match (&result, closed) {
             (Ok(()), Ok(())) => {
-                self.failing.store(false, Ordering::Release);
                 self.dirty.store(true, Ordering::Release);
                 metrics::counter!("resizer_usage_records_logged_total").increment(1);
             }
@@ -236,9 +242,20 @@ impl UsageLog {
         !self.failing.load(Ordering::Acquire)
     }
 
-    /// While failing, tries a record-sized write beside the log; success means
-    /// appends can work again. Runs on the fsync thread, not on requests.
+    /// Runs on the fsync thread, not on requests: marks the log unwritable when
+    /// free space runs low, and writable again once it is back and a probe
+    /// write where segments are created succeeds.
     fn probe(&self) {
+        let free = available_bytes(&self.config.dir).unwrap_or(0);
+        if free < self.config.min_free_bytes {
+            if !self.failing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    free,
+                    "the usage log's disk is nearly full; this node stops taking requests"
+                );
+            }
+            return;
+        }
         if self.writable() {
             return;
         }
@@ -314,6 +331,21 @@ fn fsync_loop(log: Weak<UsageLog>) {
         };
         std::thread::sleep(interval);
     }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
+fn available_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and outlives the call; `stat` is writable.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // u64 on this target, narrower on some: the conversion is for those.
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
 /// Fsyncs a directory, so the names created or renamed in it survive a crash.
@@ -500,7 +532,9 @@ mod tests {
         let Some(disk) = SmallDisk::mount("64k") else {
             return;
         };
-        let log = UsageLog::open(UsageLogConfig::new(disk.dir.path().join("usage"))).unwrap();
+        let mut config = UsageLogConfig::new(disk.dir.path().join("usage"));
+        config.min_free_bytes = 8 * 1024;
+        let log = UsageLog::open(config).unwrap();
         let t = TenantId::random();
         log.append(&record(&t, 0, 200)).unwrap();
         assert!(log.writable());
@@ -517,5 +551,22 @@ mod tests {
         }
         assert!(log.writable(), "still unwritable after space returned");
         log.append(&record(&t, 100, 200)).unwrap();
+    }
+
+    #[test]
+    fn test_low_free_space_makes_the_log_unwritable_before_any_append_fails() {
+        let Some(disk) = SmallDisk::mount("64k") else {
+            return;
+        };
+        let mut config = UsageLogConfig::new(disk.dir.path().join("usage"));
+        config.min_free_bytes = 1024 * 1024;
+        let log = UsageLog::open(config).unwrap();
+        let started = Instant::now();
+        while log.writable() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!log.writable(), "64 KiB free, 1 MiB wanted, still writable");
+        // Appends still work meanwhile: the node drains instead of failing requests.
+        log.append(&record(&TenantId::random(), 0, 200)).unwrap();
     }
 }

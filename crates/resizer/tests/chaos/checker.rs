@@ -146,10 +146,41 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     pub async fn check(&self, samples: &[Sample]) -> Verdict {
         let mut v = Verdict::default();
+        self.service(&mut v).await;
         self.answers(samples, &mut v);
         self.jobs(&mut v).await;
         self.usage(samples, &mut v).await;
         v
+    }
+
+    /// Back to full service: every component running, JetStream on all three
+    /// servers (a server that shut it down leaves the streams one failure from
+    /// losing quorum, however well requests are served).
+    async fn service(&self, v: &mut Verdict) {
+        let started = Instant::now();
+        let (mut stopped, mut jetstream) = (Vec::new(), 0);
+        while started.elapsed() < CONVERGE {
+            let status = self.cluster.status();
+            stopped = status
+                .lines()
+                .filter(|l| !l.contains(" running "))
+                .map(str::to_string)
+                .collect();
+            jetstream = self.cluster.jetstream_servers().await;
+            if stopped.is_empty() && jetstream == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        v.evidence.push(format!(
+            "service: {} components not running, JetStream on {jetstream} of 3 servers",
+            stopped.len()
+        ));
+        if !stopped.is_empty() || jetstream != 3 {
+            v.violations.push(format!(
+                "not back to full service: stopped {stopped:?}, JetStream on {jetstream} of 3"
+            ));
+        }
     }
 
     fn answers(&self, samples: &[Sample], v: &mut Verdict) {

@@ -160,7 +160,13 @@ impl Fault {
             Self::Kill(n) => one(n, &["kill", n], &["start", n]),
             Self::Pause(n) => one(n, &["pause", n], &["resume", n]),
             Self::ApiDiskFull => one("api-2", &["disk", "fill", "api-2"], &["disk", "free", "api-2"]),
-            Self::NatsDiskFull => one("nats-3", &["disk", "fill", "nats-3"], &["disk", "free", "nats-3"]),
+            // nats-server shuts JetStream down on a failed write and never re-enables it
+            // when space returns: the runbook's heal is free space, then a restart.
+            Self::NatsDiskFull => (
+                "nats-3".into(),
+                vec![cmd(&["disk", "fill", "nats-3"])],
+                vec![cmd(&["disk", "free", "nats-3"]), cmd(&["restart", "nats-3"])],
+            ),
             Self::ApiClock(s) => one(
                 "api-1",
                 &["skew", "api-1", &s.to_string()],

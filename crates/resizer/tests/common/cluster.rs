@@ -207,6 +207,23 @@ impl Cluster {
         best
     }
 
+    /// How many NATS servers run JetStream now (`/healthz?js-enabled-only=true`).
+    pub async fn jetstream_servers(&self) -> usize {
+        let mut up = 0;
+        for n in 1..=3u16 {
+            let url = format!(
+                "http://{}:{}/healthz?js-enabled-only=true",
+                self.addr(&format!("nats-{n}")),
+                self.port_base + 20 + n
+            );
+            let ok = self.client.get(url).timeout(Duration::from_secs(2)).send().await;
+            if ok.is_ok_and(|r| r.status().is_success()) {
+                up += 1;
+            }
+        }
+        up
+    }
+
     /// One role's Prometheus text (API nodes want the cluster secret).
     pub async fn metrics(&self, name: &str, port: u16) -> String {
         let secret = std::fs::read_to_string(self.dir.join("cluster-secret")).unwrap_or_default();
