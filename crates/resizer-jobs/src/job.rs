@@ -55,9 +55,34 @@ impl QueueItem for JobDescriptor {
 }
 
 impl JobDescriptor {
-    /// Returns whether the deadline has passed at `now_unix_ms`.
+    /// Returns whether the deadline has passed at `now_unix_ms`, this process's
+    /// wall clock. The deadline is the publisher's; when the clocks visibly
+    /// disagree ([`Self::clock_skewed`]) it says nothing here, so the job is
+    /// not expired: the API node still bounds its own wait with a monotonic
+    /// timer. (Trusting it, an API node whose clock ran 5 minutes slow had
+    /// every job dropped as expired and answered 504.)
     pub fn is_expired(&self, now_unix_ms: u64) -> bool {
-        now_unix_ms >= self.deadline_unix_ms
+        now_unix_ms >= self.deadline_unix_ms && !self.clock_skewed(now_unix_ms)
+    }
+
+    /// Time left to work on the job, by this clock; when the publisher's clock
+    /// visibly disagrees, the whole budget it gave (its deadline − its enqueue
+    /// time: a difference on one clock is still right).
+    pub fn time_left(&self, now_unix_ms: u64) -> std::time::Duration {
+        let ms = if self.clock_skewed(now_unix_ms) {
+            self.deadline_unix_ms.saturating_sub(self.enqueued_unix_ms)
+        } else {
+            self.deadline_unix_ms.saturating_sub(now_unix_ms)
+        };
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// Whether the job's timestamps cannot be true on this clock: enqueued more
+    /// than a second in the future, or earlier than any queue keeps a job.
+    pub fn clock_skewed(&self, now_unix_ms: u64) -> bool {
+        let max_age = resizer_queue::jetstream::MAX_JOB_AGE.as_millis() as u64;
+        self.enqueued_unix_ms > now_unix_ms.saturating_add(1000)
+            || now_unix_ms.saturating_sub(self.enqueued_unix_ms) > max_age
     }
 }
 
@@ -123,6 +148,26 @@ pub type JobResult = Result<JobOutput, JobFailure>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_expiry_trusts_the_deadline_only_where_the_clocks_agree() {
+        let mut j = crate::testing::sample_job();
+        let now = 1_800_000_000_000;
+        j.enqueued_unix_ms = now - 2_000;
+        j.deadline_unix_ms = now + 8_000;
+        assert!(!j.is_expired(now) && !j.clock_skewed(now));
+        assert_eq!(j.time_left(now).as_millis(), 8_000);
+        assert!(j.is_expired(now + 8_000));
+        // A publisher 5 minutes slow: its deadline is long past on our clock.
+        j.enqueued_unix_ms = now - 300_000;
+        j.deadline_unix_ms = now - 290_000;
+        assert!(j.clock_skewed(now) && !j.is_expired(now));
+        assert_eq!(j.time_left(now).as_millis(), 10_000);
+        // A publisher 5 minutes fast: enqueued in our future.
+        j.enqueued_unix_ms = now + 300_000;
+        j.deadline_unix_ms = now + 310_000;
+        assert!(j.clock_skewed(now) && !j.is_expired(now));
+    }
 
     #[test]
     fn test_descriptor_is_small() {

@@ -32,6 +32,11 @@ use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError, QueueItem};
 /// The API error code JetStream answers when a bounded stream refuses a message.
 const STREAM_FULL_CODES: [u64; 2] = [10077, 10078];
 
+/// The oldest a job can be: streams discard older messages. It has long passed
+/// any deadline; a worker that computes an older age from the job's timestamps is
+/// looking at a publisher's clock that disagrees with its own.
+pub const MAX_JOB_AGE: Duration = Duration::from_secs(120);
+
 /// Settings of the JetStream queue.
 #[derive(Debug, Clone)]
 pub struct JetStreamConfig {
@@ -188,8 +193,7 @@ async fn open_lane(
         max_messages: config.per_stream_jobs(),
         // Descriptors are a few hundred bytes; this only guards against misuse.
         max_bytes: config.per_stream_jobs().saturating_mul(4096),
-        // A job older than this has long passed any deadline.
-        max_age: Duration::from_secs(120),
+        max_age: MAX_JOB_AGE,
         storage: StorageType::File,
         num_replicas: config.replicas.max(1),
         duplicate_window: Duration::from_secs(60),

@@ -15,6 +15,11 @@ pub const METRICS: &[MetricDef] = &[
         &["outcome"],
         "Jobs finished, by outcome (succeeded, failed, expired, orphaned)",
     ),
+    counter(
+        "resizer_worker_clock_skewed_jobs_total",
+        &[],
+        "Jobs whose timestamps disagree with this worker's clock (publisher's clock off by over 1 s ahead or 120 s behind); their deadlines are ignored",
+    ),
     histogram(
         "resizer_worker_resize_duration_seconds",
         &["format"],

@@ -122,6 +122,9 @@ impl Worker {
         let now = now_unix_ms();
         metrics::histogram!("resizer_worker_queue_wait_seconds")
             .record(now.saturating_sub(job.enqueued_unix_ms) as f64 / 1000.0);
+        if job.clock_skewed(now) {
+            metrics::counter!("resizer_worker_clock_skewed_jobs_total").increment(1);
+        }
         if job.is_expired(now) {
             self.finish(delivery, "expired").await;
             return;
@@ -163,8 +166,7 @@ impl Worker {
         let job = &delivery.job;
         let _in_flight =
             resizer_telemetry::GaugeGuard::raise(metrics::gauge!("resizer_worker_jobs_in_flight"));
-        let left_ms = job.deadline_unix_ms.saturating_sub(now_unix_ms());
-        let deadline = Instant::now() + Duration::from_millis(left_ms);
+        let deadline = Instant::now() + job.time_left(now_unix_ms());
         let work = self
             .pool
             .run(input, job.params.clone(), job.output, Some(deadline));
