@@ -138,7 +138,7 @@ impl Fault {
             Self::NatsBridge => {
                 // nats-3 is the bridge: it still sees both.
                 let (_, inject, heal) = cut("nats-1", "nats-2");
-                ("nats-1 | nats-3 | nats-2".into(), inject, heal)
+                ("nats-1 / nats-2 split, nats-3 sees both".into(), inject, heal)
             }
             Self::NatsMajority => (
                 NATS.into(),

@@ -398,7 +398,7 @@ fn report(which: &str, rows: &[Row], samples: &[workload::Sample], took: Duratio
         out.push_str(&format!(
             "| {} | {} | {} s | {:.2} % ({}/{}) | {} | {} | {} | {} | {} | {} |\n",
             r.fault.name(),
-            r.target,
+            r.target.replace('|', "\\|"),
             r.hold.as_secs(),
             r.during.availability(),
             r.during.ok,
