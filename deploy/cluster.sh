@@ -411,11 +411,14 @@ defaults
     timeout server 30s
     timeout http-request 30s
     # A request refused at connect (node down or draining) is sent to the other node.
-    # One server-side connection per request: a draining node refuses new ones at
-    # once, so no request is ever written to a connection it is closing.
+    # One connection per request on both sides. Server side: a draining node refuses
+    # new ones at once, so no request is ever written to a connection it is closing.
+    # Client side: when a node dies mid-request, HAProxy answers 502 (our JSON 503)
+    # only on a connection's first request; on a reused keep-alive connection it
+    # closes silently instead, which left a client with no answer at all (chaos soak).
     retries 2
     option redispatch
-    option http-server-close
+    option httpclose
     errorfile 502 $DIR/haproxy-502.http
     errorfile 503 $DIR/haproxy-503.http
     errorfile 504 $DIR/haproxy-504.http
