@@ -91,10 +91,13 @@ launch() {
     local name=$1
     shift
     alive "$name" && { log "$name is already running"; return 0; }
-    setsid sh -c 'if [ -n "$0" ]; then echo $$ >"$0"; fi; exec "$@"' "$(cgroup_procs "$name")" "$@" \
+    setsid sh -c "$JOIN_CGROUP" "$(cgroup_procs "$name")" "$@" \
         >>"$DIR/$name.log" 2>&1 </dev/null &
     echo $! >"$DIR/$name.pid"
 }
+
+# `sh -c` body: join the cgroup whose cgroup.procs is $0 (if any), then exec "$@".
+JOIN_CGROUP='if [ -n "$0" ]; then echo $$ >"$0"; fi; exec "$@"'
 
 cgroup_procs() { if faults_on; then echo "$CGROUP2/$CG_NAME/$1/cgroup.procs"; fi; }
 
@@ -104,7 +107,7 @@ in_cgroup() {
     local procs
     procs=$(cgroup_procs "$1")
     shift
-    sh -c 'if [ -n "$0" ]; then echo $$ >"$0"; fi; exec "$@"' "$procs" "$@"
+    sh -c "$JOIN_CGROUP" "$procs" "$@"
 }
 
 # --- Faults -------------------------------------------------------------------

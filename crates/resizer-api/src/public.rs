@@ -241,7 +241,8 @@ pub struct Readiness {
     /// Whether this node holds a live connection to the job queue (observers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_reachable: Option<bool>,
-    /// Whether the last usage record could be written to this node's log (observers only).
+    /// Whether this node's usage log can take records: enough free space and no
+    /// refused write since the last successful probe (observers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_log_writable: Option<bool>,
     /// Bytes of input held for jobs in flight (observers only).
