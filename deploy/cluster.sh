@@ -31,7 +31,8 @@
 # RESIZER_CLUSTER_PORT_BASE (default 18000: public URL on base+80), RESIZER_BIN (default:
 # builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1),
 # RESIZER_CLUSTER_DISK_MB (size of each API node's and NATS server's data filesystem when
-# run as root, default 256).
+# run as root, default 256), NATS_GOMAXPROCS (scheduler threads per nats-server,
+# default a third of the cores, at least 1).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -42,6 +43,7 @@ WORKER_THREADS=${WORKER_THREADS:-1}
 NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
 COMPONENTS="postgres garage nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
 DISK_MB=${RESIZER_CLUSTER_DISK_MB:-256}
+NATS_GOMAXPROCS=${NATS_GOMAXPROCS:-$((($(nproc) + 2) / 3))}
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -354,7 +356,10 @@ cluster {
   ]
 }
 EOF
-        launch "$name" "$NATS_SERVER" -c "$DIR/$name.conf"
+        # Three servers share this machine's cores: each gets its share as Go's
+        # scheduler threads, not all of them (ADR 0009: idle Go threads spinning for
+        # work cost a third of the servers' CPU here).
+        launch "$name" env GOMAXPROCS="$NATS_GOMAXPROCS" "$NATS_SERVER" -c "$DIR/$name.conf"
         ;;
     identity)
         mkdir -p "$DIR/identity"
@@ -536,7 +541,7 @@ net) shift; net "$@" ;;
 disk) disk "${2:-}" "${3:-}" ;;
 skew) skew "${2:-}" "${3:-}" ;;
 *)
-    sed -n '2,32p' "$0" >&2
+    sed -n '2,34p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1,7 +1,7 @@
 //! The metrics this crate records; described to the recorder and listed in
 //! `docs/metrics.md` (checked by `crates/resizer/tests/metrics_inventory.rs`).
 
-use resizer_core::metric::{MetricDef, counter, gauge};
+use resizer_core::metric::{MetricDef, counter, gauge, histogram};
 
 /// Every metric this crate records.
 pub const METRICS: &[MetricDef] = &[
@@ -34,5 +34,15 @@ pub const METRICS: &[MetricDef] = &[
         "resizer_queue_stream_failures_total",
         &["stream"],
         "Publishes that failed on one JetStream stream and moved to the next",
+    ),
+    counter(
+        "resizer_queue_operations_total",
+        &["op"],
+        "JetStream operations of this client, by op (publish, publish_failed, fetch, fetch_empty, wait, handed_back, ack, progress, term)",
+    ),
+    histogram(
+        "resizer_queue_receive_delay_seconds",
+        &[],
+        "From a job's publish to its arrival at a worker, on the worker's clock (JetStream queue)",
     ),
 ];

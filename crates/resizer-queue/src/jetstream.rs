@@ -48,6 +48,11 @@ pub struct JetStreamConfig {
     pub streams: usize,
     /// Replicas per stream (3 in a cluster, 1 on a single server).
     pub replicas: usize,
+    /// Jobs (and their Raft logs) kept in the servers' memory, not on disk: a job
+    /// lives seconds and its loss is a 504, so it need not pay for a disk write and
+    /// an fsync on three servers. Replication is unchanged; a stream loses its jobs
+    /// only when a majority of its servers die at once. Applies when streams are created.
+    pub in_memory: bool,
     /// Jobs the whole queue may hold; split evenly over the streams.
     pub max_jobs: u64,
     /// Time one publish attempt waits for the stream's ack.
@@ -85,6 +90,7 @@ impl JetStreamConfig {
             stream_prefix: "RESIZER_JOBS".into(),
             streams: 3,
             replicas: 1,
+            in_memory: true,
             max_jobs: 1024,
             publish_timeout: Duration::from_millis(250),
             publish_budget: Duration::from_millis(1500),
@@ -132,6 +138,12 @@ pub struct JetStreamQueue {
 /// The consumer shared by all workers of every stream.
 const CONSUMER: &str = "workers";
 
+/// Counts one JetStream operation of this client: the cost of a job in broker
+/// round trips is read from these (bench/cluster-cost.sh).
+fn op(name: &'static str) {
+    metrics::counter!("resizer_queue_operations_total", "op" => name).increment(1);
+}
+
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
 }
@@ -172,6 +184,28 @@ async fn connect_each(config: &JetStreamConfig) -> Result<Vec<jetstream::Context
     Ok(contexts)
 }
 
+/// A job stream: a bounded work queue (full refuses at once), old jobs discarded.
+fn job_stream_config(config: &JetStreamConfig, name: &str, subject: &str) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        subjects: vec![subject.to_string()],
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_messages: config.per_stream_jobs(),
+        // Descriptors are a few hundred bytes; this only guards against misuse.
+        max_bytes: config.per_stream_jobs().saturating_mul(4096),
+        max_age: MAX_JOB_AGE,
+        storage: if config.in_memory {
+            StorageType::Memory
+        } else {
+            StorageType::File
+        },
+        num_replicas: config.replicas.max(1),
+        duplicate_window: Duration::from_secs(60),
+        ..Default::default()
+    }
+}
+
 /// Creates stream `i` if missing and, with `consumer_js`, its shared consumer on that connection.
 async fn open_lane(
     config: &JetStreamConfig,
@@ -185,20 +219,7 @@ async fn open_lane(
         "{}.{i}",
         config.stream_prefix.to_ascii_lowercase().replace('_', ".")
     );
-    let stream_config = stream::Config {
-        name: name.clone(),
-        subjects: vec![subject.clone()],
-        retention: RetentionPolicy::WorkQueue,
-        discard: DiscardPolicy::New,
-        max_messages: config.per_stream_jobs(),
-        // Descriptors are a few hundred bytes; this only guards against misuse.
-        max_bytes: config.per_stream_jobs().saturating_mul(4096),
-        max_age: MAX_JOB_AGE,
-        storage: StorageType::File,
-        num_replicas: config.replicas.max(1),
-        duplicate_window: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let stream_config = job_stream_config(config, &name, &subject);
     retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
     let consumer = match consumer_js {
         Some(lane_js) => {
@@ -375,7 +396,13 @@ impl JetStreamQueue {
             let ack = js.send_publish(lane.subject.clone(), message).await?;
             ack.await
         };
-        match tokio::time::timeout(self.config.publish_timeout, attempt).await {
+        let outcome = tokio::time::timeout(self.config.publish_timeout, attempt).await;
+        op(if matches!(outcome, Ok(Ok(_))) {
+            "publish"
+        } else {
+            "publish_failed"
+        });
+        match outcome {
             Ok(Ok(_ack)) => Ok(()),
             Ok(Err(e)) if is_full(&e) => Err(Attempt::Full),
             Ok(Err(e)) => Err(Attempt::Failed(e.to_string())),
@@ -414,6 +441,7 @@ impl JetStreamQueue {
             if self.skipped(&lane.skip_pull_until) {
                 continue;
             }
+            op("fetch");
             let fetched = tokio::time::timeout(self.config.publish_timeout, async {
                 let mut batch = consumer
                     .fetch()
@@ -430,7 +458,7 @@ impl JetStreamQueue {
             .await;
             match fetched {
                 Ok(Ok(Some(message))) => return Some(message),
-                Ok(Ok(None)) => {}
+                Ok(Ok(None)) => op("fetch_empty"),
                 Ok(Err(e)) => {
                     tracing::debug!(stream = %lane.name, error = %e, "pull failed; skipping the stream for a while");
                     self.skip(&lane.skip_pull_until);
@@ -453,6 +481,7 @@ impl JetStreamQueue {
             .into_iter()
             .map(|consumer| {
                 let consumer = consumer.clone();
+                op("wait");
                 async move {
                     consumer
                         .batch()
@@ -504,6 +533,7 @@ impl JetStreamQueue {
         tokio::spawn(async move {
             while let Some(extra) = messages.next().await {
                 if let Some(m) = extra {
+                    op("handed_back");
                     let _ = m.ack_with(AckKind::Nak(None)).await;
                 }
             }
@@ -527,6 +557,7 @@ async fn decode<M: QueueItem>(message: jetstream::Message) -> Result<Delivery<M>
         }),
         Err(e) => {
             tracing::error!(error = %e, "a queue message is not a job descriptor; terminating it");
+            op("term");
             let _ = message.ack_with(AckKind::Term).await;
             Err(QueueError::Unavailable("malformed job descriptor".into()))
         }
@@ -553,15 +584,29 @@ where
     }
 }
 
+/// Time from the stream storing the job to its arrival here, both on wall clocks
+/// (the stream leader's and this worker's): sub-millisecond where they agree.
+fn record_receive_delay(message: &jetstream::Message) {
+    let Ok(info) = message.info() else { return };
+    let stored = info.published.unix_timestamp_nanos();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(stored);
+    metrics::histogram!("resizer_queue_receive_delay_seconds").record((now - stored).max(0) as f64 / 1e9);
+}
+
 struct JetStreamAcker(jetstream::Message);
 
 #[async_trait]
 impl Acker for JetStreamAcker {
     async fn ack(self: Box<Self>) -> Result<(), QueueError> {
+        op("ack");
         self.0.ack().await.map_err(unavailable)
     }
 
     async fn in_progress(&self) -> Result<(), QueueError> {
+        op("progress");
         self.0.ack_with(AckKind::Progress).await.map_err(unavailable)
     }
 }
@@ -614,7 +659,10 @@ impl<M: QueueItem> JobQueueBackend<M> for JetStreamQueue {
 
     async fn pull(&self, max_wait: Duration) -> Result<Option<Delivery<M>>, QueueError> {
         match self.pull_any(max_wait).await? {
-            Some(message) => decode(message).await.map(Some),
+            Some(message) => {
+                record_receive_delay(&message);
+                decode(message).await.map(Some)
+            }
             None => Ok(None),
         }
     }

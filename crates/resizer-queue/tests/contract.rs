@@ -182,3 +182,33 @@ async fn test_jetstream_reports_whether_it_reaches_a_server() {
         started.elapsed()
     );
 }
+
+/// Jobs live in the servers' memory unless files are asked for (ADR 0009), and
+/// the queue works the same either way.
+#[tokio::test]
+async fn test_jetstream_keeps_jobs_where_configured() {
+    let nats = resizer_testing::nats::start_nats().await;
+    for (in_memory, prefix) in [(true, "MEMJOBS"), (false, "FILEJOBS")] {
+        let mut config = JetStreamConfig::new(vec![nats.url.clone()]);
+        config.streams = 1;
+        config.stream_prefix = prefix.into();
+        config.in_memory = in_memory;
+        config.connect_timeout = Duration::from_secs(10);
+        let queue = JobQueue::<TestItem>::new(Arc::new(JetStreamQueue::connect(config, true).await.unwrap()));
+        let item = sample_item();
+        queue.publish(&item).await.unwrap();
+        let d = queue.pull(Duration::from_secs(2)).await.unwrap().unwrap();
+        assert_eq!(d.job, item);
+        d.ack().await.unwrap();
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(format!("{prefix}_0")).await.unwrap();
+        let storage = stream.info().await.unwrap().config.storage;
+        let expected = if in_memory {
+            async_nats::jetstream::stream::StorageType::Memory
+        } else {
+            async_nats::jetstream::stream::StorageType::File
+        };
+        assert_eq!(storage, expected, "{prefix}");
+    }
+}

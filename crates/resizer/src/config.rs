@@ -240,6 +240,11 @@ pub struct QueueSection {
     pub streams: usize,
     /// Replicas per stream: 3 on a three-server cluster, 1 on a single server. Default 1.
     pub replicas: usize,
+    /// Where the streams keep jobs: `memory` (the default) or `file`. Replicated either
+    /// way; in memory a job costs no disk write or fsync on any server, and jobs are lost
+    /// only when a majority of servers die at once, which their clients see as 504s
+    /// (ADR 0009). Applies when the streams are created.
+    pub storage: QueueStorage,
     /// Time one publish attempt waits for the stream's ack before trying the next stream. Default 250 ms.
     pub publish_timeout_ms: u64,
     /// Time a job may go without an ack or a progress report (workers send one every
@@ -260,12 +265,24 @@ impl Default for QueueSection {
             nats_url: None,
             streams: 3,
             replicas: 1,
+            storage: QueueStorage::Memory,
             publish_timeout_ms: 250,
             ack_wait_ms: 2000,
             nats_user: None,
             nats_password: Redacted::default(),
         }
     }
+}
+
+/// `queue.storage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueStorage {
+    /// Servers' memory, replicated.
+    #[default]
+    Memory,
+    /// Servers' disks, replicated.
+    File,
 }
 
 /// `worker.shrink_on_load`.
@@ -776,6 +793,14 @@ mod tests {
             Config::load(Some(&file), &o, Vec::new()).unwrap().listen,
             "127.0.0.1:9999"
         );
+    }
+
+    #[test]
+    fn test_queue_storage_is_memory_unless_files_are_asked_for() {
+        assert_eq!(Config::default().queue.storage, QueueStorage::Memory);
+        let c: Config = toml::from_str("[queue]\nstorage = \"file\"\n").unwrap();
+        assert_eq!(c.queue.storage, QueueStorage::File);
+        assert!(toml::from_str::<Config>("[queue]\nstorage = \"tape\"\n").is_err());
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn jetstream_config(config: &Config) -> JetStreamConfig {
     let mut js = JetStreamConfig::new(config.nats_servers());
     js.streams = config.queue.streams;
     js.replicas = config.queue.replicas;
+    js.in_memory = config.queue.storage == crate::config::QueueStorage::Memory;
     js.max_jobs = config.queue_capacity() as u64;
     js.publish_timeout = Duration::from_millis(config.queue.publish_timeout_ms);
     js.ack_wait = Duration::from_millis(config.queue.ack_wait_ms);
