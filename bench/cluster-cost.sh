@@ -6,6 +6,8 @@
 #   CONC=32 DUR=20 bench/cluster-cost.sh
 #   ONLY=cluster bench/cluster-cost.sh     # skip the serve leg (ONLY=serve skips the cluster)
 #   PERF=1 PERF_TARGET=worker-1 bench/cluster-cost.sh  # also `perf record -g` one component (default nats-1)
+#   TAP=1 ONLY=cluster bench/cluster-cost.sh  # also count Raft messages per request by group kind
+#                                             # (bench/nats_tap.py; the tap inflates the servers' CPU)
 #
 # CPU is utime + stime of each process (and its children) from /proc before and after
 # the measured run, divided by the answers that were 200. The NATS servers' own
@@ -27,6 +29,7 @@ QUERY="width=320&height=320&quality=80&format=jpeg"
 export RESIZER_CLUSTER_DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cost-cluster}
 export RESIZER_CLUSTER_PORT_BASE=${RESIZER_CLUSTER_PORT_BASE:-26000}
 mkdir -p "$OUT"
+if [ -n "${TAP:-}" ]; then export NATS_SYS_PASSWORD=${NATS_SYS_PASSWORD:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}; fi
 cargo build -q --release --locked -p resizer -p resizer-bench >&2
 export RESIZER_BIN=$ROOT/target/release/resizer
 BENCH=$ROOT/target/release/resizer-bench
@@ -124,7 +127,13 @@ cluster_leg() {
         perf record -q -F 999 -g -p "${pid[${PERF_TARGET:-nats-1}]}" -o "$OUT/perf.data" -- sleep $((DUR - 1)) >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local tap_pid=
+    if [ -n "${TAP:-}" ]; then
+        python3 bench/nats_tap.py "$(deploy/cluster.sh addr nats-1)" $((RESIZER_CLUSTER_PORT_BASE + 1)) "$NATS_SYS_PASSWORD" "$DUR" >"$OUT/tap.json" &
+        tap_pid=$!
+    fi
     report=$("$BENCH" --key "$key" --url "$public/v1/resize?$QUERY" --concurrency "$CONC" --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1)
+    [ -z "$tap_pid" ] || wait "$tap_pid"
     local cpu="{"
     for c in $names; do cpu+="\"$c\":$(($(ticks "${pid[$c]}") - before[$c])),"; done
     t1=$(date +%s.%N)

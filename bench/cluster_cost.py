@@ -92,3 +92,11 @@ if cluster:
             d = after_ops[key] - before_ops.get(key, 0)
             if d:
                 print(f"| {key[0]} | {key[1]} | {d / n:.2f} |")
+
+    tap = load("tap.json")
+    if tap:
+        print()
+        print("Raft messages per request (bench/nats_tap.py; S- stream groups, C- consumer groups; AE = append")
+        print("entries a leader sends, each to both followers; R = the followers' responses):")
+        for kind, count in sorted(tap.items(), key=lambda kv: -kv[1]):
+            print(f"  {kind}: {count / n:.2f}")

@@ -32,7 +32,8 @@
 # builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1),
 # RESIZER_CLUSTER_DISK_MB (size of each API node's and NATS server's data filesystem when
 # run as root, default 256), NATS_GOMAXPROCS (scheduler threads per nats-server,
-# default a third of the cores, at least 1).
+# default a third of the cores, at least 1), NATS_SYS_PASSWORD (adds a `sys` user to the
+# servers' system account; unset by default).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -292,6 +293,14 @@ authorization {
 EOF
 }
 
+# Off unless NATS_SYS_PASSWORD is set: a `sys` user in the system account, which sees
+# the servers' own traffic (Raft's $NRG.>), for measuring it (bench/cluster-cost.sh TAP=1).
+nats_system_account() {
+    [ -n "${NATS_SYS_PASSWORD:-}" ] || return 0
+    echo "accounts { SYS: { users: [ { user: sys, password: \"$NATS_SYS_PASSWORD\" } ] } }"
+    echo "system_account: SYS"
+}
+
 nats_env() {
     echo RESIZER_QUEUE__NATS_USER="$1" RESIZER_QUEUE__NATS_PASSWORD="$(secret "nats-$1")"
 }
@@ -345,6 +354,7 @@ jetstream {
   max_file_store: 2GB
 }
 $(nats_authorization)
+$(nats_system_account)
 cluster {
   name: resizer
   listen: $(addr "$name"):$(route_port "$n")
@@ -541,7 +551,7 @@ net) shift; net "$@" ;;
 disk) disk "${2:-}" "${3:-}" ;;
 skew) skew "${2:-}" "${3:-}" ;;
 *)
-    sed -n '2,34p' "$0" >&2
+    sed -n '2,36p' "$0" >&2
     exit 2
     ;;
 esac
