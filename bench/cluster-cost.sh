@@ -4,6 +4,7 @@
 #
 #   bench/cluster-cost.sh                  # serve, then deploy/cluster.sh; 16 connections, 15 s each
 #   CONC=32 DUR=20 bench/cluster-cost.sh
+#   LOAD="--rate 100" bench/cluster-cost.sh # open loop instead (resizer-bench's load arguments)
 #   ONLY=cluster bench/cluster-cost.sh     # skip the serve leg (ONLY=serve skips the cluster)
 #   PERF=1 PERF_TARGET=worker-1 bench/cluster-cost.sh  # also `perf record -g` one component (default nats-1)
 #   TAP=1 ONLY=cluster bench/cluster-cost.sh  # also count Raft messages per request by group kind
@@ -22,6 +23,7 @@ SHARED=${RESIZER_SHARED:-$ROOT/../shared}
 CORPUS=${CORPUS:-$SHARED/bench/imaging/corpus/jpeg-256k}
 DUR=${DUR:-15}
 CONC=${CONC:-16}
+LOAD=${LOAD:---concurrency $CONC}
 ONLY=${ONLY:-}
 OUT=${OUT:-$(mktemp -d /tmp/resizer-cost.XXXX)}
 PORT=${PORT:-18280}
@@ -31,7 +33,8 @@ export RESIZER_CLUSTER_PORT_BASE=${RESIZER_CLUSTER_PORT_BASE:-26000}
 mkdir -p "$OUT"
 if [ -n "${TAP:-}" ]; then export NATS_SYS_PASSWORD=${NATS_SYS_PASSWORD:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}; fi
 cargo build -q --release --locked -p resizer -p resizer-bench >&2
-export RESIZER_BIN=$ROOT/target/release/resizer
+# RESIZER_BIN: another build to measure (e.g. the previous version); default this tree's.
+export RESIZER_BIN=${RESIZER_BIN:-$ROOT/target/release/resizer}
 BENCH=$ROOT/target/release/resizer-bench
 TICK=$(getconf CLK_TCK)
 
@@ -41,6 +44,12 @@ cleanup() {
     [ "$ONLY" = serve ] || deploy/cluster.sh down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+
+# Imaging threads' CPU (µs) from one /metrics: the part of a request that is the resize itself.
+imaging_us() {
+    curl -sf -H "Authorization: Bearer $2" "$1/metrics" |
+        awk '/^resizer_worker_cpu_microseconds_total/ {s += $NF} END {printf "%d", s}'
+}
 
 # CPU ticks of a process and its reaped children.
 ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -55,12 +64,6 @@ new_key() {
     curl -sf -X POST -H "Authorization: Bearer $2" "$1/admin/v1/tenants/$tenant/keys" | json_field secret
 }
 
-# run_load URL KEY: warm-up, then the measured run; prints resizer-bench's JSON line.
-run_load() {
-    "$BENCH" --key "$2" --url "$1/v1/resize?$QUERY" --concurrency "$CONC" --duration 3 --warmup 0 "$CORPUS" >/dev/null 2>&1
-    "$BENCH" --key "$2" --url "$1/v1/resize?$QUERY" --concurrency "$CONC" --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1
-}
-
 serve_leg() {
     RESIZER_ADMIN_TOKEN=cost-admin-token-0123456789 RESIZER_LOG=warn RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 \
         RESIZER_API__JOIN_IDENTICAL=false \
@@ -71,12 +74,16 @@ serve_leg() {
     local key t0 c0 c1 t1 report
     key=$(new_key http://127.0.0.1:$((PORT + 1)) cost-admin-token-0123456789)
     "$BENCH" --key "$key" --url "http://127.0.0.1:$PORT/v1/resize?$QUERY" --concurrency "$CONC" --duration 3 --warmup 0 "$CORPUS" >/dev/null 2>&1
+    local i0 i1
+    i0=$(imaging_us http://127.0.0.1:$PORT cost-admin-token-0123456789)
     t0=$(date +%s.%N); c0=$(ticks $SERVER)
-    report=$("$BENCH" --key "$key" --url "http://127.0.0.1:$PORT/v1/resize?$QUERY" --concurrency "$CONC" --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1)
+    # shellcheck disable=SC2086 # LOAD is several arguments
+    report=$("$BENCH" --key "$key" --url "http://127.0.0.1:$PORT/v1/resize?$QUERY" $LOAD --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1)
     c1=$(ticks $SERVER); t1=$(date +%s.%N)
+    i1=$(imaging_us http://127.0.0.1:$PORT cost-admin-token-0123456789)
     kill $SERVER; wait $SERVER 2>/dev/null || true
     SERVER=
-    echo "{\"leg\":\"serve\",\"wall\":$(python3 -c "print($t1-$t0)"),\"report\":$report,\"cpu\":{\"resizer serve\":$(((c1 - c0)))}}" >"$OUT/serve.json"
+    echo "{\"leg\":\"serve\",\"wall\":$(python3 -c "print($t1-$t0)"),\"report\":$report,\"imaging_us\":$((i1 - i0)),\"cpu\":{\"resizer serve\":$(((c1 - c0)))}}" >"$OUT/serve.json"
 }
 
 nats_counters() {
@@ -101,7 +108,8 @@ queue_counters() {
 }
 
 cluster_leg() {
-    deploy/cluster.sh up >"$OUT/cluster-up.txt"
+    # The same work per request as the serve leg: no joining of identical requests.
+    RESIZER_API__JOIN_IDENTICAL=false RESIZER_API__MAX_IN_FLIGHT_PER_TENANT=256 deploy/cluster.sh up >"$OUT/cluster-up.txt"
     local public admin token key names c t0 t1 report
     public=$(sed -n 's/^public_url=//p' "$OUT/cluster-up.txt")
     admin=$(sed -n 's/^admin_url=//p' "$OUT/cluster-up.txt")
@@ -119,6 +127,9 @@ cluster_leg() {
         pid[$c]=$(deploy/cluster.sh status | awk -v c="$c" '$1 == c {sub("pid=", "", $3); print $3}')
     done
     nats_counters >"$OUT/nats-before.json"
+    local secret w i0=0 i1=0
+    secret=$(cat "$RESIZER_CLUSTER_DIR/cluster-secret")
+    for w in 1 2; do i0=$((i0 + $(imaging_us "http://$(deploy/cluster.sh addr worker-$w):$((RESIZER_CLUSTER_PORT_BASE + 70 + w))" "$secret"))); done
     queue_counters >"$OUT/queue-before.json"
     t0=$(date +%s.%N)
     for c in $names; do before[$c]=$(ticks "${pid[$c]}"); done
@@ -132,15 +143,17 @@ cluster_leg() {
         python3 bench/nats_tap.py "$(deploy/cluster.sh addr nats-1)" $((RESIZER_CLUSTER_PORT_BASE + 1)) "$NATS_SYS_PASSWORD" "$DUR" >"$OUT/tap.json" &
         tap_pid=$!
     fi
-    report=$("$BENCH" --key "$key" --url "$public/v1/resize?$QUERY" --concurrency "$CONC" --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1)
+    # shellcheck disable=SC2086 # LOAD is several arguments
+    report=$("$BENCH" --key "$key" --url "$public/v1/resize?$QUERY" $LOAD --duration "$DUR" --warmup 0 --json "$CORPUS" 2>/dev/null | tail -1)
     [ -z "$tap_pid" ] || wait "$tap_pid"
     local cpu="{"
     for c in $names; do cpu+="\"$c\":$(($(ticks "${pid[$c]}") - before[$c])),"; done
     t1=$(date +%s.%N)
     nats_counters >"$OUT/nats-after.json"
+    for w in 1 2; do i1=$((i1 + $(imaging_us "http://$(deploy/cluster.sh addr worker-$w):$((RESIZER_CLUSTER_PORT_BASE + 70 + w))" "$secret"))); done
     queue_counters >"$OUT/queue-after.json"
     [ -z "$perf_pid" ] || wait "$perf_pid" || true
-    echo "{\"leg\":\"cluster\",\"wall\":$(python3 -c "print($t1-$t0)"),\"report\":$report,\"cpu\":${cpu%,}}}" >"$OUT/cluster.json"
+    echo "{\"leg\":\"cluster\",\"wall\":$(python3 -c "print($t1-$t0)"),\"report\":$report,\"imaging_us\":$((i1 - i0)),\"cpu\":${cpu%,}}}" >"$OUT/cluster.json"
     deploy/cluster.sh down >/dev/null 2>&1
 }
 

@@ -32,7 +32,8 @@ if serve:
     n = ok(serve["report"])
     serve_ms = serve["cpu"]["resizer serve"] / tick * 1000 / max(n, 1)
     print(f"serve:   {serve['report']['ok_per_s']:.1f} ok/s, p50 {serve['report']['p50_ms']:.1f} ms, "
-          f"p99 {serve['report']['p99_ms']:.1f} ms, CPU {serve_ms:.2f} ms per request")
+          f"p99 {serve['report']['p99_ms']:.1f} ms, CPU {serve_ms:.2f} ms per request, "
+          f"of which imaging {serve.get('imaging_us', 0) / 1000 / max(n, 1):.2f}")
 if cluster:
     n = max(ok(cluster["report"]), 1)
     report = cluster["report"]
@@ -41,7 +42,7 @@ if cluster:
         by_role.setdefault(role(name), []).append(t / tick * 1000 / n)
     total = sum(sum(v) for v in by_role.values())
     print(f"cluster: {report['ok_per_s']:.1f} ok/s, p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms, "
-          f"statuses {report['statuses']}")
+          f"statuses {report['statuses']}; imaging {cluster.get('imaging_us', 0) / 1000 / n:.2f} CPU ms per request")
     print()
     print("| component | CPU ms per request |")
     print("|---|---:|")

@@ -117,6 +117,8 @@ struct Lane {
     skip_publish_until: AtomicU64,
     /// Same, for pulls.
     skip_pull_until: AtomicU64,
+    /// This process's idle pulls waiting on this stream now.
+    waiters: AtomicUsize,
 }
 
 /// The JetStream queue client of one process.
@@ -132,6 +134,11 @@ pub struct JetStreamQueue {
     misplaced: std::sync::Mutex<Vec<String>>,
     /// Idle pull requests still open after their pull returned; see [`JetStreamQueue::quiesce`].
     open_requests: Arc<AtomicUsize>,
+    /// Held while an idle pull chooses its streams and counts itself on them.
+    claim: std::sync::Mutex<()>,
+    /// Where this process starts looking for the least-waited stream: random, so
+    /// processes with fewer idle slots than streams do not all leave the same one uncovered.
+    wait_offset: usize,
     epoch: Instant,
 }
 
@@ -249,6 +256,7 @@ async fn open_lane(
         consumer,
         skip_publish_until: AtomicU64::new(0),
         skip_pull_until: AtomicU64::new(0),
+        waiters: AtomicUsize::new(0),
     })
 }
 
@@ -271,6 +279,12 @@ impl JetStreamQueue {
             next_publish: AtomicUsize::new(0),
             next_pull: AtomicUsize::new(0),
             open_requests: Arc::new(AtomicUsize::new(0)),
+            claim: std::sync::Mutex::new(()),
+            wait_offset: {
+                let mut b = [0u8; 1];
+                resizer_core::ids::random_bytes(&mut b);
+                usize::from(b[0])
+            },
             misplaced: std::sync::Mutex::new(Vec::new()),
             epoch: Instant::now(),
         })
@@ -414,12 +428,8 @@ impl JetStreamQueue {
     async fn pull_any(&self, max_wait: Duration) -> Result<Option<jetstream::Message>, QueueError> {
         let n = self.lanes.len();
         let start = self.next_pull.fetch_add(1, Ordering::Relaxed);
-        let order: Vec<&PullConsumer> = (0..n)
-            .map(|k| &self.lanes[(start + k) % n])
-            .filter(|lane| !self.skipped(&lane.skip_pull_until))
-            .filter_map(|lane| lane.consumer.as_ref())
-            .collect();
-        if order.is_empty() {
+        let usable = |lane: &&Lane| lane.consumer.is_some() && !self.skipped(&lane.skip_pull_until);
+        if !self.lanes.iter().any(|lane| usable(&lane)) {
             tokio::time::sleep(max_wait.min(Duration::from_millis(200))).await;
             return Ok(None);
         }
@@ -427,18 +437,47 @@ impl JetStreamQueue {
         if let Some(message) = self.take_ready(start).await {
             return Ok(Some(message));
         }
-        Ok(self.wait_any(order, max_wait).await)
+        // Idle: streams none of our pulls waits on get a request each from this
+        // pull; once every stream has one, further pulls wait on one stream each.
+        // Chosen and counted under one lock, so pulls starting together spread out.
+        let (lanes, waiting) = {
+            let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+            let order: Vec<&Lane> = (0..n)
+                .map(|k| &self.lanes[(self.wait_offset + start + k) % n])
+                .filter(usable)
+                .collect();
+            let uncovered: Vec<&Lane> = order
+                .iter()
+                .copied()
+                .filter(|lane| lane.waiters.load(Ordering::Relaxed) == 0)
+                .collect();
+            let lanes: Vec<&Lane> = if uncovered.is_empty() {
+                order
+                    .into_iter()
+                    .min_by_key(|lane| lane.waiters.load(Ordering::Relaxed))
+                    .into_iter()
+                    .collect()
+            } else {
+                uncovered
+            };
+            let waiting: Vec<Waiting> = lanes.iter().map(|lane| Waiting::on(lane)).collect();
+            (lanes, waiting)
+        };
+        Ok(self.wait_on(lanes, waiting, max_wait).await)
     }
 
     /// Takes one waiting message from the first stream (from lane `start` on)
-    /// that has one; a stream that fails is skipped for a while.
+    /// that has one, skipping streams one of our idle pulls waits on; a stream
+    /// that fails is skipped for a while.
     async fn take_ready(&self, start: usize) -> Option<jetstream::Message> {
         let n = self.lanes.len();
         for lane in (0..n).map(|k| &self.lanes[(start + k) % n]) {
             let Some(consumer) = lane.consumer.as_ref() else {
                 continue;
             };
-            if self.skipped(&lane.skip_pull_until) {
+            // A stream on which one of our pulls is waiting has no backlog: the
+            // server hands a job to a waiting request as soon as it is stored.
+            if self.skipped(&lane.skip_pull_until) || lane.waiters.load(Ordering::Relaxed) > 0 {
                 continue;
             }
             op("fetch");
@@ -469,18 +508,22 @@ impl JetStreamQueue {
         None
     }
 
-    /// Idle queue: waits on every stream at once for one message. A second one
-    /// that lands before the other requests expire is handed straight back
-    /// (nak), so this worker never holds more jobs than it asked for.
-    async fn wait_any(
+    /// Idle queue: waits on `lanes` at once with a request for one message on each.
+    /// A message that lands on a request after another one won is handed back (nak)
+    /// and goes to the next waiting request: a cost of one redelivery, which
+    /// [`JetStreamQueue::pull_any`] keeps rare by giving a stream a second request only
+    /// once every stream has one. A process with as many idle pulls as streams then
+    /// waits with exactly one request per pull (ADR 0009).
+    async fn wait_on(
         &self,
-        consumers: Vec<&PullConsumer>,
+        lanes: Vec<&Lane>,
+        _waiting: Vec<Waiting<'_>>,
         max_wait: Duration,
     ) -> Option<jetstream::Message> {
-        let mut waits: FuturesUnordered<_> = consumers
-            .into_iter()
+        let mut waits: FuturesUnordered<_> = lanes
+            .iter()
+            .filter_map(|lane| lane.consumer.clone())
             .map(|consumer| {
-                let consumer = consumer.clone();
                 op("wait");
                 async move {
                     consumer
@@ -539,6 +582,22 @@ impl JetStreamQueue {
             }
             open.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// One idle pull counted on its stream for as long as it waits, even if cancelled.
+struct Waiting<'a>(&'a Lane);
+
+impl<'a> Waiting<'a> {
+    fn on(lane: &'a Lane) -> Self {
+        lane.waiters.fetch_add(1, Ordering::Relaxed);
+        Self(lane)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

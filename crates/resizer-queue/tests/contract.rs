@@ -212,3 +212,84 @@ async fn test_jetstream_keeps_jobs_where_configured() {
         assert_eq!(storage, expected, "{prefix}");
     }
 }
+
+/// Idle pulls spread over the streams instead of each waiting on all of them:
+/// a job published to an idle queue reaches a pull that wants it, so none is
+/// handed back and redelivered (ADR 0009). Six idle pulls on three streams.
+#[tokio::test]
+async fn test_jetstream_idle_pulls_take_jobs_without_redeliveries() {
+    let nats = resizer_testing::nats::start_nats().await;
+    let mut config = JetStreamConfig::new(vec![nats.url.clone()]);
+    config.streams = 3;
+    config.stream_prefix = "IDLEJOBS".into();
+    config.connect_timeout = Duration::from_secs(10);
+    let queue = JobQueue::<TestItem>::new(Arc::new(JetStreamQueue::connect(config, true).await.unwrap()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let pullers: Vec<_> = (0..6)
+        .map(|_| {
+            let (queue, tx) = (queue.clone(), tx.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(Some(d)) = queue.pull(Duration::from_secs(2)).await {
+                        let id = d.job.id.clone();
+                        d.ack().await.unwrap();
+                        let _ = tx.send(id).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let consumer_info = |i: usize| {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(format!("IDLEJOBS_{i}")).await.unwrap();
+            stream.consumer_info("workers").await.unwrap().clone()
+        }
+    };
+    // Every stream has a waiting request before the first job.
+    let started = Instant::now();
+    loop {
+        let mut waiting = 0;
+        for i in 0..3 {
+            waiting += usize::from(consumer_info(i).await.num_waiting > 0);
+        }
+        if waiting == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "idle pulls never covered every stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The consumers' delivery sequences count every delivery, hand-backs' redeliveries too.
+    let deliveries = || async {
+        let mut n = 0;
+        for i in 0..3 {
+            n += consumer_info(i).await.delivered.consumer_sequence;
+        }
+        n
+    };
+    let mut counted_from = 0;
+    for round in 0..36 {
+        // The first round settles the pulls that started together (one of them waits
+        // on every stream); the count starts after it.
+        if round == 6 {
+            counted_from = deliveries().await;
+        }
+        let item = sample_item();
+        queue.publish(&item).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+        assert_eq!(
+            got.ok().flatten(),
+            Some(item.id),
+            "a job on an idle queue was not taken within 1 s"
+        );
+    }
+    let counted = deliveries().await - counted_from;
+    for p in pullers {
+        p.abort();
+    }
+    assert_eq!(counted, 30, "idle pulls handed jobs back");
+}

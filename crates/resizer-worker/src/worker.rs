@@ -59,44 +59,48 @@ impl Worker {
     }
 
     /// Runs until `shutdown` is cancelled, then waits for jobs in progress.
+    ///
+    /// Each free slot pulls on its own, so an idle worker has one pull waiting per
+    /// slot: the queue spreads them over its streams (ADR 0009) instead of one pull
+    /// covering every stream and handing back what reaches it twice.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let slots = this.pool.capacity();
         let permits = Arc::new(Semaphore::new(slots));
         loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
             // Hold a bounded few jobs beyond the running ones: enough that a thread
             // never idles while the next job is pulled and its input fetched, few
             // enough that a job waits here at most one resize instead of going to
             // another worker.
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                () = shutdown.cancelled() => continue,
+                () = shutdown.cancelled() => break,
             };
-            let pulled = tokio::select! {
-                r = this.queue.pull(this.config.pull_wait) => r,
-                () = shutdown.cancelled() => continue,
-            };
-            match pulled {
-                Ok(Some(delivery)) => {
-                    let this = this.clone();
-                    tokio::spawn(async move {
-                        this.handle(delivery).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, worker = %this.config.name, "pull failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                this.pull_and_handle(&shutdown).await;
+                drop(permit);
+            });
         }
         // Drain: wait until every permit is back.
         let _ = permits.acquire_many(slots as u32).await;
         tracing::info!(worker = %this.config.name, "worker stopped");
+    }
+
+    /// One slot's turn: one pull, and the job if one came.
+    async fn pull_and_handle(&self, shutdown: &CancellationToken) {
+        let pulled = tokio::select! {
+            r = self.queue.pull(self.config.pull_wait) => r,
+            () = shutdown.cancelled() => return,
+        };
+        match pulled {
+            Ok(Some(delivery)) => self.handle(delivery).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, worker = %self.config.name, "pull failed; backing off");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 
     /// One job, in a span of its request's trace.

@@ -4,7 +4,8 @@
 //! after the previous one's ack) while `--consumers` tasks pull, ack and record the
 //! time from the scheduled publish to the pull's return. Publisher and consumers
 //! share one monotonic clock (one process), so the figures need no clock agreement.
-//! Prints publish-ack and publish-to-receive percentiles from HDR histograms.
+//! Prints publish-ack and publish-to-receive percentiles from HDR histograms, and
+//! the client's JetStream operations per job.
 //!
 //! Used by `bench/queue-latency.sh` against `deploy/cluster.sh`'s three servers
 //! with the cluster's own workers stopped (they would take the jobs).
@@ -205,6 +206,7 @@ async fn publish_open_loop(publisher: Arc<JetStreamQueue>, rate: f64, w: Window,
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let recorder = resizer_telemetry::Metrics::global();
     let publisher = Arc::new(connect(&cli, &cli.publisher, false).await?);
     let consumer = Arc::new(connect(&cli, &cli.consumer, true).await?);
     let warmup = Duration::from_secs(1);
@@ -230,5 +232,17 @@ async fn main() -> anyhow::Result<()> {
     );
     print("publish → stream ack", &*published.lock().await);
     print("publish → worker receive", &*received.lock().await);
+    // What it took in JetStream operations, warm-up and drain included.
+    let sent = (cli.rate * (cli.duration + 1.0)).max(1.0);
+    for line in recorder.render().lines() {
+        if let Some(rest) = line.strip_prefix("resizer_queue_operations_total{op=\"")
+            && let Some((op, count)) = rest.split_once("\"} ")
+        {
+            println!(
+                "  {op}: {:.2} per job",
+                count.parse::<f64>().unwrap_or(0.0) / sent
+            );
+        }
+    }
     Ok(())
 }
