@@ -243,7 +243,7 @@ async fn test_jetstream_idle_pulls_take_jobs_without_redeliveries() {
     let consumer_info = |i: usize| {
         let js = js.clone();
         async move {
-            let mut stream = js.get_stream(format!("IDLEJOBS_{i}")).await.unwrap();
+            let stream = js.get_stream(format!("IDLEJOBS_{i}")).await.unwrap();
             stream.consumer_info("workers").await.unwrap().clone()
         }
     };
