@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need beyond Rust, idempotently.
 # Debian 12: a C toolchain, CMake and NASM (libjpeg-turbo 3 is built from
-# source with its SIMD code; SQLite and libwebp are built by their crates).
+# source with its SIMD code; SQLite and libwebp are built by their crates), and
+# the AV1 and HEVC decoders libheif is built against (ADR 0010: dav1d and
+# libaom, BSD; libde265, LGPL, linked dynamically; never x265, which is GPL).
 # The test engines (PostgreSQL, HAProxy, nats-server, Garage) come too, unless
 # `--build-only` (what `scripts/serve.sh` needs).
 set -euo pipefail
@@ -17,6 +19,10 @@ command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # libFuzzer (built by the fuzz targets' libfuzzer-sys) is C++.
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists dav1d 2>/dev/null || need+=(libdav1d-dev)
+pkg-config --exists aom 2>/dev/null || need+=(libaom-dev)
+pkg-config --exists libde265 2>/dev/null || need+=(libde265-dev)
 if ! $build_only; then
     # PostgreSQL server binaries for the store tests (a throwaway cluster, see test-postgres.sh).
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -28,6 +34,8 @@ if ! $build_only; then
     # and libfaketime (a clock jumped on one node).
     command -v nft >/dev/null 2>&1 || need+=(nftables)
     ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(libfaketime)
+    # An AVIF decoder independent of ours (libheif), to check our AVIF outputs.
+    command -v avifdec >/dev/null 2>&1 || need+=(libavif-bin)
 fi
 
 if ((${#need[@]})); then
@@ -46,7 +54,7 @@ if ((${#need[@]})); then
     done
 fi
 if $build_only; then
-    echo "setup: build dependencies present (cc, make, cmake, nasm)" >&2
+    echo "setup: build dependencies present (cc, make, cmake, nasm, dav1d, libaom, libde265)" >&2
     exit 0
 fi
 # nats-server: Debian ships 2.9.10, which predates fixes for acknowledged-write loss

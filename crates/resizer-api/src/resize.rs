@@ -39,10 +39,10 @@ pub struct ResizeQuery {
     /// How the image fits the box when both sides are given; default `contain`.
     #[param(inline)]
     fit: Option<resizer_core::params::Fit>,
-    /// Output format; default `auto`: the input's, unless `Accept` ranks another higher.
+    /// Output format; default `auto`: AVIF or WebP when `Accept` names them, else the input's (JPEG for HEIC).
     #[param(inline)]
     format: Option<OutputFormat>,
-    /// Encoder quality of JPEG and WebP, 1–100; default 80 (PNG is lossless and ignores it).
+    /// Encoder quality of JPEG, WebP and AVIF, 1–100; default 80 (AVIF 55; PNG is lossless and ignores it).
     #[param(minimum = 1, maximum = 100)]
     quality: Option<u8>,
     /// Whether the output may be larger than the input; default `false`.
@@ -62,6 +62,8 @@ pub enum OutputFormat {
     Png,
     /// WebP.
     Webp,
+    /// AVIF.
+    Avif,
 }
 
 /// Resize one image.
@@ -207,14 +209,16 @@ fn check_input(
     let probe = resizer_imaging::check(input, limits)?;
     meter.input = Some((probe.format, probe.width, probe.height));
     let (ow, oh) = probe.oriented_size();
-    resizer_imaging::plan(ow, oh, params, limits.max_output_side)?;
-    Ok(match params.format {
+    let plan = resizer_imaging::plan(ow, oh, params, limits.max_output_side)?;
+    let format = match params.format {
         FormatChoice::Fixed(f) => f,
         FormatChoice::Auto => negotiate(
             headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
             probe.format,
         ),
-    })
+    };
+    resizer_imaging::check_output(format, plan.out_w, plan.out_h)?;
+    Ok(format)
 }
 
 /// The image; with `format=auto` the answer depends on `Accept`, present or

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A supported image format, for input and output alike.
+/// An image format Resizer reads; all but HEIC are also written (no HEVC
+/// encoder is linked: the free one, x265, is GPL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
@@ -12,11 +13,34 @@ pub enum ImageFormat {
     Png,
     /// WebP (lossy or lossless, still images).
     Webp,
+    /// AVIF: AV1 in HEIF (8–12 bit, alpha, grids).
+    Avif,
+    /// HEIC: HEVC in HEIF (phones' photos); read only.
+    Heic,
 }
 
 impl ImageFormat {
-    /// All formats, in the order used to break ties between non-input formats.
-    pub const ALL: [ImageFormat; 3] = [ImageFormat::Webp, ImageFormat::Jpeg, ImageFormat::Png];
+    /// Every format read, in the order used to break ties between non-input formats.
+    pub const ALL: [ImageFormat; 5] = [
+        ImageFormat::Avif,
+        ImageFormat::Webp,
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Heic,
+    ];
+
+    /// Every format written.
+    pub const WRITTEN: [ImageFormat; 4] = [
+        ImageFormat::Avif,
+        ImageFormat::Webp,
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+    ];
+
+    /// Whether Resizer can write this format.
+    pub fn writable(self) -> bool {
+        !matches!(self, Self::Heic)
+    }
 
     /// Returns the MIME type.
     pub fn mime(self) -> &'static str {
@@ -24,6 +48,8 @@ impl ImageFormat {
             Self::Jpeg => "image/jpeg",
             Self::Png => "image/png",
             Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
+            Self::Heic => "image/heic",
         }
     }
 
@@ -33,24 +59,30 @@ impl ImageFormat {
             Self::Jpeg => "jpg",
             Self::Png => "png",
             Self::Webp => "webp",
+            Self::Avif => "avif",
+            Self::Heic => "heic",
         }
     }
 
-    /// Returns the lowercase name (`jpeg`, `png`, `webp`).
+    /// Returns the lowercase name (`jpeg`, `png`, `webp`, `avif`, `heic`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Jpeg => "jpeg",
             Self::Png => "png",
             Self::Webp => "webp",
+            Self::Avif => "avif",
+            Self::Heic => "heic",
         }
     }
 
-    /// Parses a format name as accepted in the `format` parameter.
+    /// Parses a format name as accepted in the `format` parameter: only the
+    /// formats Resizer writes.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "jpeg" | "jpg" => Some(Self::Jpeg),
             "png" => Some(Self::Png),
             "webp" => Some(Self::Webp),
+            "avif" => Some(Self::Avif),
             _ => None,
         }
     }
@@ -69,26 +101,36 @@ impl std::fmt::Display for ImageFormat {
 
 /// Picks the output format for `format=auto`.
 ///
-/// The input format is kept unless the `Accept` header gives another supported
-/// format a strictly higher q-value; ties keep the input. For each format the
-/// most specific matching range decides its q (`image/webp` over `image/*` over
-/// `*/*`); a format no range matches has q = 0.
+/// The smallest format the client names explicitly wins: AVIF, then WebP,
+/// each when `Accept` lists its own media type with q > 0 (browsers send
+/// `image/avif,image/webp,image/*` with equal weights; a wildcard alone does not
+/// ask for a newer format, so `curl`'s `*/*` keeps getting what it sent).
+/// Otherwise the input's format when it is written and acceptable; otherwise
+/// the writable format with the highest q, ties in [`ImageFormat::WRITTEN`]'s
+/// order; JPEG when nothing is acceptable at all (406 helps nobody with an
+/// `<img>` tag). For each format the most specific matching range decides its q
+/// (`image/webp` over `image/*` over `*/*`); a format no range matches has q = 0.
 pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
+    let fallback = if input.writable() {
+        input
+    } else {
+        ImageFormat::Jpeg
+    };
     let Some(accept) = accept_opt else {
-        return input;
+        return fallback;
     };
     let ranges = parse_accept(accept);
     if ranges.is_empty() {
-        return input;
+        return fallback;
     }
-    let q_of = |format: ImageFormat| -> f32 {
+    let q_of = |format: ImageFormat, wildcards: bool| -> f32 {
         let mut best: Option<(u8, f32)> = None;
         for (range, q) in &ranges {
             let specificity = if range == format.mime() {
                 3
-            } else if range == "image/*" {
+            } else if wildcards && range == "image/*" {
                 2
-            } else if range == "*/*" {
+            } else if wildcards && range == "*/*" {
                 1
             } else {
                 continue;
@@ -99,11 +141,24 @@ pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
         }
         best.map_or(0.0, |(_, q)| q)
     };
-    let input_q = q_of(input);
-    let mut chosen = input;
-    let mut chosen_q = input_q;
-    for format in ImageFormat::ALL {
-        let q = q_of(format);
+    for smaller in [ImageFormat::Avif, ImageFormat::Webp] {
+        if q_of(smaller, false) > 0.0 {
+            return smaller;
+        }
+    }
+    if input.writable() && q_of(input, true) > 0.0 {
+        return input;
+    }
+    let mut chosen = fallback;
+    let mut chosen_q = 0.0;
+    // Wildcards only: the most widely decoded format first.
+    for format in [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Webp,
+        ImageFormat::Avif,
+    ] {
+        let q = q_of(format, true);
         if q > chosen_q {
             chosen = format;
             chosen_q = q;
@@ -157,34 +212,67 @@ mod tests {
     use super::*;
     use ImageFormat::*;
 
+    /// What current browsers send for `<img>` requests.
+    const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    const FIREFOX: &str = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    const SAFARI: &str = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    const SAFARI_15: &str = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+
+    #[test]
+    fn test_negotiate_browsers_get_the_smallest_they_name() {
+        for input in ImageFormat::ALL {
+            for browser in [CHROME, FIREFOX, SAFARI] {
+                assert_eq!(negotiate(Some(browser), input), Avif, "{browser}");
+            }
+            assert_eq!(negotiate(Some(SAFARI_15), input), Webp);
+        }
+    }
+
     #[test]
     fn test_negotiate_without_accept_keeps_input() {
         assert_eq!(negotiate(None, Png), Png);
         assert_eq!(negotiate(Some(""), Jpeg), Jpeg);
+        assert_eq!(negotiate(None, Avif), Avif);
     }
 
     #[test]
-    fn test_negotiate_ties_keep_input() {
-        assert_eq!(negotiate(Some("image/avif,image/webp,*/*"), Jpeg), Jpeg);
+    fn test_negotiate_unwritable_input_falls_back_to_jpeg() {
+        assert_eq!(negotiate(None, Heic), Jpeg);
+        assert_eq!(negotiate(Some("*/*"), Heic), Jpeg);
+        assert_eq!(negotiate(Some("image/heic"), Heic), Jpeg);
+        assert_eq!(negotiate(Some("image/png, image/jpeg;q=0.5"), Heic), Png);
+    }
+
+    #[test]
+    fn test_negotiate_wildcards_keep_input() {
+        assert_eq!(negotiate(Some("*/*"), Jpeg), Jpeg);
         assert_eq!(negotiate(Some("image/*"), Png), Png);
+        assert_eq!(negotiate(Some("image/*;q=0.2"), Webp), Webp);
     }
 
     #[test]
-    fn test_negotiate_prefers_strictly_higher_q() {
-        assert_eq!(negotiate(Some("image/webp,image/*;q=0.8"), Jpeg), Webp);
-        assert_eq!(negotiate(Some("image/png;q=0.9, image/jpeg;q=0.5"), Jpeg), Png);
-        assert_eq!(negotiate(Some("image/webp;q=0.1, image/jpeg"), Jpeg), Jpeg);
+    fn test_negotiate_explicit_zero_is_respected() {
+        assert_eq!(negotiate(Some("image/avif;q=0,image/webp,*/*"), Jpeg), Webp);
+        assert_eq!(negotiate(Some("image/avif;q=0,image/webp;q=0,*/*"), Jpeg), Jpeg);
+        // A wildcard does not bring back what was refused by name.
+        assert_eq!(negotiate(Some("image/webp;q=0,image/*"), Webp), Jpeg);
     }
 
     #[test]
     fn test_negotiate_input_not_acceptable_picks_best_other() {
-        assert_eq!(negotiate(Some("image/jpeg"), Webp), Jpeg);
-        assert_eq!(negotiate(Some("image/webp;q=0"), Webp), Webp);
+        assert_eq!(negotiate(Some("image/jpeg"), Png), Jpeg);
+        assert_eq!(negotiate(Some("image/png;q=0.9, image/jpeg;q=0.5"), Jpeg), Jpeg);
+        assert_eq!(negotiate(Some("image/png;q=0.9, image/jpeg;q=0"), Jpeg), Png);
+        assert_eq!(negotiate(Some("text/html"), Png), Png);
     }
 
     #[test]
     fn test_negotiate_specific_range_overrides_wildcard() {
-        assert_eq!(negotiate(Some("image/jpeg;q=0.2, */*"), Jpeg), Webp);
+        assert_eq!(negotiate(Some("image/jpeg;q=0, */*"), Jpeg), Png);
+        assert_eq!(
+            negotiate(Some("image/jpeg;q=0, image/png;q=0.1, */*;q=0.05"), Jpeg),
+            Png
+        );
     }
 
     #[test]
@@ -195,7 +283,7 @@ mod tests {
             let accept = format!("image/webp;q={bad}");
             assert_eq!(negotiate(Some(&accept), Jpeg), Jpeg, "{accept}");
         }
-        assert_eq!(negotiate(Some("image/webp;q=0.5, image/jpeg;q=0.4"), Jpeg), Webp);
+        assert_eq!(negotiate(Some("image/webp;q=0.5, image/jpeg;q=0.9"), Jpeg), Webp);
         assert_eq!(negotiate(Some("image/webp;q=1.000"), Jpeg), Webp);
         assert_eq!(negotiate(Some("image/webp;q=1."), Jpeg), Webp);
     }

@@ -140,14 +140,14 @@ impl ResizeParams {
                         .ok_or_else(|| invalid("fit", "must be one of contain, cover, fill"))?;
                 }
                 "format" => {
-                    params.format = if value == "auto" {
-                        FormatChoice::Auto
-                    } else {
-                        FormatChoice::Fixed(
-                            ImageFormat::parse(value)
-                                .ok_or_else(|| invalid("format", "must be one of auto, jpeg, png, webp"))?,
-                        )
-                    };
+                    params.format =
+                        if value == "auto" {
+                            FormatChoice::Auto
+                        } else {
+                            FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
+                                invalid("format", "must be one of auto, jpeg, png, webp, avif")
+                            })?)
+                        };
                 }
                 "quality" => {
                     let q = decimal(value)

@@ -69,10 +69,10 @@ pub fn accept(data: &[u8]) {
     };
     for input in ImageFormat::ALL {
         let chosen = negotiate(Some(value), input);
-        assert!(ImageFormat::ALL.contains(&chosen));
+        assert!(chosen.writable());
         assert_eq!(negotiate(Some(value), chosen), chosen, "{value:?} from {input}");
         if names_none {
-            assert_eq!(chosen, input, "{value:?} names no image range");
+            assert_eq!(chosen, negotiate(None, input), "{value:?} names no image range");
         }
     }
 }

@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pipeline_jpeg", images::pipeline_jpeg),
     ("pipeline_png", images::pipeline_png),
     ("pipeline_webp", images::pipeline_webp),
+    ("pipeline_heif", images::pipeline_heif),
     ("resize_query", grammar::resize_query),
     ("accept", grammar::accept),
     ("usage_query", grammar::usage_query),

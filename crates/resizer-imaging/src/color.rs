@@ -4,7 +4,7 @@
 //! photo comes out dull and an Adobe RGB one washed out.
 //!
 //! Profiles are read from the JPEG APP2 `ICC_PROFILE` chunks, the PNG `iCCP`
-//! chunk and the WebP `ICCP` chunk; the transform is moxcms (pure Rust, SIMD).
+//! chunk, the WebP `ICCP` chunk and the HEIF primary item's `colr` box; the transform is moxcms (pure Rust, SIMD).
 //! A profile that does not parse or is not RGB is ignored, as browsers do.
 //! Transforms are cached per thread by profile bytes: a fleet sees the same few
 //! profiles over and over.
@@ -30,6 +30,11 @@ pub fn embedded_profile(data: &[u8], format: ImageFormat) -> Option<Vec<u8>> {
         ImageFormat::Jpeg => jpeg_profile(data),
         ImageFormat::Png => png_profile(data),
         ImageFormat::Webp => webp_profile(data),
+        ImageFormat::Avif | ImageFormat::Heic => crate::isobmff::probe(data)
+            .ok()?
+            .icc
+            .and_then(|r| data.get(r))
+            .map(<[u8]>::to_vec),
     }?;
     (!profile.is_empty() && profile.len() <= MAX_PROFILE).then_some(profile)
 }

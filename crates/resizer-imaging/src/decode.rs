@@ -1,5 +1,6 @@
 //! Decoders: JPEG through libjpeg-turbo (with DCT-domain downscaling), PNG
-//! through the `png` crate, WebP through libwebp. Output is always 8-bit RGB
+//! through the `png` crate, WebP through libwebp, AVIF and HEIC through
+//! libheif ([`crate::heif`]). Output is always 8-bit RGB
 //! or RGBA, interleaved.
 
 use std::io::Cursor;
@@ -76,6 +77,7 @@ pub fn decode(
         ImageFormat::Jpeg => decode_jpeg(jpeg, data, probe, shrink, gap, scratch),
         ImageFormat::Png => decode_png(data, max_pixels),
         ImageFormat::Webp => decode_webp(data, probe, shrink, gap),
+        ImageFormat::Avif | ImageFormat::Heic => crate::heif::decode(data, max_pixels),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Encoders: JPEG through libjpeg-turbo, PNG through the `png` crate, WebP
-//! through libwebp. No metadata is ever written, which strips EXIF, XMP and
+//! through libwebp, AVIF through libheif and libaom. No metadata is ever written, which strips EXIF, XMP and
 //! comments by construction.
 
 use resizer_core::ImageFormat;
@@ -7,7 +7,8 @@ use resizer_core::ImageFormat;
 use crate::decode::Pixels;
 use crate::error::ImagingError;
 
-/// Quality used when the request gives none (JPEG and WebP).
+/// Quality used when the request gives none (JPEG and WebP; AVIF has its own,
+/// [`crate::heif::DEFAULT_AVIF_QUALITY`]).
 pub const DEFAULT_QUALITY: u8 = 80;
 
 fn internal(e: impl std::fmt::Display) -> ImagingError {
@@ -22,7 +23,10 @@ pub fn encode(
     format: ImageFormat,
     quality_opt: Option<u8>,
 ) -> Result<Vec<u8>, ImagingError> {
-    let quality = quality_opt.unwrap_or(DEFAULT_QUALITY);
+    let quality = quality_opt.unwrap_or(match format {
+        ImageFormat::Avif => crate::heif::DEFAULT_AVIF_QUALITY,
+        _ => DEFAULT_QUALITY,
+    });
     let pixels = if pixels.channels == 4 && (!format.supports_alpha() || is_opaque(&pixels.data)) {
         flatten_on_white(pixels)
     } else {
@@ -68,6 +72,8 @@ pub fn encode(
                 .map_err(|e| internal(format!("{e:?}")))?;
             Ok(memory.to_vec())
         }
+        ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, crate::heif::AVIF_SPEED),
+        ImageFormat::Heic => Err(internal("HEIC is read, never written")),
     }
 }
 

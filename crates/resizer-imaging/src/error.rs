@@ -5,7 +5,7 @@ use resizer_core::{ErrorCode, PublicError};
 /// Why an image could not be resized.
 #[derive(Debug, thiserror::Error)]
 pub enum ImagingError {
-    /// The bytes are not JPEG, PNG or WebP (or a variant we refuse, like animation).
+    /// The bytes are not an image format we read (or a variant we refuse, like animation).
     #[error("{0}")]
     UnsupportedFormat(String),
     /// The bytes claim a supported format but are corrupt or truncated.
@@ -33,6 +33,17 @@ pub enum ImagingError {
         /// The configured limit.
         limit: u32,
     },
+    /// The planned output is larger than its format allows (AVIF's encoder
+    /// cannot be stopped midway).
+    #[error("a {format} output of {pixels} pixels is above that format's limit of {limit}")]
+    FormatTooLarge {
+        /// The output format.
+        format: resizer_core::ImageFormat,
+        /// Planned width × height.
+        pixels: u64,
+        /// The format's limit.
+        limit: u64,
+    },
     /// The request itself cannot be planned (a side of 0, or none): the API
     /// refuses these, so only a descriptor that skipped it gets here.
     #[error("invalid resize request: {0}")]
@@ -51,7 +62,7 @@ impl PublicError for ImagingError {
             Self::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
             Self::Undecodable(_) => ErrorCode::UndecodableImage,
             Self::TooManyPixels { .. } => ErrorCode::TooManyPixels,
-            Self::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
+            Self::OutputTooLarge { .. } | Self::FormatTooLarge { .. } => ErrorCode::OutputTooLarge,
             Self::InvalidRequest(_) => ErrorCode::InvalidParameter,
             Self::OverBudget(_) => ErrorCode::DeadlineExceeded,
             Self::Internal(_) => ErrorCode::Internal,

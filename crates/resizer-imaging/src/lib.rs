@@ -7,13 +7,15 @@
 //! - [`probe`]: format, dimensions and orientation read from the header only,
 //!   so limits are enforced before a single pixel is allocated.
 //! - [`exif`]: the EXIF orientation tag, from a bounded TIFF walk.
+//! - [`isobmff`]: the HEIF (AVIF, HEIC) boxes the probe and the colour stage need.
 //! - [`plan`]: pure geometry: from source size and parameters to crop box and output size.
 //! - [`limits`]: the input and output limits, checked against the header.
 //!
-//! Those four and [`error`] are pure code; the pixel stages below need the
+//! Those five and [`error`] are pure code; the pixel stages below need the
 //! C codecs and are behind the `codecs` feature (on by default; the API tier
 //! leaves it off).
 //! - [`decode`], [`orient`], [`encode`]: the pixel stages.
+//! - [`heif`]: AVIF and HEIC decoding and AVIF encoding through libheif.
 //! - [`color`]: embedded ICC profiles (Display P3, Adobe RGB, …) converted to sRGB.
 //! - [`quality`]: SSIM against a float reference, for the benchmark and its guard.
 //! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
@@ -27,6 +29,9 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod exif;
+#[cfg(feature = "codecs")]
+pub mod heif;
+pub mod isobmff;
 pub mod limits;
 #[cfg(feature = "codecs")]
 pub mod orient;
@@ -38,7 +43,7 @@ pub mod probe;
 pub mod quality;
 
 pub use error::ImagingError;
-pub use limits::{Limits, ShrinkOnLoad, check};
+pub use limits::{Limits, ShrinkOnLoad, check, check_output};
 #[cfg(feature = "codecs")]
 pub use pipeline::{Pipeline, ResizeOutput};
 pub use plan::{Plan, plan};

@@ -2,6 +2,8 @@
 //! against them. Pure code, like [`crate::probe`] and [`crate::plan`]: the
 //! API tier uses these three without the codecs (feature `codecs`).
 
+use resizer_core::ImageFormat;
+
 use crate::error::ImagingError;
 use crate::probe::{Probe, probe};
 
@@ -64,4 +66,34 @@ pub fn check(data: &[u8], limits: &Limits) -> Result<Probe, ImagingError> {
         });
     }
     Ok(p)
+}
+
+/// Most pixels one AVIF output may have. The encoder cannot be stopped
+/// midway, and at its speed (ADR 0010) 16 MP is a few seconds of one core;
+/// a larger AVIF is refused before any decode.
+pub const MAX_AVIF_OUTPUT_PIXELS: u64 = 16 << 20;
+
+/// Applies the limits of the output format to a planned output size.
+pub fn check_output(format: ImageFormat, width: u32, height: u32) -> Result<(), ImagingError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if format == ImageFormat::Avif && pixels > MAX_AVIF_OUTPUT_PIXELS {
+        return Err(ImagingError::FormatTooLarge {
+            format,
+            pixels,
+            limit: MAX_AVIF_OUTPUT_PIXELS,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[test]
+    fn test_avif_output_is_bounded_and_others_are_not() {
+        assert!(check_output(ImageFormat::Avif, 4096, 4096).is_ok());
+        assert!(check_output(ImageFormat::Avif, 4097, 4096).is_err());
+        assert!(check_output(ImageFormat::Jpeg, 8192, 8192).is_ok());
+    }
 }

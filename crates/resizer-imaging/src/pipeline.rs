@@ -86,6 +86,7 @@ impl Pipeline {
         let input = check(data, limits)?;
         let (ow, oh) = input.oriented_size();
         let plan = plan(ow, oh, params, limits.max_output_side)?;
+        crate::limits::check_output(format, plan.out_w, plan.out_h)?;
         let mut decompressor =
             turbojpeg::Decompressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?;
         let mut decoded = decode::decode(

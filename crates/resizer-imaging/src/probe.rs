@@ -7,6 +7,7 @@ use resizer_core::ImageFormat;
 
 use crate::error::{ImagingError, truncated};
 use crate::exif;
+use crate::isobmff;
 
 /// What the header says about an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,11 @@ pub fn sniff(data: &[u8]) -> Option<ImageFormat> {
     } else if data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WEBP" {
         Some(ImageFormat::Webp)
     } else {
-        None
+        // A generic HEIF brand is decided by the primary item's codec.
+        isobmff::sniff(data).map(|f| {
+            f.or_else(|| isobmff::probe(data).ok().map(|h| h.format))
+                .unwrap_or(ImageFormat::Avif)
+        })
     }
 }
 
@@ -61,9 +66,10 @@ pub fn probe(data: &[u8]) -> Result<Probe, ImagingError> {
         Some(ImageFormat::Jpeg) => probe_jpeg(data)?,
         Some(ImageFormat::Png) => probe_png(data)?,
         Some(ImageFormat::Webp) => probe_webp(data)?,
+        Some(ImageFormat::Avif | ImageFormat::Heic) => probe_heif(data)?,
         None => {
             return Err(ImagingError::UnsupportedFormat(
-                "the body is not a JPEG, PNG or WebP image".into(),
+                "the body is not a JPEG, PNG, WebP, AVIF or HEIC image".into(),
             ));
         }
     };
@@ -178,6 +184,26 @@ fn probe_png(d: &[u8]) -> Result<Probe, ImagingError> {
         width,
         height,
         orientation,
+        cmyk: false,
+        adobe: false,
+    })
+}
+
+/// HEIF decoders apply the item's rotation themselves, so the probe reports
+/// the displayed size and no orientation left to apply (an EXIF orientation
+/// in a HEIF file is informative only, and ignored as the format says).
+fn probe_heif(d: &[u8]) -> Result<Probe, ImagingError> {
+    let heif = isobmff::probe(d)?;
+    let (width, height) = if heif.quarter_turns % 2 == 1 {
+        (heif.height, heif.width)
+    } else {
+        (heif.width, heif.height)
+    };
+    Ok(Probe {
+        format: heif.format,
+        width,
+        height,
+        orientation: 1,
         cmyk: false,
         adobe: false,
     })

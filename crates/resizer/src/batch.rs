@@ -22,7 +22,7 @@ pub struct ResizeArgs {
     /// contain (default), cover or fill.
     #[arg(long, default_value = "contain")]
     fit: String,
-    /// auto (same as input, default), jpeg, png or webp.
+    /// auto (same as input, default; JPEG for HEIC), jpeg, png, webp or avif.
     #[arg(long, default_value = "auto")]
     format: String,
     /// Encoder quality, 1–100.
@@ -137,7 +137,7 @@ fn one(
     let input = resizer_imaging::check(&data, limits).map_err(|e| e.to_string())?;
     let format: ImageFormat = match params.format {
         FormatChoice::Fixed(f) => f,
-        FormatChoice::Auto => input.format,
+        FormatChoice::Auto => resizer_core::format::negotiate(None, input.format),
     };
     let out = pipeline
         .run(&data, params, format, limits)

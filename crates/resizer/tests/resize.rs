@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, decode, make_png_rgba, read_corpus, with_exif_orientation};
+use common::{Server, decode, heif_fixture, make_png_rgba, read_corpus, with_exif_orientation};
 
 const INPUTS: [(&str, &str); 3] = [
     ("jpeg", "jpeg-256k/a01_BytheWater.jpg"),
@@ -166,7 +166,9 @@ async fn test_resize_format_auto_follows_accept_q_values() {
     let jpeg = read_corpus("jpeg-256k/a02_ColdRipple.jpg");
     let cases = [
         (None, "image/jpeg"),
-        (Some("image/avif,image/webp,*/*"), "image/jpeg"),
+        (Some("image/avif,image/webp,*/*"), "image/avif"),
+        (Some("*/*"), "image/jpeg"),
+        (Some("image/avif;q=0,image/webp,*/*"), "image/webp"),
         (Some("image/webp,image/*;q=0.8"), "image/webp"),
         (Some("image/png"), "image/png"),
     ];
@@ -184,6 +186,85 @@ async fn test_resize_format_auto_follows_accept_q_values() {
             .body,
     );
     assert_eq!((d.width, d.height), (120, 160));
+}
+
+/// What current browsers send for images (Chrome 131, Firefox 133, Safari 18;
+/// Safari 15 predates AVIF).
+const BROWSERS: [(&str, &str); 4] = [
+    (
+        "chrome",
+        "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+    ),
+    (
+        "firefox",
+        "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+    ),
+    (
+        "safari",
+        "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+    ),
+    (
+        "safari15",
+        "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5",
+    ),
+];
+
+#[tokio::test]
+async fn test_heic_and_avif_inputs_and_auto_format_for_browsers() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let heic = heif_fixture("photo.heic");
+    // No Accept (an app): HEIC is read, never written, so auto answers JPEG.
+    let r = server.resize(Some(&key), "width=160", heic.clone(), None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type").as_deref(), Some("image/jpeg"));
+    assert_eq!(r.header("vary").as_deref(), Some("accept"));
+    let d = decode(&r.body);
+    assert_eq!((d.width, d.height), (160, 120));
+    for (browser, accept) in BROWSERS {
+        for (name, input) in [
+            ("heic", heic.clone()),
+            ("jpeg", read_corpus("jpeg-256k/a02_ColdRipple.jpg")),
+        ] {
+            let r = server.resize(Some(&key), "width=120", input, Some(accept)).await;
+            assert_eq!(r.status, 200, "{browser} {name}");
+            let expected = if browser == "safari15" { "webp" } else { "avif" };
+            assert_eq!(
+                r.header("content-type").unwrap(),
+                format!("image/{expected}"),
+                "{browser} {name}"
+            );
+            assert_eq!(r.header("vary").as_deref(), Some("accept"));
+            let d = decode(&r.body);
+            assert_eq!((d.format, d.width), (expected, 120), "{browser} {name}");
+        }
+    }
+    // An AVIF with a rotation, asked for by name: the displayed size comes out.
+    let r = server
+        .resize(
+            Some(&key),
+            "width=60&format=png",
+            heif_fixture("rot90.avif"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("vary"), None);
+    let d = decode(&r.body);
+    assert_eq!((d.format, d.width, d.height), ("png", 60, 80));
+    // HEIC is not an output.
+    server
+        .resize(Some(&key), "width=60&format=heic", heic.clone(), None)
+        .await
+        .assert_error(400, "invalid_parameter");
+    // A HEIC whose header claims 60000×60000 is refused from the header.
+    let mut bomb = heic;
+    let at = bomb.windows(4).position(|w| w == b"ispe").unwrap();
+    bomb[at + 8..at + 16].copy_from_slice(&[0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60]);
+    server
+        .resize(Some(&key), "width=60", bomb, None)
+        .await
+        .assert_error(422, "too_many_pixels");
 }
 
 #[tokio::test]

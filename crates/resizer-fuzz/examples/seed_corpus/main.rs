@@ -22,6 +22,7 @@ fn main() {
             Some(ImageFormat::Jpeg) => "pipeline_jpeg",
             Some(ImageFormat::Png) => "pipeline_png",
             Some(ImageFormat::Webp) => "pipeline_webp",
+            Some(ImageFormat::Avif | ImageFormat::Heic) => "pipeline_heif",
             None => continue,
         };
         // Two request bytes (see resizer_fuzz::images): width 48, and a cover box to WebP.
@@ -61,7 +62,7 @@ fn images() -> Vec<(String, Vec<u8>)> {
     ];
     for rel in photos {
         let data = std::fs::read(corpus(rel)).expect("the shared corpus");
-        for format in ImageFormat::ALL {
+        for format in ImageFormat::WRITTEN {
             let out = pipeline
                 .run(&data, &ResizeParams::width(40), format, &Limits::default())
                 .expect("a corpus photo resizes");
@@ -72,6 +73,7 @@ fn images() -> Vec<(String, Vec<u8>)> {
     images.extend(made::jpegs());
     images.extend(made::pngs());
     images.extend(made::webps());
+    images.extend(made::heifs());
     images
 }
 

@@ -403,9 +403,37 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             channels: if img.is_alpha() { 4 } else { 3 },
             pixels: img.to_vec(),
         }
+    } else if bytes.get(4..12) == Some(b"ftypavif") {
+        let mut d = decode(&avifdec_to_png(bytes));
+        d.format = "avif";
+        d
     } else {
         panic!("output is not an image: {:?}", &bytes[..bytes.len().min(16)]);
     }
+}
+
+/// Decodes an AVIF with libavif's `avifdec` (dav1d; installed by
+/// scripts/setup.sh): a decoder that shares no code with ours (libheif).
+fn avifdec_to_png(avif: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
+    std::fs::write(&input, avif).unwrap();
+    let status = std::process::Command::new("avifdec")
+        .arg(&input)
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("avifdec (libavif-bin, installed by scripts/setup.sh)");
+    assert!(status.success(), "avifdec refused our AVIF");
+    std::fs::read(output).unwrap()
+}
+
+/// A HEIF fixture of the imaging crate's tests (made by independent encoders).
+pub fn heif_fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../resizer-imaging/tests/fixtures/heif")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Builds a PNG with the given RGBA pixels.
