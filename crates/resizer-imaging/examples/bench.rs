@@ -6,7 +6,8 @@
 //!
 //! `cargo run --release -p resizer-imaging --example bench -- fit320|half PASSES FILE...`
 //! (`OUTDIR=dir` writes the last pass's outputs as `<stem>.jpg`; `SHRINK_ON_LOAD=fast`
-//! runs the `worker.shrink_on_load = "fast"` setting).
+//! runs the `worker.shrink_on_load = "fast"` setting; `FORMAT=avif QUALITY=q
+//! AVIF_SPEED=s` encodes AVIF instead, written as `<stem>.avif`).
 
 use std::time::Instant;
 
@@ -54,9 +55,16 @@ fn params(task: &str, data: &[u8], limits: &Limits) -> ResizeParams {
         width: Some(tw.max(1)),
         height: Some(th.max(1)),
         fit: Fit::Fill,
-        format: FormatChoice::Fixed(ImageFormat::Jpeg),
-        quality: Some(80),
+        format: FormatChoice::Fixed(output_format()),
+        quality: Some(std::env::var("QUALITY").map_or(80, |q| q.parse().expect("QUALITY"))),
         enlarge: false,
+    }
+}
+
+fn output_format() -> ImageFormat {
+    match std::env::var("FORMAT").as_deref() {
+        Ok("avif") => ImageFormat::Avif,
+        _ => ImageFormat::Jpeg,
     }
 }
 
@@ -81,9 +89,13 @@ fn main() {
         .collect();
     let jobs: Vec<ResizeParams> = inputs.iter().map(|d| params(task, d, &limits)).collect();
     let mut pipeline = Pipeline::try_new().expect("codecs");
+    if let Ok(speed) = std::env::var("AVIF_SPEED") {
+        pipeline.set_avif_speed(speed.parse().expect("AVIF_SPEED"));
+    }
+    let format = output_format();
     let mut convert = |i: usize| {
         pipeline
-            .run(&inputs[i], &jobs[i], ImageFormat::Jpeg, &limits)
+            .run(&inputs[i], &jobs[i], format, &limits)
             .expect("resized")
             .bytes
     };
@@ -106,7 +118,8 @@ fn main() {
         std::fs::create_dir_all(&dir).expect("OUTDIR");
         for (f, out) in files.iter().zip(&last) {
             let stem = std::path::Path::new(f).file_stem().unwrap().to_string_lossy();
-            std::fs::write(format!("{dir}/{stem}.jpg"), out).expect("writable OUTDIR");
+            let ext = format.extension();
+            std::fs::write(format!("{dir}/{stem}.{ext}"), out).expect("writable OUTDIR");
         }
     }
     let round = |v: &[f64]| {

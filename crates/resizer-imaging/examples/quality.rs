@@ -1,10 +1,11 @@
-//! The imaging benchmark's quality guard: scores JPEG outputs (ours and the
+//! The imaging benchmark's quality guard: scores JPEG or AVIF outputs (ours and the
 //! peers', as written by the harnesses' `OUTDIR`) against a reference made
 //! from the same input by a full decode and Lanczos3 in floating point, never
 //! re-encoded. Score: SSIM on luma (Gaussian window 11, σ 1.5), the usual
 //! definition (Wang et al. 2004). Prints one JSON object per output directory.
 //!
 //! `cargo run --release -p resizer-imaging --example quality -- fit320|half DIR[,DIR...] FILE...`
+//! (`EXT=avif` reads `<stem>.avif` outputs instead of `<stem>.jpg`).
 
 use resizer_imaging::quality::{decode_rgb, luma, reference_luma, ssim};
 
@@ -25,7 +26,8 @@ fn main() {
         let (mut scores, mut bytes) = (Vec::new(), 0usize);
         for (f, (reference, w, h)) in files.iter().zip(&references) {
             let stem = std::path::Path::new(f).file_stem().unwrap().to_string_lossy();
-            let out = std::fs::read(format!("{dir}/{stem}.jpg")).expect("an output per input");
+            let ext = std::env::var("EXT").unwrap_or_else(|_| "jpg".into());
+            let out = std::fs::read(format!("{dir}/{stem}.{ext}")).expect("an output per input");
             bytes += out.len();
             let (rgb, ow, oh) = decode_rgb(&out);
             assert_eq!((ow, oh), (*w, *h), "{dir}/{stem}.jpg has the wrong size");

@@ -5,7 +5,10 @@
 //!
 //! Profiles are read from the JPEG APP2 `ICC_PROFILE` chunks, the PNG `iCCP`
 //! chunk, the WebP `ICCP` chunk and the HEIF primary item's `colr` box; the transform is moxcms (pure Rust, SIMD).
-//! A profile that does not parse or is not RGB is ignored, as browsers do.
+//! RGB and grey profiles are converted here; a CMYK profile is applied by
+//! the JPEG decoder, which still has the ink values ([`cmyk_to_srgb`]). A
+//! profile that does not parse, or does not match the pixels, is ignored, as
+//! browsers do.
 //! Transforms are cached per thread by profile bytes: a fleet sees the same few
 //! profiles over and over.
 
@@ -108,10 +111,13 @@ fn webp_profile(d: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A cached transform and whether it reads grey (one sample per pixel).
+type Cached = Option<(Arc<Transform8BitExecutor>, bool)>;
+
 /// Per-thread transforms to sRGB, by profile bytes and pixel layout.
 #[derive(Default)]
 pub struct ToSrgb {
-    cache: HashMap<(Vec<u8>, u8), Option<Arc<Transform8BitExecutor>>>,
+    cache: HashMap<(Vec<u8>, u8), Cached>,
 }
 
 impl ToSrgb {
@@ -119,44 +125,85 @@ impl ToSrgb {
     /// profile that is unusable or already sRGB leaves them as they are.
     /// Returns whether a conversion ran.
     pub fn apply(&mut self, pixels: &mut Pixels, profile: &[u8]) -> Result<bool, ImagingError> {
-        let layout = match pixels.channels {
-            3 => Layout::Rgb,
-            4 => Layout::Rgba,
-            _ => return Ok(false),
-        };
+        if !matches!(pixels.channels, 3 | 4) {
+            return Ok(false);
+        }
         let key = (profile.to_vec(), pixels.channels);
         if !self.cache.contains_key(&key) {
             if self.cache.len() >= CACHE {
                 self.cache.clear();
             }
-            self.cache.insert(key.clone(), transform(profile, layout));
+            self.cache
+                .insert(key.clone(), transform(profile, pixels.channels));
         }
-        let Some(transform) = self.cache.get(&key).cloned().flatten() else {
+        let Some((transform, grey)) = self.cache.get(&key).cloned().flatten() else {
             return Ok(false);
         };
+        let failed = |e| ImagingError::Internal(format!("colour conversion: {e:?}"));
         let mut out = vec![0u8; pixels.data.len()];
-        transform
-            .transform(&pixels.data, &mut out)
-            .map_err(|e| ImagingError::Internal(format!("colour conversion: {e:?}")))?;
+        if grey {
+            // A grey profile on colour pixels is a mislabelled file: left alone.
+            let c = usize::from(pixels.channels);
+            if !pixels.data.chunks_exact(c).all(|p| p[0] == p[1] && p[1] == p[2]) {
+                return Ok(false);
+            }
+            let samples: Vec<u8> = if c == 4 {
+                pixels.data.chunks_exact(4).flat_map(|p| [p[0], p[3]]).collect()
+            } else {
+                pixels.data.iter().step_by(3).copied().collect()
+            };
+            transform.transform(&samples, &mut out).map_err(failed)?;
+        } else {
+            transform.transform(&pixels.data, &mut out).map_err(failed)?;
+        }
         pixels.data = out;
         Ok(true)
     }
 }
 
-/// A transform from an RGB profile to sRGB, or `None` when there is nothing to do.
-fn transform(profile: &[u8], layout: Layout) -> Option<Arc<Transform8BitExecutor>> {
+/// A transform from an RGB or grey profile to sRGB for pixels of `channels`
+/// (grey ones are expanded to RGB by the decoders), or `None` when there is
+/// nothing to do.
+fn transform(profile: &[u8], channels: u8) -> Cached {
     let source = ColorProfile::new_from_slice(profile).ok()?;
-    if source.color_space != DataColorSpace::Rgb || is_srgb(&source) {
+    let dst = if channels == 4 { Layout::Rgba } else { Layout::Rgb };
+    let (src, grey) = match source.color_space {
+        DataColorSpace::Rgb if !is_srgb(&source) => (dst, false),
+        DataColorSpace::Gray if channels == 4 => (Layout::GrayAlpha, true),
+        DataColorSpace::Gray => (Layout::Gray, true),
+        _ => return None,
+    };
+    let t = source
+        .create_transform_8bit(src, &ColorProfile::new_srgb(), dst, TransformOptions::default())
+        .ok()?;
+    Some((t, grey))
+}
+
+/// Converts CMYK samples as a JPEG stores them (`inverted` when an Adobe
+/// marker says 255 means no ink) to sRGB through an embedded CMYK profile.
+/// `None` when the profile is not a usable CMYK one: the caller then uses the
+/// profile-less conversion browsers use.
+pub fn cmyk_to_srgb(cmyk: &[u8], inverted: bool, profile: &[u8]) -> Option<Vec<u8>> {
+    let source = ColorProfile::new_from_slice(profile).ok()?;
+    if source.color_space != DataColorSpace::Cmyk {
         return None;
     }
-    source
+    let t = source
         .create_transform_8bit(
-            layout,
+            Layout::Rgba,
             &ColorProfile::new_srgb(),
-            layout,
+            Layout::Rgb,
             TransformOptions::default(),
         )
-        .ok()
+        .ok()?;
+    let ink: Vec<u8> = if inverted {
+        cmyk.iter().map(|v| 255 - v).collect()
+    } else {
+        cmyk.to_vec()
+    };
+    let mut out = vec![0u8; cmyk.len() / 4 * 3];
+    t.transform(&ink, &mut out).ok()?;
+    Some(out)
 }
 
 /// Whether a profile has sRGB's primaries and white point (to 1e-3): most
@@ -217,6 +264,47 @@ mod tests {
         assert!(!ToSrgb::default().apply(&mut px, &srgb_profile).unwrap());
         assert!(!ToSrgb::default().apply(&mut px, b"not a profile").unwrap());
         assert_eq!(px.data, srgb);
+    }
+
+    #[test]
+    fn test_grey_profile_converts_grey_pixels_and_ignores_colour_ones() {
+        // A linear (gamma 1) grey profile: stored 128 is 50 % light, sRGB 188.
+        let linear = ColorProfile::new_gray_with_gamma(1.0).encode().unwrap();
+        for channels in [3u8, 4] {
+            let px: Vec<u8> = [128u8, 128, 128, 200]
+                .iter()
+                .take(usize::from(channels))
+                .copied()
+                .collect();
+            let mut pixels = Pixels {
+                data: px.repeat(2),
+                width: 2,
+                height: 1,
+                channels,
+            };
+            assert!(ToSrgb::default().apply(&mut pixels, &linear).unwrap());
+            let v = pixels.data[0];
+            assert!((184..=192).contains(&v), "{:?}", pixels.data);
+            assert_eq!((pixels.data[1], pixels.data[2]), (v, v));
+            if channels == 4 {
+                assert_eq!(pixels.data[3], 200, "alpha kept");
+            }
+        }
+        let mut colour = Pixels {
+            data: vec![200, 60, 40],
+            width: 1,
+            height: 1,
+            channels: 3,
+        };
+        assert!(!ToSrgb::default().apply(&mut colour, &linear).unwrap());
+        assert_eq!(colour.data, [200, 60, 40]);
+    }
+
+    #[test]
+    fn test_cmyk_needs_a_cmyk_profile() {
+        let rgb_profile = ColorProfile::new_display_p3().encode().unwrap();
+        assert_eq!(cmyk_to_srgb(&[0, 0, 0, 0], false, &rgb_profile), None);
+        assert_eq!(cmyk_to_srgb(&[0, 0, 0, 0], false, b"junk"), None);
     }
 
     #[test]

@@ -120,7 +120,9 @@ fn decode_jpeg(
     };
     dec.decompress(data, image.as_deref_mut()).map_err(undecodable)?;
     let data = if cmyk {
-        cmyk_to_rgb(&image.pixels, probe.adobe)
+        crate::color::embedded_profile(data, ImageFormat::Jpeg)
+            .and_then(|profile| crate::color::cmyk_to_srgb(&image.pixels, probe.adobe, &profile))
+            .unwrap_or_else(|| cmyk_to_rgb(&image.pixels, probe.adobe))
     } else {
         image.pixels
     };
@@ -136,8 +138,8 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// Converts CMYK to RGB without a profile. Adobe writers store CMYK inverted,
-/// which is why the two cases differ.
+/// Converts CMYK to RGB without a profile (what browsers do then). Adobe
+/// writers store CMYK inverted, which is why the two cases differ.
 fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
     for px in cmyk.chunks_exact(4) {

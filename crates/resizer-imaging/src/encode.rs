@@ -22,6 +22,7 @@ pub fn encode(
     pixels: Pixels,
     format: ImageFormat,
     quality_opt: Option<u8>,
+    avif_speed: i32,
 ) -> Result<Vec<u8>, ImagingError> {
     let quality = quality_opt.unwrap_or(match format {
         ImageFormat::Avif => crate::heif::DEFAULT_AVIF_QUALITY,
@@ -72,7 +73,7 @@ pub fn encode(
                 .map_err(|e| internal(format!("{e:?}")))?;
             Ok(memory.to_vec())
         }
-        ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, crate::heif::AVIF_SPEED),
+        ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, avif_speed),
         ImageFormat::Heic => Err(internal("HEIC is read, never written")),
     }
 }

@@ -41,6 +41,8 @@ pub struct Pipeline {
     /// The last job's decode buffer, reused by the next (bounded by
     /// [`decode::MAX_REUSED_BUFFER`]).
     scratch: Vec<u8>,
+    /// libaom's speed for AVIF outputs.
+    avif_speed: i32,
 }
 
 impl Pipeline {
@@ -51,7 +53,13 @@ impl Pipeline {
             resizer: Resizer::new(),
             to_srgb: crate::color::ToSrgb::default(),
             scratch: Vec::new(),
+            avif_speed: crate::heif::AVIF_SPEED,
         })
+    }
+
+    /// Sets the AVIF encoder's speed (libaom `cpu-used`, 0–9; benchmarks).
+    pub fn set_avif_speed(&mut self, speed: i32) {
+        self.avif_speed = speed.clamp(0, 9);
     }
 
     /// Resizes `data` according to `params` into `format`.
@@ -107,12 +115,18 @@ impl Pipeline {
         let resized = self.resize(oriented, &plan, ow, oh)?;
         due("resampling")?;
         let (width, height) = (resized.width, resized.height);
-        let bytes =
-            encode::encode(&mut self.compressor, resized, format, params.quality).inspect_err(|_| {
-                if let Ok(fresh) = turbojpeg::Compressor::new() {
-                    self.compressor = fresh;
-                }
-            })?;
+        let bytes = encode::encode(
+            &mut self.compressor,
+            resized,
+            format,
+            params.quality,
+            self.avif_speed,
+        )
+        .inspect_err(|_| {
+            if let Ok(fresh) = turbojpeg::Compressor::new() {
+                self.compressor = fresh;
+            }
+        })?;
         Ok(ResizeOutput {
             bytes,
             format,

@@ -10,6 +10,11 @@ use turbojpeg::PixelFormat;
 
 /// Full-size RGB decode of an output JPEG.
 pub fn decode_rgb(data: &[u8]) -> (Vec<u8>, usize, usize) {
+    if crate::probe::sniff(data) == Some(resizer_core::ImageFormat::Avif) {
+        let p = crate::heif::decode(data, u64::MAX).expect("an AVIF");
+        let rgb = crate::encode::flatten_on_white(p);
+        return (rgb.data, rgb.width as usize, rgb.height as usize);
+    }
     let img = turbojpeg::decompress(data, PixelFormat::RGB).expect("a JPEG");
     let (w, h) = (img.width, img.height);
     let mut out = Vec::with_capacity(w * h * 3);

@@ -1,5 +1,6 @@
 //! AVIF and HEIC inputs made by independent encoders (`fixtures/heif/make.sh`:
-//! Debian's heif-enc with x265 and avifenc with libaom), decoded by the
+//! Debian's heif-enc with x265 and avifenc with libaom; HEVC grids assembled
+//! from heif-enc tiles by `make_heic_grid.py`), decoded by the
 //! pipeline and compared with the PNG each was made from; and hostile
 //! HEIF files: truncated, lying, bombs.
 
@@ -99,6 +100,7 @@ fn test_heif_inputs_decode_to_their_sources() {
         ("photo.avif", ImageFormat::Avif),
         ("deep12.avif", ImageFormat::Avif),
         ("grid.avif", ImageFormat::Avif),
+        ("grid.heic", ImageFormat::Heic),
     ] {
         let data = fixture(name);
         let p = probe(&data).unwrap();
@@ -127,6 +129,18 @@ fn test_avif_rotation_is_applied_once() {
         mean < 4.0,
         "mean {mean:.2}: rotated the wrong way, twice or not at all"
     );
+}
+
+#[test]
+fn test_heic_grid_with_phone_rotation_is_upright() {
+    let data = fixture("grid-rot.heic");
+    let p = probe(&data).unwrap();
+    assert_eq!((p.format, p.width, p.height), (ImageFormat::Heic, 240, 320));
+    // irot 3: three quarter turns anticlockwise, one clockwise.
+    let src = png_pixels(&fixture("src.png"));
+    let expected = rotate_anticlockwise(&rotate_anticlockwise(&rotate_anticlockwise(&src)));
+    let (mean, worst) = diff(&to_png(&data, 240), &expected);
+    assert!(mean < 4.0 && worst < 96, "mean {mean:.2}, worst {worst}");
 }
 
 #[test]
@@ -215,4 +229,36 @@ fn test_heif_pixel_bombs_are_refused_before_decoding() {
         ),
         "{r:?}"
     );
+}
+
+/// A grid whose tiles are the grid itself (a reference cycle), and one whose
+/// tiles are missing: refused, in bounded time, never a stack overflow.
+#[test]
+fn test_heic_grid_referencing_itself_is_refused() {
+    let good = fixture("grid.heic");
+    let at = good
+        .windows(4)
+        .position(|w| w == b"dimg")
+        .expect("a dimg reference")
+        + 4;
+    let mut cycle = good.clone();
+    for k in 0..4 {
+        cycle[at + 4 + 2 * k..at + 6 + 2 * k].copy_from_slice(&1u16.to_be_bytes());
+    }
+    let mut missing = good;
+    for k in 0..4 {
+        missing[at + 4 + 2 * k..at + 6 + 2 * k].copy_from_slice(&(900 + k as u16).to_be_bytes());
+    }
+    let mut p = Pipeline::try_new().unwrap();
+    for (name, bad) in [("cycle", cycle), ("missing", missing)] {
+        let started = std::time::Instant::now();
+        let r = p.run(
+            &bad,
+            &ResizeParams::width(50),
+            ImageFormat::Jpeg,
+            &Limits::default(),
+        );
+        assert!(matches!(r, Err(ImagingError::Undecodable(_))), "{name}: {r:?}");
+        assert!(started.elapsed().as_secs() < 5, "{name}: {:?}", started.elapsed());
+    }
 }

@@ -117,11 +117,17 @@ pub fn webps() -> Vec<(String, Vec<u8>)> {
 /// The HEIF test fixtures (independent encoders; see resizer-imaging's tests).
 pub fn heifs() -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../resizer-imaging/tests/fixtures/heif");
-    ["photo.heic", "alpha10.avif", "grid.avif", "rot90.avif"]
-        .iter()
-        .map(|name| {
-            let bytes = std::fs::read(dir.join(name)).expect("a HEIF fixture");
-            (format!("h-{name}"), bytes)
-        })
-        .collect()
+    [
+        "photo.heic",
+        "grid-rot.heic",
+        "alpha10.avif",
+        "grid.avif",
+        "rot90.avif",
+    ]
+    .iter()
+    .map(|name| {
+        let bytes = std::fs::read(dir.join(name)).expect("a HEIF fixture");
+        (format!("h-{name}"), bytes)
+    })
+    .collect()
 }
