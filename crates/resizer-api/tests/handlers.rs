@@ -278,7 +278,7 @@ async fn test_the_error_matrix() {
     api.resize(key, "width=10", Vec::new())
         .await
         .assert_error(400, ErrorCode::EmptyBody);
-    api.resize(key, "width=10", b"GIF89a....".to_vec())
+    api.resize(key, "width=10", b"II*\0 a TIFF is not read".to_vec())
         .await
         .assert_error(415, ErrorCode::UnsupportedFormat);
     let j = jpeg();

@@ -17,16 +17,19 @@ pub enum ImageFormat {
     Avif,
     /// HEIC: HEVC in HEIF (phones' photos); read only.
     Heic,
+    /// GIF; read only (the first frame of an animation), for now.
+    Gif,
 }
 
 impl ImageFormat {
     /// Every format read, in the order used to break ties between non-input formats.
-    pub const ALL: [ImageFormat; 5] = [
+    pub const ALL: [ImageFormat; 6] = [
         ImageFormat::Avif,
         ImageFormat::Webp,
         ImageFormat::Jpeg,
         ImageFormat::Png,
         ImageFormat::Heic,
+        ImageFormat::Gif,
     ];
 
     /// Every format written.
@@ -39,7 +42,18 @@ impl ImageFormat {
 
     /// Whether Resizer can write this format.
     pub fn writable(self) -> bool {
-        !matches!(self, Self::Heic)
+        !matches!(self, Self::Heic | Self::Gif)
+    }
+
+    /// What `format=auto` writes for an input it cannot write back when the
+    /// client names nothing newer: JPEG for photos, PNG for GIF's graphics
+    /// (lossless, keeps transparency).
+    pub fn written_as(self) -> Self {
+        match self {
+            Self::Heic => Self::Jpeg,
+            Self::Gif => Self::Png,
+            other => other,
+        }
     }
 
     /// Returns the MIME type.
@@ -50,6 +64,7 @@ impl ImageFormat {
             Self::Webp => "image/webp",
             Self::Avif => "image/avif",
             Self::Heic => "image/heic",
+            Self::Gif => "image/gif",
         }
     }
 
@@ -61,6 +76,7 @@ impl ImageFormat {
             Self::Webp => "webp",
             Self::Avif => "avif",
             Self::Heic => "heic",
+            Self::Gif => "gif",
         }
     }
 
@@ -72,6 +88,7 @@ impl ImageFormat {
             Self::Webp => "webp",
             Self::Avif => "avif",
             Self::Heic => "heic",
+            Self::Gif => "gif",
         }
     }
 
@@ -106,16 +123,12 @@ impl std::fmt::Display for ImageFormat {
 /// `image/avif,image/webp,image/*` with equal weights; a wildcard alone does not
 /// ask for a newer format, so `curl`'s `*/*` keeps getting what it sent).
 /// Otherwise the input's format when it is written and acceptable; otherwise
-/// the writable format with the highest q, ties in [`ImageFormat::WRITTEN`]'s
-/// order; JPEG when nothing is acceptable at all (406 helps nobody with an
-/// `<img>` tag). For each format the most specific matching range decides its q
+/// the writable format with the highest q, ties to the input's stand-in, then
+/// JPEG, PNG, WebP, AVIF; the input's stand-in ([`ImageFormat::written_as`])
+/// when nothing is acceptable at all (406 helps nobody with an `<img>` tag). For each format the most specific matching range decides its q
 /// (`image/webp` over `image/*` over `*/*`); a format no range matches has q = 0.
 pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
-    let fallback = if input.writable() {
-        input
-    } else {
-        ImageFormat::Jpeg
-    };
+    let fallback = input.written_as();
     let Some(accept) = accept_opt else {
         return fallback;
     };
@@ -151,8 +164,9 @@ pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
     }
     let mut chosen = fallback;
     let mut chosen_q = 0.0;
-    // Wildcards only: the most widely decoded format first.
+    // Ties go to the input's stand-in, then to the most widely decoded format.
     for format in [
+        fallback,
         ImageFormat::Jpeg,
         ImageFormat::Png,
         ImageFormat::Webp,
@@ -241,6 +255,9 @@ mod tests {
         assert_eq!(negotiate(Some("*/*"), Heic), Jpeg);
         assert_eq!(negotiate(Some("image/heic"), Heic), Jpeg);
         assert_eq!(negotiate(Some("image/png, image/jpeg;q=0.5"), Heic), Png);
+        assert_eq!(negotiate(None, Gif), Png);
+        assert_eq!(negotiate(Some("*/*"), Gif), Png);
+        assert_eq!(negotiate(Some("image/gif,image/jpeg"), Gif), Jpeg);
     }
 
     #[test]

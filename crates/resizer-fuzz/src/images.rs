@@ -62,6 +62,11 @@ pub fn pipeline_heif(data: &[u8]) {
     pipeline_of(ImageFormat::Heic, data);
 }
 
+/// The pipeline on GIF inputs.
+pub fn pipeline_gif(data: &[u8]) {
+    pipeline_of(ImageFormat::Gif, data);
+}
+
 /// Two leading bytes choose the request; the rest is the image.
 ///
 /// Byte 0: width − 1. Byte 1: bits 0–1 fit, bit 2 a height (3/4 of the
@@ -70,8 +75,7 @@ pub fn pipeline_heif(data: &[u8]) {
 fn request(b0: u8, b1: u8, input: ImageFormat) -> (ResizeParams, ImageFormat, Limits) {
     let width = u32::from(b0) + 1;
     let format = match (b1 >> 3) & 3 {
-        0 if input.writable() => input,
-        0 => ImageFormat::Jpeg,
+        0 => input.written_as(),
         1 => ImageFormat::Jpeg,
         2 => ImageFormat::Png,
         _ => ImageFormat::Webp,

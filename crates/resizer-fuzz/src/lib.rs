@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pipeline_png", images::pipeline_png),
     ("pipeline_webp", images::pipeline_webp),
     ("pipeline_heif", images::pipeline_heif),
+    ("pipeline_gif", images::pipeline_gif),
     ("resize_query", grammar::resize_query),
     ("accept", grammar::accept),
     ("usage_query", grammar::usage_query),

@@ -74,7 +74,7 @@ pub fn encode(
             Ok(memory.to_vec())
         }
         ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, avif_speed),
-        ImageFormat::Heic => Err(internal("HEIC is read, never written")),
+        ImageFormat::Heic | ImageFormat::Gif => Err(internal(format!("{format} is read, not written"))),
     }
 }
 

@@ -50,6 +50,8 @@ pub fn sniff(data: &[u8]) -> Option<ImageFormat> {
         Some(ImageFormat::Png)
     } else if data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WEBP" {
         Some(ImageFormat::Webp)
+    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
+        Some(ImageFormat::Gif)
     } else {
         // A generic HEIF brand is decided by the primary item's codec.
         isobmff::sniff(data).map(|f| {
@@ -67,9 +69,10 @@ pub fn probe(data: &[u8]) -> Result<Probe, ImagingError> {
         Some(ImageFormat::Png) => probe_png(data)?,
         Some(ImageFormat::Webp) => probe_webp(data)?,
         Some(ImageFormat::Avif | ImageFormat::Heic) => probe_heif(data)?,
+        Some(ImageFormat::Gif) => probe_gif(data)?,
         None => {
             return Err(ImagingError::UnsupportedFormat(
-                "the body is not a JPEG, PNG, WebP, AVIF or HEIC image".into(),
+                "the body is not a JPEG, PNG, WebP, AVIF, HEIC or GIF image".into(),
             ));
         }
     };
@@ -184,6 +187,21 @@ fn probe_png(d: &[u8]) -> Result<Probe, ImagingError> {
         width,
         height,
         orientation,
+        cmyk: false,
+        adobe: false,
+    })
+}
+
+/// The logical screen: every frame is drawn inside it (the decoder refuses
+/// one that is not), so it bounds the pixels of a still.
+fn probe_gif(d: &[u8]) -> Result<Probe, ImagingError> {
+    let width = le16(d, 6).ok_or_else(|| truncated("GIF"))?;
+    let height = le16(d, 8).ok_or_else(|| truncated("GIF"))?;
+    Ok(Probe {
+        format: ImageFormat::Gif,
+        width: u32::from(width),
+        height: u32::from(height),
+        orientation: 1,
         cmyk: false,
         adobe: false,
     })

@@ -267,6 +267,44 @@ async fn test_heic_and_avif_inputs_and_auto_format_for_browsers() {
         .assert_error(422, "too_many_pixels");
 }
 
+/// A GIF (here a 2-frame animation with transparency) is read; `auto` answers
+/// PNG, which keeps the transparency, unless the client names AVIF or WebP.
+#[tokio::test]
+async fn test_gif_input_gives_its_first_frame() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let palette = [0u8, 0, 0, 255, 0, 0, 0, 0, 255];
+    let mut input = Vec::new();
+    {
+        let mut e = gif::Encoder::new(&mut input, 40, 20, &palette).unwrap();
+        let half: Vec<u8> = (0..40 * 20).map(|p| if p % 40 < 20 { 0 } else { 1 }).collect();
+        let mut first = gif::Frame::from_indexed_pixels(40, 20, half, Some(0));
+        first.delay = 10;
+        e.write_frame(&first).unwrap();
+        e.write_frame(&gif::Frame::from_indexed_pixels(40, 20, vec![2; 800], None))
+            .unwrap();
+    }
+    let r = server.resize(Some(&key), "width=20", input.clone(), None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type").as_deref(), Some("image/png"));
+    let d = decode(&r.body);
+    assert_eq!((d.width, d.height, d.channels), (20, 10, 4));
+    assert_eq!(d.pixels[(5 * 20 + 2) * 4 + 3], 0, "the transparent left half");
+    assert_eq!(
+        &d.pixels[(5 * 20 + 17) * 4..][..4],
+        [255, 0, 0, 255],
+        "the red right half of frame one"
+    );
+    let r = server
+        .resize(Some(&key), "width=20", input.clone(), Some(BROWSERS[0].1))
+        .await;
+    assert_eq!(r.header("content-type").as_deref(), Some("image/avif"));
+    server
+        .resize(Some(&key), "width=20&format=gif", input, None)
+        .await
+        .assert_error(400, "invalid_parameter");
+}
+
 #[tokio::test]
 async fn test_resize_never_enlarges_unless_asked() {
     let server = Server::start();

@@ -131,3 +131,32 @@ pub fn heifs() -> Vec<(String, Vec<u8>)> {
     })
     .collect()
 }
+
+/// GIFs: a still with transparency, an interlaced one, and a 3-frame
+/// animation whose later frames are offset and smaller than the screen.
+pub fn gifs() -> Vec<(String, Vec<u8>)> {
+    let palette = [0u8, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255];
+    let make = |frames: &[(u16, u16, u16, u16)], interlaced: bool| {
+        let mut out = Vec::new();
+        {
+            let mut e = gif::Encoder::new(&mut out, 24, 16, &palette).expect("a GIF encoder");
+            for (i, &(left, top, w, h)) in frames.iter().enumerate() {
+                let pixels: Vec<u8> = (0..u32::from(w) * u32::from(h))
+                    .map(|p| ((p as usize + i) % 4) as u8)
+                    .collect();
+                let mut f = gif::Frame::from_indexed_pixels(w, h, pixels, Some(3));
+                (f.left, f.top, f.interlaced, f.delay) = (left, top, interlaced, 10);
+                e.write_frame(&f).expect("a frame");
+            }
+        }
+        out
+    };
+    vec![
+        ("g-still.gif".into(), make(&[(0, 0, 24, 16)], false)),
+        ("g-interlaced.gif".into(), make(&[(0, 0, 24, 16)], true)),
+        (
+            "g-animated.gif".into(),
+            make(&[(0, 0, 24, 16), (4, 2, 10, 8), (12, 8, 12, 8)], false),
+        ),
+    ]
+}

@@ -23,6 +23,7 @@ fn main() {
             Some(ImageFormat::Png) => "pipeline_png",
             Some(ImageFormat::Webp) => "pipeline_webp",
             Some(ImageFormat::Avif | ImageFormat::Heic) => "pipeline_heif",
+            Some(ImageFormat::Gif) => "pipeline_gif",
             None => continue,
         };
         // Two request bytes (see resizer_fuzz::images): width 48, and a cover box to WebP.
@@ -74,6 +75,7 @@ fn images() -> Vec<(String, Vec<u8>)> {
     images.extend(made::pngs());
     images.extend(made::webps());
     images.extend(made::heifs());
+    images.extend(made::gifs());
     images
 }
 
