@@ -143,17 +143,29 @@ pub fn decode(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {
         );
         lh::heif_decoding_options_free(options);
         check_input(e, "decoding")?;
-        let channel = lh::heif_channel_heif_channel_interleaved;
-        let width = lh::heif_image_get_width(c.image, channel);
-        let height = lh::heif_image_get_height(c.image, channel);
+        copy_out(c.image, channels)
+    }
+}
+
+/// Copies a decoded interleaved image out of libheif, row by row.
+///
+/// # Safety
+/// `image` is a live image libheif decoded with `channels` interleaved samples.
+unsafe fn copy_out(image: *const lh::heif_image, channels: u8) -> Result<Pixels, ImagingError> {
+    let none = || ImagingError::Undecodable("libheif returned no image".into());
+    let channel = lh::heif_channel_heif_channel_interleaved;
+    // SAFETY: per the function's contract; rows are read within `stride × h`.
+    unsafe {
+        let width = lh::heif_image_get_width(image, channel);
+        let height = lh::heif_image_get_height(image, channel);
         let mut stride = 0usize;
-        let plane = lh::heif_image_get_plane_readonly2(c.image, channel, &mut stride);
+        let plane = lh::heif_image_get_plane_readonly2(image, channel, &mut stride);
         let (Ok(w), Ok(h)) = (usize::try_from(width), usize::try_from(height)) else {
-            return Err(ImagingError::Undecodable("libheif returned no image".into()));
+            return Err(none());
         };
         let row = w * usize::from(channels);
         if plane.is_null() || w == 0 || h == 0 || stride < row {
-            return Err(ImagingError::Undecodable("libheif returned no image".into()));
+            return Err(none());
         }
         let mut out = Vec::with_capacity(row * h);
         for y in 0..h {

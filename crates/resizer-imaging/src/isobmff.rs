@@ -13,6 +13,7 @@
 use resizer_core::ImageFormat;
 
 use crate::error::{ImagingError, truncated};
+use crate::probe::{be16, be32};
 
 /// What a HEIF header says about its primary image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +66,6 @@ struct BoxRef<'a> {
     kind: &'a [u8],
     start: usize,
     end: usize,
-}
-
-fn be16(d: &[u8], off: usize) -> Option<u16> {
-    d.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-}
-
-fn be32(d: &[u8], off: usize) -> Option<u32> {
-    d.get(off..off + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn be64(d: &[u8], off: usize) -> Option<u64> {

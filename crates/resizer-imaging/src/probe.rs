@@ -84,11 +84,13 @@ pub fn probe(data: &[u8]) -> Result<Probe, ImagingError> {
     Ok(probe)
 }
 
-fn be16(d: &[u8], off: usize) -> Option<u16> {
+/// Big-endian u16 at `off`, if the bytes are there (shared with `isobmff`).
+pub(crate) fn be16(d: &[u8], off: usize) -> Option<u16> {
     d.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]))
 }
 
-fn be32(d: &[u8], off: usize) -> Option<u32> {
+/// Big-endian u32 at `off`, if the bytes are there.
+pub(crate) fn be32(d: &[u8], off: usize) -> Option<u32> {
     d.get(off..off + 4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }

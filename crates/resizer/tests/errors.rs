@@ -34,7 +34,12 @@ async fn test_bad_images_get_415_or_422() {
         .await
         .assert_error(415, "unsupported_format");
     server
-        .resize(Some(&key), "width=100", b"II*\0 a TIFF is not read".to_vec(), None)
+        .resize(
+            Some(&key),
+            "width=100",
+            b"II*\0 a TIFF is not read".to_vec(),
+            None,
+        )
         .await
         .assert_error(415, "unsupported_format");
 
