@@ -90,6 +90,9 @@ fn decode_jpeg(
     gap: f64,
     scratch: Vec<u8>,
 ) -> Result<Pixels, ImagingError> {
+    if crate::jpeg12::precision(data) == Some(12) {
+        return crate::jpeg12::decode(data, probe.width, probe.height, shrink, gap);
+    }
     let header = dec.read_header(data).map_err(undecodable)?;
     // The limits were checked against the probe's reading of the header; the
     // decoder must be decoding that image and not another one the file also holds.

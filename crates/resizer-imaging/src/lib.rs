@@ -16,6 +16,7 @@
 //! leaves it off).
 //! - [`decode`], [`orient`], [`encode`]: the pixel stages.
 //! - [`heif`]: AVIF and HEIC decoding and AVIF encoding through libheif.
+//! - [`jpeg12`]: 12-bit JPEGs through libjpeg-turbo's 12-bit path.
 //! - [`color`]: embedded ICC profiles (Display P3, Adobe RGB, …) converted to sRGB.
 //! - [`quality`]: SSIM against a float reference, for the benchmark and its guard.
 //! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
@@ -32,6 +33,8 @@ pub mod exif;
 #[cfg(feature = "codecs")]
 pub mod heif;
 pub mod isobmff;
+#[cfg(feature = "codecs")]
+pub mod jpeg12;
 pub mod limits;
 #[cfg(feature = "codecs")]
 pub mod orient;
