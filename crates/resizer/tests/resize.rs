@@ -305,6 +305,84 @@ async fn test_gif_input_gives_its_first_frame() {
         .assert_error(400, "invalid_parameter");
 }
 
+/// Usage and audit records name the new formats on both sides (the audit is
+/// read from the roll-up, so the test waits, bounded, for it to catch up).
+#[tokio::test]
+async fn test_audit_names_the_new_formats() {
+    let env = [
+        ("RESIZER_USAGE__SEGMENT_MAX_AGE_MS", "200"),
+        ("RESIZER_USAGE__AGGREGATE_EVERY_MS", "100"),
+    ];
+    let server = Server::start_with(common::Options {
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..common::Options::default()
+    });
+    let (tenant, key) = server.customer().await;
+    let heic = heif_fixture("photo.heic");
+    let chrome = Some(BROWSERS[0].1);
+    assert_eq!(
+        server
+            .resize(Some(&key), "width=40", heic.clone(), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .resize(Some(&key), "width=40", heic.clone(), chrome)
+            .await
+            .status,
+        200
+    );
+    let avif = heif_fixture("photo.avif");
+    assert_eq!(
+        server
+            .resize(Some(&key), "width=40&format=png", avif, None)
+            .await
+            .status,
+        200
+    );
+    let expected = [("heic", "jpeg"), ("heic", "avif"), ("avif", "png")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let audit: serde_json::Value = server
+            .client
+            .get(format!("{}/admin/v1/audit?tenant={tenant}", server.admin))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pairs: Vec<(String, String)> = audit["records"]
+            .as_array()
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["input_format"].as_str().unwrap_or("").to_string(),
+                            r["output_format"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let seen = expected
+            .iter()
+            .all(|(i, o)| pairs.contains(&(i.to_string(), o.to_string())));
+        if seen {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit after 20 s: {pairs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn test_resize_never_enlarges_unless_asked() {
     let server = Server::start();
