@@ -184,12 +184,9 @@ fn decode_gif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, Ima
         usize::from(frame.top),
         usize::from(frame.width),
     );
-    for (y, row) in frame
-        .buffer
-        .chunks_exact(fw * 4)
-        .enumerate()
-        .take(h.saturating_sub(top))
-    {
+    // A frame of zero width draws nothing (and `chunks_exact(0)` would panic).
+    let rows = frame.buffer.chunks_exact((fw * 4).max(1)).filter(|_| fw > 0);
+    for (y, row) in rows.enumerate().take(h.saturating_sub(top)) {
         let start = ((top + y) * w + left) * 4;
         let n = row.len().min((w - left.min(w)) * 4);
         canvas[start..start + n].copy_from_slice(&row[..n]);

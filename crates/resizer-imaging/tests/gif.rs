@@ -84,6 +84,17 @@ fn test_gif_bombs_and_lies_are_refused() {
         &Limits::default(),
     );
     assert!(matches!(r, Err(ImagingError::TooManyPixels { .. })), "{r:?}");
+    // A first frame of zero width: an answer, not a panic.
+    let zero = p.run(
+        &gif(4, 4, &[(0, 0, 0, 4, 1)]),
+        &ResizeParams::width(4),
+        ImageFormat::Png,
+        &Limits::default(),
+    );
+    assert!(
+        matches!(zero, Ok(_) | Err(ImagingError::Undecodable(_))),
+        "{zero:?}"
+    );
     // Truncated anywhere: refused or decoded, never a panic or a hang.
     let good = gif(40, 30, &[(0, 0, 40, 30, 1)]);
     for n in 0..good.len() {
