@@ -1,6 +1,6 @@
 //! Encoders: JPEG through libjpeg-turbo, PNG through the `png` crate, WebP
-//! through libwebp, AVIF through libheif and libaom. No metadata is ever written, which strips EXIF, XMP and
-//! comments by construction.
+//! through libwebp, AVIF through libheif and libaom. No metadata is ever
+//! written, which strips EXIF, XMP and comments by construction.
 
 use resizer_core::ImageFormat;
 
