@@ -81,12 +81,12 @@ pub enum OutputFormat {
         ("Accept" = Option<String>, Header, description = "With `format=auto`: the formats the client takes, by q-value."),
     ),
     request_body(
-        description = "The image: JPEG, PNG or WebP.",
-        content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "application/octet-stream")),
+        description = "The image: JPEG, PNG, WebP, AVIF, HEIC or GIF (the first frame).",
+        content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "image/avif"), (ImageBytes = "image/heic"), (ImageBytes = "image/gif"), (ImageBytes = "application/octet-stream")),
     ),
     responses(
         (status = 200, description = "The resized image.",
-            content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp")),
+            content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "image/avif")),
             headers(
                 ("X-Request-Id" = String, description = "This request's id, also in its usage record and logs."),
                 ("Vary" = String, description = "`accept` when the format was negotiated."),
