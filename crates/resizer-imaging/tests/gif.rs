@@ -5,6 +5,9 @@ use resizer_core::ImageFormat;
 use resizer_core::params::ResizeParams;
 use resizer_imaging::{ImagingError, Limits, Pipeline, probe};
 
+mod common;
+use common::to_png;
+
 const PALETTE: [u8; 12] = [0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255];
 
 /// A GIF of a `w`×`h` screen whose frames are (left, top, width, height, index).
@@ -27,22 +30,9 @@ fn gif(w: u16, h: u16, frames: &[(u16, u16, u16, u16, u8)]) -> Vec<u8> {
 }
 
 fn rgba(input: &[u8], width: u32) -> (Vec<u8>, u32, u32) {
-    let out = Pipeline::try_new()
-        .unwrap()
-        .run(
-            input,
-            &ResizeParams::width(width),
-            ImageFormat::Png,
-            &Limits::default(),
-        )
-        .unwrap();
-    let mut reader = png::Decoder::new(std::io::Cursor::new(out.bytes))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgba, "transparency kept");
-    (buf, info.width, info.height)
+    let out = to_png(input, width);
+    assert_eq!(out.channels, 4, "transparency kept");
+    (out.data, out.width, out.height)
 }
 
 #[test]

@@ -6,6 +6,9 @@ use resizer_core::params::ResizeParams;
 use resizer_imaging::{ImagingError, Limits, Pipeline, probe};
 use turbojpeg::raw;
 
+mod common;
+use common::to_png;
+
 /// A `w`×`h` 12-bit JPEG of a horizontal grey ramp 0..4095 (libjpeg-turbo's
 /// 12-bit encoder, quality 100, 4:4:4).
 fn jpeg12(w: usize, h: usize) -> Vec<u8> {
@@ -52,22 +55,11 @@ fn jpeg12(w: usize, h: usize) -> Vec<u8> {
 }
 
 fn grey_row(input: &[u8], width: u32) -> Vec<u8> {
-    let out = Pipeline::try_new()
-        .unwrap()
-        .run(
-            input,
-            &ResizeParams::width(width),
-            ImageFormat::Png,
-            &Limits::default(),
-        )
-        .unwrap();
-    let mut reader = png::Decoder::new(std::io::Cursor::new(out.bytes))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    buf.chunks_exact(3)
-        .take(info.width as usize)
+    let out = to_png(input, width);
+    let c = usize::from(out.channels);
+    out.data
+        .chunks_exact(c)
+        .take(out.width as usize)
         .map(|p| p[0])
         .collect()
 }

@@ -3,9 +3,8 @@
 //! `libgs-common` by scripts/setup.sh) and grey, besides the RGB ones of
 //! tests/variants.rs.
 
-use resizer_core::ImageFormat;
-use resizer_core::params::ResizeParams;
-use resizer_imaging::{Limits, Pipeline};
+mod common;
+use common::to_png;
 
 const CMYK_PROFILE: &str = "/usr/share/color/icc/ghostscript/default_cmyk.icc";
 
@@ -42,21 +41,9 @@ fn cmyk_jpeg(ink: [u8; 4]) -> Vec<u8> {
 }
 
 fn centre_pixel(input: &[u8]) -> [u8; 3] {
-    let mut p = Pipeline::try_new().unwrap();
-    let out = p
-        .run(
-            input,
-            &ResizeParams::width(8),
-            ImageFormat::Png,
-            &Limits::default(),
-        )
-        .unwrap();
-    let decoder = png::Decoder::new(std::io::Cursor::new(out.bytes));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    reader.next_frame(&mut buf).unwrap();
-    let at = (4 * 8 + 4) * 3;
-    [buf[at], buf[at + 1], buf[at + 2]]
+    let out = to_png(input, 8);
+    let at = (4 * 8 + 4) * usize::from(out.channels);
+    [out.data[at], out.data[at + 1], out.data[at + 2]]
 }
 
 #[test]
