@@ -77,7 +77,7 @@ pub fn decode(
         ImageFormat::Jpeg => decode_jpeg(jpeg, data, probe, shrink, gap, scratch),
         ImageFormat::Png => decode_png(data, max_pixels),
         ImageFormat::Webp => decode_webp(data, probe, shrink, gap),
-        ImageFormat::Avif | ImageFormat::Heic => crate::heif::decode(data, max_pixels),
+        ImageFormat::Avif | ImageFormat::Heic => decode_heif(data, probe, max_pixels),
         ImageFormat::Gif => decode_gif(data, probe, max_pixels),
     }
 }
@@ -162,6 +162,20 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
 
 /// Decodes a GIF's first frame onto its transparent logical screen (an
 /// animation gives its first frame; animated outputs are not written yet).
+/// libheif's decode, held to the header the limits were checked against: a
+/// clean-aperture crop may make the image smaller, but a coded picture larger
+/// than its `ispe` (which libheif passes on uncropped) is a lying header.
+fn decode_heif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
+    let pixels = crate::heif::decode(data, max_pixels)?;
+    if pixels.width > probe.width || pixels.height > probe.height {
+        return Err(ImagingError::Undecodable(format!(
+            "the HEIF image decodes to {}x{}, larger than the {}x{} its header declares",
+            pixels.width, pixels.height, probe.width, probe.height
+        )));
+    }
+    Ok(pixels)
+}
+
 fn decode_gif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);

@@ -228,3 +228,26 @@ fn test_heic_grid_referencing_itself_is_refused() {
         assert!(started.elapsed().as_secs() < 5, "{name}: {:?}", started.elapsed());
     }
 }
+
+/// An AVIF whose `ispe` claims less than its coded picture. libheif checks
+/// this itself for most files, not for all: `ispe-lies-small.avif` (found by
+/// the fuzzer: a 128×96 colour image with alpha whose shared `ispe` says
+/// 128×59) decodes to 128×96. The limits were checked against the claim, so
+/// the pipeline refuses the larger decode rather than resize it.
+#[test]
+fn test_avif_decoding_larger_than_its_header_is_refused() {
+    let lying = fixture("ispe-lies-small.avif");
+    let claim = probe(&lying).unwrap();
+    assert_eq!((claim.width, claim.height), (128, 59));
+    let mut p = Pipeline::try_new().unwrap();
+    let r = p.run(
+        &lying,
+        &ResizeParams::width(64),
+        ImageFormat::Jpeg,
+        &Limits::default(),
+    );
+    assert!(
+        matches!(&r, Err(ImagingError::Undecodable(m)) if m.contains("128x96, larger than")),
+        "{r:?}"
+    );
+}
