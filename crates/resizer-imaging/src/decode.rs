@@ -160,8 +160,6 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
     out
 }
 
-/// Decodes a GIF's first frame onto its transparent logical screen (an
-/// animation gives its first frame; animated outputs are not written yet).
 /// libheif's decode, held to the header the limits were checked against: a
 /// clean-aperture crop may make the image smaller, but a coded picture larger
 /// than its `ispe` (which libheif passes on uncropped) is a lying header.
@@ -176,6 +174,8 @@ fn decode_heif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, Im
     Ok(pixels)
 }
 
+/// Decodes a GIF's first frame onto its transparent logical screen (an
+/// animation gives its first frame; animated outputs are not written yet).
 fn decode_gif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);
