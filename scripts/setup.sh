@@ -36,6 +36,9 @@ if ! $build_only; then
     ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(libfaketime)
     # An AVIF decoder independent of ours (libheif), to check our AVIF outputs.
     command -v avifdec >/dev/null 2>&1 || need+=(libavif-bin)
+    # Independent readers of animated outputs (frames, delays, loop count).
+    command -v gifsicle >/dev/null 2>&1 || need+=(gifsicle)
+    command -v webpinfo >/dev/null 2>&1 || need+=(webp)
     # A real press CMYK profile (ghostscript's, data only) for the colour tests.
     [ -f /usr/share/color/icc/ghostscript/default_cmyk.icc ] || need+=(libgs-common)
 fi

@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use resizer_core::format::negotiate;
 use resizer_core::ids::RequestId;
-use resizer_core::params::{FormatChoice, ResizeParams};
+use resizer_core::params::{FormatChoice, Frames, ResizeParams};
 use resizer_core::time::now_unix_ms;
 use resizer_core::trace::TraceContext;
 use resizer_core::{ErrorCode, ImageFormat};
@@ -39,7 +39,7 @@ pub struct ResizeQuery {
     /// How the image fits the box when both sides are given; default `contain`.
     #[param(inline)]
     fit: Option<resizer_core::params::Fit>,
-    /// Output format; default `auto`: AVIF or WebP when `Accept` names them, else the input's (JPEG for HEIC).
+    /// Output format; default `auto`: AVIF or WebP when `Accept` names them (WebP for an animation), else the input's (JPEG for HEIC).
     #[param(inline)]
     format: Option<OutputFormat>,
     /// Encoder quality of JPEG, WebP and AVIF, 1–100; default 80 (AVIF 55; PNG is lossless and ignores it).
@@ -47,6 +47,9 @@ pub struct ResizeQuery {
     quality: Option<u8>,
     /// Whether the output may be larger than the input; default `false`.
     enlarge: Option<bool>,
+    /// An animated GIF or WebP: `all` (default) keeps every frame, its timing and the loop count in a GIF or WebP output (other formats take the first frame); `first` takes a still.
+    #[param(inline)]
+    frames: Option<resizer_core::params::Frames>,
 }
 
 /// The `format` values, as the query spells them.
@@ -62,8 +65,10 @@ pub enum OutputFormat {
     Png,
     /// WebP.
     Webp,
-    /// AVIF.
+    /// AVIF (still).
     Avif,
+    /// GIF.
+    Gif,
 }
 
 /// Resize one image.
@@ -81,12 +86,12 @@ pub enum OutputFormat {
         ("Accept" = Option<String>, Header, description = "With `format=auto`: the formats the client takes, by q-value."),
     ),
     request_body(
-        description = "The image: JPEG, PNG, WebP, AVIF, HEIC or GIF (the first frame).",
+        description = "The image: JPEG, PNG, WebP (still or animated), AVIF, HEIC or GIF (still or animated).",
         content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "image/avif"), (ImageBytes = "image/heic"), (ImageBytes = "image/gif"), (ImageBytes = "application/octet-stream")),
     ),
     responses(
         (status = 200, description = "The resized image.",
-            content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "image/avif")),
+            content((ImageBytes = "image/jpeg"), (ImageBytes = "image/png"), (ImageBytes = "image/webp"), (ImageBytes = "image/avif"), (ImageBytes = "image/gif")),
             headers(
                 ("X-Request-Id" = String, description = "This request's id, also in its usage record and logs."),
                 ("Vary" = String, description = "`accept` when the format was negotiated."),
@@ -97,7 +102,7 @@ pub enum OutputFormat {
         (status = 408, description = "The body did not arrive in time.", body = ErrorBody),
         (status = 413, description = "The body is over the size limit.", body = ErrorBody),
         (status = 415, description = "Not an image format we read.", body = ErrorBody),
-        (status = 422, description = "The image does not decode, or has too many pixels.", body = ErrorBody),
+        (status = 422, description = "The image does not decode, or has too many pixels (an animation: too many frames, or frames with too many pixels together).", body = ErrorBody),
         (status = 429, description = "Over the tenant's rate or concurrency limit.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "Overloaded or a dependency is down.", body = ErrorBody,
@@ -210,14 +215,19 @@ fn check_input(
     meter.input = Some((probe.format, probe.width, probe.height));
     let (ow, oh) = probe.oriented_size();
     let plan = resizer_imaging::plan(ow, oh, params, limits.max_output_side)?;
+    let animated = probe.frames > 1 && params.frames == Frames::All;
     let format = match params.format {
         FormatChoice::Fixed(f) => f,
         FormatChoice::Auto => negotiate(
             headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
             probe.format,
+            animated,
         ),
     };
     resizer_imaging::check_output(format, plan.out_w, plan.out_h)?;
+    if resizer_imaging::animates(&probe, params, format) {
+        resizer_imaging::check_animation(&probe, plan.out_w, plan.out_h, limits)?;
+    }
     Ok(format)
 }
 

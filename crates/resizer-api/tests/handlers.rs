@@ -92,6 +92,7 @@ fn limits() -> Limits {
         max_input_pixels: 50_000_000,
         max_output_side: 8192,
         shrink_on_load: resizer_imaging::ShrinkOnLoad::Quality,
+        max_frames: 500,
     }
 }
 

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// An image format Resizer reads; all but HEIC are also written (no HEVC
-/// encoder is linked: the free one, x265, is GPL).
+/// encoder is linked: the free one, x265, is GPL). GIF and WebP carry
+/// animations through; the others take an animation's first frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
@@ -11,13 +12,13 @@ pub enum ImageFormat {
     Jpeg,
     /// PNG (any bit depth, palette, interlaced).
     Png,
-    /// WebP (lossy or lossless, still images).
+    /// WebP (lossy or lossless, still or animated).
     Webp,
     /// AVIF: AV1 in HEIF (8–12 bit, alpha, grids).
     Avif,
     /// HEIC: HEVC in HEIF (phones' photos); read only.
     Heic,
-    /// GIF; read only (the first frame of an animation), for now.
+    /// GIF (still or animated; written with a palette per frame).
     Gif,
 }
 
@@ -33,25 +34,30 @@ impl ImageFormat {
     ];
 
     /// Every format written.
-    pub const WRITTEN: [ImageFormat; 4] = [
+    pub const WRITTEN: [ImageFormat; 5] = [
         ImageFormat::Avif,
         ImageFormat::Webp,
         ImageFormat::Jpeg,
         ImageFormat::Png,
+        ImageFormat::Gif,
     ];
 
     /// Whether Resizer can write this format.
     pub fn writable(self) -> bool {
-        !matches!(self, Self::Heic | Self::Gif)
+        !matches!(self, Self::Heic)
+    }
+
+    /// Whether an animated input stays animated in this format (AVIF
+    /// sequences are not written: libheif 1.23 encodes still items only).
+    pub fn animates(self) -> bool {
+        matches!(self, Self::Gif | Self::Webp)
     }
 
     /// What `format=auto` writes for an input it cannot write back when the
-    /// client names nothing newer: JPEG for photos, PNG for GIF's graphics
-    /// (lossless, keeps transparency).
+    /// client names nothing newer: JPEG for HEIC's photos.
     pub fn written_as(self) -> Self {
         match self {
             Self::Heic => Self::Jpeg,
-            Self::Gif => Self::Png,
             other => other,
         }
     }
@@ -100,6 +106,7 @@ impl ImageFormat {
             "png" => Some(Self::Png),
             "webp" => Some(Self::Webp),
             "avif" => Some(Self::Avif),
+            "gif" => Some(Self::Gif),
             _ => None,
         }
     }
@@ -127,8 +134,14 @@ impl std::fmt::Display for ImageFormat {
 /// JPEG, PNG, WebP, AVIF; the input's stand-in ([`ImageFormat::written_as`])
 /// when nothing is acceptable at all (406 helps nobody with an `<img>` tag). For each format the most specific matching range decides its q
 /// (`image/webp` over `image/*` over `*/*`); a format no range matches has q = 0.
-pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
-    let fallback = input.written_as();
+/// An `animated` input skips AVIF (written still only), so an animation
+/// stays one where the client allows: WebP, else the input's GIF or WebP.
+pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat, animated: bool) -> ImageFormat {
+    let fallback = match input.written_as() {
+        // Only GIF and WebP animate; an animated AVIF would be read as a still.
+        ImageFormat::Avif if animated => ImageFormat::Webp,
+        other => other,
+    };
     let Some(accept) = accept_opt else {
         return fallback;
     };
@@ -155,11 +168,11 @@ pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
         best.map_or(0.0, |(_, q)| q)
     };
     for smaller in [ImageFormat::Avif, ImageFormat::Webp] {
-        if q_of(smaller, false) > 0.0 {
+        if !(animated && smaller == ImageFormat::Avif) && q_of(smaller, false) > 0.0 {
             return smaller;
         }
     }
-    if input.writable() && q_of(input, true) > 0.0 {
+    if input.writable() && !(animated && input == ImageFormat::Avif) && q_of(input, true) > 0.0 {
         return input;
     }
     let mut chosen = fallback;
@@ -171,9 +184,10 @@ pub fn negotiate(accept_opt: Option<&str>, input: ImageFormat) -> ImageFormat {
         ImageFormat::Png,
         ImageFormat::Webp,
         ImageFormat::Avif,
+        ImageFormat::Gif,
     ] {
         let q = q_of(format, true);
-        if q > chosen_q {
+        if q > chosen_q && !(animated && format == ImageFormat::Avif) {
             chosen = format;
             chosen_q = q;
         }
@@ -236,58 +250,87 @@ mod tests {
     fn test_negotiate_browsers_get_the_smallest_they_name() {
         for input in ImageFormat::ALL {
             for browser in [CHROME, FIREFOX, SAFARI] {
-                assert_eq!(negotiate(Some(browser), input), Avif, "{browser}");
+                assert_eq!(negotiate(Some(browser), input, false), Avif, "{browser}");
             }
-            assert_eq!(negotiate(Some(SAFARI_15), input), Webp);
+            assert_eq!(negotiate(Some(SAFARI_15), input, false), Webp);
         }
     }
 
     #[test]
     fn test_negotiate_without_accept_keeps_input() {
-        assert_eq!(negotiate(None, Png), Png);
-        assert_eq!(negotiate(Some(""), Jpeg), Jpeg);
-        assert_eq!(negotiate(None, Avif), Avif);
+        assert_eq!(negotiate(None, Png, false), Png);
+        assert_eq!(negotiate(Some(""), Jpeg, false), Jpeg);
+        assert_eq!(negotiate(None, Avif, false), Avif);
     }
 
     #[test]
     fn test_negotiate_unwritable_input_falls_back_to_jpeg() {
-        assert_eq!(negotiate(None, Heic), Jpeg);
-        assert_eq!(negotiate(Some("*/*"), Heic), Jpeg);
-        assert_eq!(negotiate(Some("image/heic"), Heic), Jpeg);
-        assert_eq!(negotiate(Some("image/png, image/jpeg;q=0.5"), Heic), Png);
-        assert_eq!(negotiate(None, Gif), Png);
-        assert_eq!(negotiate(Some("*/*"), Gif), Png);
-        assert_eq!(negotiate(Some("image/gif,image/jpeg"), Gif), Jpeg);
+        assert_eq!(negotiate(None, Heic, false), Jpeg);
+        assert_eq!(negotiate(Some("*/*"), Heic, false), Jpeg);
+        assert_eq!(negotiate(Some("image/heic"), Heic, false), Jpeg);
+        assert_eq!(negotiate(Some("image/png, image/jpeg;q=0.5"), Heic, false), Png);
+    }
+
+    #[test]
+    fn test_negotiate_gif_stays_gif_for_clients_naming_nothing_newer() {
+        assert_eq!(negotiate(None, Gif, false), Gif);
+        assert_eq!(negotiate(Some("*/*"), Gif, true), Gif);
+        assert_eq!(negotiate(Some("image/gif;q=0,image/png"), Gif, false), Png);
+    }
+
+    /// AVIF is written still only: an animation goes to WebP where the
+    /// browser names it, else stays in its own format.
+    #[test]
+    fn test_negotiate_animated_input_skips_avif() {
+        for browser in [CHROME, FIREFOX, SAFARI, SAFARI_15] {
+            assert_eq!(negotiate(Some(browser), Gif, true), Webp, "{browser}");
+        }
+        assert_eq!(negotiate(Some("image/avif,*/*"), Gif, true), Gif);
+        assert_eq!(negotiate(Some("image/avif,*/*"), Webp, true), Webp);
+        assert_eq!(negotiate(Some("image/avif,image/jpeg;q=0.5"), Gif, true), Jpeg);
+        assert_eq!(negotiate(Some("image/avif"), Gif, false), Avif);
     }
 
     #[test]
     fn test_negotiate_wildcards_keep_input() {
-        assert_eq!(negotiate(Some("*/*"), Jpeg), Jpeg);
-        assert_eq!(negotiate(Some("image/*"), Png), Png);
-        assert_eq!(negotiate(Some("image/*;q=0.2"), Webp), Webp);
+        assert_eq!(negotiate(Some("*/*"), Jpeg, false), Jpeg);
+        assert_eq!(negotiate(Some("image/*"), Png, false), Png);
+        assert_eq!(negotiate(Some("image/*;q=0.2"), Webp, false), Webp);
     }
 
     #[test]
     fn test_negotiate_explicit_zero_is_respected() {
-        assert_eq!(negotiate(Some("image/avif;q=0,image/webp,*/*"), Jpeg), Webp);
-        assert_eq!(negotiate(Some("image/avif;q=0,image/webp;q=0,*/*"), Jpeg), Jpeg);
+        assert_eq!(
+            negotiate(Some("image/avif;q=0,image/webp,*/*"), Jpeg, false),
+            Webp
+        );
+        assert_eq!(
+            negotiate(Some("image/avif;q=0,image/webp;q=0,*/*"), Jpeg, false),
+            Jpeg
+        );
         // A wildcard does not bring back what was refused by name.
-        assert_eq!(negotiate(Some("image/webp;q=0,image/*"), Webp), Jpeg);
+        assert_eq!(negotiate(Some("image/webp;q=0,image/*"), Webp, false), Jpeg);
     }
 
     #[test]
     fn test_negotiate_input_not_acceptable_picks_best_other() {
-        assert_eq!(negotiate(Some("image/jpeg"), Png), Jpeg);
-        assert_eq!(negotiate(Some("image/png;q=0.9, image/jpeg;q=0.5"), Jpeg), Jpeg);
-        assert_eq!(negotiate(Some("image/png;q=0.9, image/jpeg;q=0"), Jpeg), Png);
-        assert_eq!(negotiate(Some("text/html"), Png), Png);
+        assert_eq!(negotiate(Some("image/jpeg"), Png, false), Jpeg);
+        assert_eq!(
+            negotiate(Some("image/png;q=0.9, image/jpeg;q=0.5"), Jpeg, false),
+            Jpeg
+        );
+        assert_eq!(
+            negotiate(Some("image/png;q=0.9, image/jpeg;q=0"), Jpeg, false),
+            Png
+        );
+        assert_eq!(negotiate(Some("text/html"), Png, false), Png);
     }
 
     #[test]
     fn test_negotiate_specific_range_overrides_wildcard() {
-        assert_eq!(negotiate(Some("image/jpeg;q=0, */*"), Jpeg), Png);
+        assert_eq!(negotiate(Some("image/jpeg;q=0, */*"), Jpeg, false), Png);
         assert_eq!(
-            negotiate(Some("image/jpeg;q=0, image/png;q=0.1, */*;q=0.05"), Jpeg),
+            negotiate(Some("image/jpeg;q=0, image/png;q=0.1, */*;q=0.05"), Jpeg, false),
             Png
         );
     }
@@ -298,11 +341,14 @@ mod tests {
             "-1", "NaN", "nan", "inf", "1.5", "2", "0.1234", "+0.5", " ", "", "1.001", "0x1",
         ] {
             let accept = format!("image/webp;q={bad}");
-            assert_eq!(negotiate(Some(&accept), Jpeg), Jpeg, "{accept}");
+            assert_eq!(negotiate(Some(&accept), Jpeg, false), Jpeg, "{accept}");
         }
-        assert_eq!(negotiate(Some("image/webp;q=0.5, image/jpeg;q=0.9"), Jpeg), Webp);
-        assert_eq!(negotiate(Some("image/webp;q=1.000"), Jpeg), Webp);
-        assert_eq!(negotiate(Some("image/webp;q=1."), Jpeg), Webp);
+        assert_eq!(
+            negotiate(Some("image/webp;q=0.5, image/jpeg;q=0.9"), Jpeg, false),
+            Webp
+        );
+        assert_eq!(negotiate(Some("image/webp;q=1.000"), Jpeg, false), Webp);
+        assert_eq!(negotiate(Some("image/webp;q=1."), Jpeg, false), Webp);
     }
 
     #[test]

@@ -38,6 +38,24 @@ impl Fit {
     }
 }
 
+/// Which frames of an animated input make the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Frames {
+    /// Every frame, with its timing and the loop count, when the output
+    /// format animates (GIF, WebP); the first frame otherwise.
+    #[default]
+    All,
+    /// The first frame only: a still, whatever the format.
+    First,
+}
+
+impl Frames {
+    fn is_all(&self) -> bool {
+        *self == Self::All
+    }
+}
+
 /// The requested output format: a fixed one, or negotiated from the input and `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +88,9 @@ pub struct ResizeParams {
     /// Whether the output may be larger than the input.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enlarge: bool,
+    /// Which frames of an animation are kept.
+    #[serde(default, skip_serializing_if = "Frames::is_all")]
+    pub frames: Frames,
 }
 
 /// Why a query was refused; rendered as `invalid_parameter` (or `output_too_large`).
@@ -112,6 +133,7 @@ impl ResizeParams {
             format: FormatChoice::Auto,
             quality: None,
             enlarge: false,
+            frames: Frames::All,
         }
     }
 
@@ -125,6 +147,7 @@ impl ResizeParams {
             format: FormatChoice::Auto,
             quality: None,
             enlarge: false,
+            frames: Frames::All,
         };
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in pairs {
@@ -140,14 +163,13 @@ impl ResizeParams {
                         .ok_or_else(|| invalid("fit", "must be one of contain, cover, fill"))?;
                 }
                 "format" => {
-                    params.format =
-                        if value == "auto" {
-                            FormatChoice::Auto
-                        } else {
-                            FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
-                                invalid("format", "must be one of auto, jpeg, png, webp, avif")
-                            })?)
-                        };
+                    params.format = if value == "auto" {
+                        FormatChoice::Auto
+                    } else {
+                        FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
+                            invalid("format", "must be one of auto, jpeg, png, webp, avif, gif")
+                        })?)
+                    };
                 }
                 "quality" => {
                     let q = decimal(value)
@@ -161,6 +183,13 @@ impl ResizeParams {
                         "true" | "1" => true,
                         "false" | "0" => false,
                         _ => return Err(invalid("enlarge", "must be true or false")),
+                    };
+                }
+                "frames" => {
+                    params.frames = match value.as_str() {
+                        "all" => Frames::All,
+                        "first" => Frames::First,
+                        _ => return Err(invalid("frames", "must be all or first")),
                     };
                 }
                 other => return Err(invalid(other, "is not a known parameter")),
@@ -187,6 +216,9 @@ impl ResizeParams {
         }
         if let FormatChoice::Fixed(f) = self.format {
             pairs.push(("format", f.as_str().to_string()));
+        }
+        if self.frames == Frames::First {
+            pairs.push(("frames", "first".to_string()));
         }
         if let Some(h) = self.height {
             pairs.push(("height", h.to_string()));
@@ -242,14 +274,30 @@ mod tests {
 
     #[test]
     fn test_pairs_read_back_as_the_same_parameters() {
-        let p =
-            ResizeParams::parse(&q(&[("quality", "55"), ("fit", "cover"), ("height", "20")]), 8192).unwrap();
+        let p = ResizeParams::parse(
+            &q(&[
+                ("quality", "55"),
+                ("frames", "first"),
+                ("fit", "cover"),
+                ("height", "20"),
+            ]),
+            8192,
+        )
+        .unwrap();
         let pairs: Vec<(String, String)> = p
             .to_pairs()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        assert_eq!(pairs, q(&[("fit", "cover"), ("height", "20"), ("quality", "55")]));
+        assert_eq!(
+            pairs,
+            q(&[
+                ("fit", "cover"),
+                ("frames", "first"),
+                ("height", "20"),
+                ("quality", "55")
+            ])
+        );
         assert_eq!(ResizeParams::parse(&pairs, 8192).unwrap(), p);
     }
 
@@ -261,6 +309,7 @@ mod tests {
         assert_eq!(p.fit, Fit::Contain);
         assert_eq!(p.format, FormatChoice::Auto);
         assert!(!p.enlarge);
+        assert_eq!(p.frames, Frames::All);
     }
 
     #[test]
@@ -273,6 +322,7 @@ mod tests {
                 ("format", "webp"),
                 ("quality", "55"),
                 ("enlarge", "true"),
+                ("frames", "first"),
             ]),
             8192,
         )
@@ -281,6 +331,12 @@ mod tests {
         assert_eq!(p.format, FormatChoice::Fixed(ImageFormat::Webp));
         assert_eq!(p.quality, Some(55));
         assert!(p.enlarge);
+        assert_eq!(p.frames, Frames::First);
+        // Defaults stay out of the job descriptor; `first` rides in it.
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains(r#""frames":"first""#), "{json}");
+        let all = ResizeParams::parse(&q(&[("width", "10"), ("frames", "all")]), 8192).unwrap();
+        assert!(!serde_json::to_string(&all).unwrap().contains("frames"));
     }
 
     #[test]
@@ -293,7 +349,9 @@ mod tests {
             vec![("width", "10"), ("fit", "stretch")],
             vec![("width", "10"), ("quality", "0")],
             vec![("width", "10"), ("quality", "101")],
-            vec![("width", "10"), ("format", "gif")],
+            vec![("width", "10"), ("format", "heic")],
+            vec![("width", "10"), ("frames", "2")],
+            vec![("width", "10"), ("frames", "First")],
             vec![("width", "10"), ("width", "20")],
             vec![("width", "10"), ("colour", "red")],
             vec![("width", "+10")],

@@ -58,7 +58,8 @@ pub fn resize_query(data: &[u8]) {
 
 /// `Accept` negotiation: always a format we write, and stable: the winner
 /// negotiated against itself wins again (it is strictly preferred, or a tie
-/// kept the input). A header naming no image range keeps the input.
+/// kept the input). A header naming no image range keeps the input; an
+/// animation never goes to AVIF.
 pub fn accept(data: &[u8]) {
     let Ok(value) = std::str::from_utf8(data) else {
         return;
@@ -67,12 +68,24 @@ pub fn accept(data: &[u8]) {
         let lower = value.to_ascii_lowercase();
         !lower.contains("image/") && !lower.contains("*/*")
     };
-    for input in ImageFormat::ALL {
-        let chosen = negotiate(Some(value), input);
+    for (input, animated) in ImageFormat::ALL.into_iter().flat_map(|f| [(f, false), (f, true)]) {
+        let chosen = negotiate(Some(value), input, animated);
         assert!(chosen.writable());
-        assert_eq!(negotiate(Some(value), chosen), chosen, "{value:?} from {input}");
+        assert!(
+            !(animated && chosen == ImageFormat::Avif),
+            "{value:?}: AVIF is written still"
+        );
+        assert_eq!(
+            negotiate(Some(value), chosen, animated),
+            chosen,
+            "{value:?} from {input}"
+        );
         if names_none {
-            assert_eq!(chosen, negotiate(None, input), "{value:?} names no image range");
+            assert_eq!(
+                chosen,
+                negotiate(None, input, animated),
+                "{value:?} names no image range"
+            );
         }
     }
 }

@@ -87,6 +87,7 @@ fn request(b0: u8, b1: u8, input: ImageFormat) -> (ResizeParams, ImageFormat, Li
         format: FormatChoice::Fixed(format),
         quality: (b1 & 64 != 0).then_some(30),
         enlarge: b1 & 32 != 0,
+        frames: resizer_core::params::Frames::All,
     };
     let limits = Limits {
         max_input_pixels: MAX_INPUT_PIXELS,
@@ -96,6 +97,7 @@ fn request(b0: u8, b1: u8, input: ImageFormat) -> (ResizeParams, ImageFormat, Li
         } else {
             ShrinkOnLoad::Quality
         },
+        max_frames: 64,
     };
     (params, format, limits)
 }

@@ -58,6 +58,7 @@ fn params(task: &str, data: &[u8], limits: &Limits) -> ResizeParams {
         format: FormatChoice::Fixed(output_format()),
         quality: Some(std::env::var("QUALITY").map_or(80, |q| q.parse().expect("QUALITY"))),
         enlarge: false,
+        frames: resizer_core::params::Frames::All,
     }
 }
 

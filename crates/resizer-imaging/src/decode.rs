@@ -174,8 +174,8 @@ fn decode_heif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, Im
     Ok(pixels)
 }
 
-/// Decodes a GIF's first frame onto its transparent logical screen (an
-/// animation gives its first frame; animated outputs are not written yet).
+/// Decodes a GIF's first frame onto its transparent logical screen: a still,
+/// or the still of an animation ([`crate::animation`] decodes every frame).
 fn decode_gif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);
@@ -279,6 +279,9 @@ fn decode_webp(data: &[u8], probe: &Probe, shrink: f64, gap: f64) -> Result<Pixe
         );
         if (w, h) != (probe.width, probe.height) {
             return Err(corrupt());
+        }
+        if config.input.has_animation != 0 {
+            return crate::animation::first_webp_frame(data, probe);
         }
         let (mut dw, mut dh) = (w, h);
         if shrink > 2.0 * gap {

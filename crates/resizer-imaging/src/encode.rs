@@ -1,5 +1,6 @@
 //! Encoders: JPEG through libjpeg-turbo, PNG through the `png` crate, WebP
-//! through libwebp, AVIF through libheif and libaom. No metadata is ever
+//! through libwebp, AVIF through libheif and libaom, GIF through the `gif`
+//! crate ([`crate::animation`]). No metadata is ever
 //! written, which strips EXIF, XMP and comments by construction.
 
 use resizer_core::ImageFormat;
@@ -74,7 +75,14 @@ pub fn encode(
             Ok(memory.to_vec())
         }
         ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, avif_speed),
-        ImageFormat::Heic | ImageFormat::Gif => Err(internal(format!("{format} is read, not written"))),
+        ImageFormat::Gif => {
+            let still = crate::animation::Frame {
+                pixels,
+                duration_ms: 0,
+            };
+            crate::animation::encode_gif(vec![still], 1, &|| Ok(()))
+        }
+        ImageFormat::Heic => Err(internal(format!("{format} is read, not written"))),
     }
 }
 

@@ -23,6 +23,26 @@ pub enum ImagingError {
         /// The configured limit.
         limit: u64,
     },
+    /// An animation with more frames than allowed.
+    #[error("the animation has {frames} frames, above the limit of {limit}; `frames=first` takes a still")]
+    TooManyFrames {
+        /// Frames counted in the header.
+        frames: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// An animation whose frames together have more pixels than allowed.
+    #[error(
+        "the animation's {frames} frames are {pixels} pixels together, above the limit of {limit}; `frames=first` takes a still"
+    )]
+    AnimationTooLarge {
+        /// Frames counted in the header.
+        frames: u32,
+        /// Canvas pixels × frames.
+        pixels: u64,
+        /// The configured pixel limit.
+        limit: u64,
+    },
     /// The computed output would exceed the output side limit.
     #[error("the output would be {width}x{height}, above the output limit of {limit} pixels per side")]
     OutputTooLarge {
@@ -61,7 +81,10 @@ impl PublicError for ImagingError {
         match self {
             Self::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
             Self::Undecodable(_) => ErrorCode::UndecodableImage,
-            Self::TooManyPixels { .. } => ErrorCode::TooManyPixels,
+            // The contract's 422 for "too many pixels" covers an animation's sum.
+            Self::TooManyPixels { .. } | Self::TooManyFrames { .. } | Self::AnimationTooLarge { .. } => {
+                ErrorCode::TooManyPixels
+            }
             Self::OutputTooLarge { .. } | Self::FormatTooLarge { .. } => ErrorCode::OutputTooLarge,
             Self::InvalidRequest(_) => ErrorCode::InvalidParameter,
             Self::OverBudget(_) => ErrorCode::DeadlineExceeded,

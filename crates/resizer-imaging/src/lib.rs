@@ -15,6 +15,7 @@
 //! C codecs and are behind the `codecs` feature (on by default; the API tier
 //! leaves it off).
 //! - [`decode`], [`orient`], [`encode`]: the pixel stages.
+//! - [`animation`]: every frame of an animated GIF or WebP, and their encoding.
 //! - [`heif`]: AVIF and HEIC decoding and AVIF encoding through libheif.
 //! - [`jpeg12`]: 12-bit JPEGs through libjpeg-turbo's 12-bit path.
 //! - [`color`]: embedded ICC profiles (Display P3, Adobe RGB, …) converted to sRGB.
@@ -22,6 +23,8 @@
 //! - [`pipeline`]: one reusable [`Pipeline`] per thread that runs the stages in order.
 //! - [`error`]: [`ImagingError`] and its public error code.
 
+#[cfg(feature = "codecs")]
+pub mod animation;
 #[cfg(feature = "codecs")]
 pub mod color;
 #[cfg(feature = "codecs")]
@@ -46,7 +49,7 @@ pub mod probe;
 pub mod quality;
 
 pub use error::ImagingError;
-pub use limits::{Limits, ShrinkOnLoad, check, check_output};
+pub use limits::{Limits, ShrinkOnLoad, animates, check, check_animation, check_output};
 #[cfg(feature = "codecs")]
 pub use pipeline::{Pipeline, ResizeOutput};
 pub use plan::{Plan, plan};

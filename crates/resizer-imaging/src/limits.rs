@@ -3,6 +3,7 @@
 //! API tier uses these three without the codecs (feature `codecs`).
 
 use resizer_core::ImageFormat;
+use resizer_core::params::{Frames, ResizeParams};
 
 use crate::error::ImagingError;
 use crate::probe::{Probe, probe};
@@ -42,6 +43,9 @@ pub struct Limits {
     pub max_output_side: u32,
     /// How far the decoder may shrink before resampling.
     pub shrink_on_load: ShrinkOnLoad,
+    /// Most frames an animated output may carry; with `max_input_pixels`
+    /// bounding the sum of the frames' pixels.
+    pub max_frames: u32,
 }
 
 impl Default for Limits {
@@ -50,8 +54,42 @@ impl Default for Limits {
             max_input_pixels: 50_000_000,
             max_output_side: 8192,
             shrink_on_load: ShrinkOnLoad::Quality,
+            max_frames: DEFAULT_MAX_FRAMES,
         }
     }
+}
+
+/// Default frame limit: ten seconds at 50 frames a second, more than the
+/// animations people put on pages; the pixel sum usually binds first.
+pub const DEFAULT_MAX_FRAMES: u32 = 500;
+
+/// Whether the output keeps the input's animation: an animated input, every
+/// frame asked for and an output format that animates.
+pub fn animates(input: &Probe, params: &ResizeParams, format: ImageFormat) -> bool {
+    input.frames > 1 && params.frames == Frames::All && format.animates()
+}
+
+/// The limits of an animated output, from the header and the plan: the
+/// frame count, and the pixels of every frame together (each is composited
+/// onto the whole canvas, and each output frame is kept until the encode)
+/// against the same pixel limit as a still, input side and output side.
+pub fn check_animation(input: &Probe, out_w: u32, out_h: u32, limits: &Limits) -> Result<(), ImagingError> {
+    if input.frames > limits.max_frames {
+        return Err(ImagingError::TooManyFrames {
+            frames: input.frames,
+            limit: limits.max_frames,
+        });
+    }
+    let out = (u64::from(out_w) * u64::from(out_h)).saturating_mul(u64::from(input.frames));
+    let pixels = input.animation_pixels().max(out);
+    if pixels > limits.max_input_pixels {
+        return Err(ImagingError::AnimationTooLarge {
+            frames: input.frames,
+            pixels,
+            limit: limits.max_input_pixels,
+        });
+    }
+    Ok(())
 }
 
 /// Probes the header and applies the input limits; no pixel is decoded.
@@ -95,5 +133,63 @@ mod output_tests {
         assert!(check_output(ImageFormat::Avif, 4096, 4096).is_ok());
         assert!(check_output(ImageFormat::Avif, 4097, 4096).is_err());
         assert!(check_output(ImageFormat::Jpeg, 8192, 8192).is_ok());
+    }
+
+    fn gif(width: u32, height: u32, frames: u32) -> Probe {
+        Probe {
+            format: ImageFormat::Gif,
+            width,
+            height,
+            orientation: 1,
+            cmyk: false,
+            adobe: false,
+            frames,
+        }
+    }
+
+    #[test]
+    fn test_animation_limits_count_frames_and_their_pixel_sum() {
+        let limits = Limits::default();
+        assert!(check_animation(&gif(1, 1, 500), 1, 1, &limits).is_ok());
+        assert!(matches!(
+            check_animation(&gif(1, 1, 10_000), 1, 1, &limits),
+            Err(ImagingError::TooManyFrames {
+                frames: 10_000,
+                limit: 500
+            })
+        ));
+        // 400 frames of 500×500 are 100 M pixels: each is fine, together not.
+        assert!(matches!(
+            check_animation(&gif(500, 500, 400), 50, 50, &limits),
+            Err(ImagingError::AnimationTooLarge {
+                pixels: 100_000_000,
+                ..
+            })
+        ));
+        assert!(check_animation(&gif(500, 500, 200), 500, 500, &limits).is_ok());
+        // Enlarged, the output frames are what would not fit.
+        assert!(matches!(
+            check_animation(&gif(500, 500, 200), 1000, 1000, &limits),
+            Err(ImagingError::AnimationTooLarge {
+                pixels: 200_000_000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn test_only_animated_inputs_to_animating_formats_with_every_frame_animate() {
+        let all = ResizeParams::width(10);
+        let first = ResizeParams {
+            frames: Frames::First,
+            ..all.clone()
+        };
+        let moving = gif(10, 10, 3);
+        assert!(animates(&moving, &all, ImageFormat::Gif));
+        assert!(animates(&moving, &all, ImageFormat::Webp));
+        assert!(!animates(&moving, &all, ImageFormat::Avif));
+        assert!(!animates(&moving, &all, ImageFormat::Jpeg));
+        assert!(!animates(&moving, &first, ImageFormat::Gif));
+        assert!(!animates(&gif(10, 10, 1), &all, ImageFormat::Gif));
     }
 }

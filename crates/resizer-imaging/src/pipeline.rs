@@ -5,6 +5,7 @@ use fast_image_resize::{Filter, FilterType, PixelType, ResizeAlg, ResizeOptions,
 use resizer_core::ImageFormat;
 use resizer_core::params::ResizeParams;
 
+use crate::animation;
 use crate::decode::{self, Pixels};
 use crate::encode;
 use crate::error::ImagingError;
@@ -95,6 +96,10 @@ impl Pipeline {
         let (ow, oh) = input.oriented_size();
         let plan = plan(ow, oh, params, limits.max_output_side)?;
         crate::limits::check_output(format, plan.out_w, plan.out_h)?;
+        if crate::limits::animates(&input, params, format) {
+            crate::limits::check_animation(&input, plan.out_w, plan.out_h, limits)?;
+            return self.run_animated(data, input, &plan, format, params.quality, limits, &due);
+        }
         let mut decompressor =
             turbojpeg::Decompressor::new().map_err(|e| ImagingError::Internal(e.to_string()))?;
         let mut decoded = decode::decode(
@@ -132,6 +137,46 @@ impl Pipeline {
             format,
             width,
             height,
+            input,
+        })
+    }
+
+    /// Every frame of an animation through the still's stages (colour,
+    /// orientation, resampling with the same plan), then one animated encode.
+    #[allow(clippy::too_many_arguments)]
+    fn run_animated(
+        &mut self,
+        data: &[u8],
+        input: Probe,
+        plan: &Plan,
+        format: ImageFormat,
+        quality: Option<u8>,
+        limits: &Limits,
+        due: &dyn Fn(&'static str) -> Result<(), ImagingError>,
+    ) -> Result<ResizeOutput, ImagingError> {
+        let profile = crate::color::embedded_profile(data, input.format);
+        let (ow, oh) = input.oriented_size();
+        let mut resized = Vec::with_capacity(input.frames as usize);
+        let plays = animation::frames(data, &input, limits.max_input_pixels, &mut |frame| {
+            due("decoding a frame")?;
+            let mut pixels = frame.pixels;
+            if let Some(p) = &profile {
+                self.to_srgb.apply(&mut pixels, p)?;
+            }
+            let oriented = orient::apply(pixels, input.orientation);
+            resized.push(animation::Frame {
+                pixels: self.resize(oriented, plan, ow, oh)?,
+                duration_ms: frame.duration_ms,
+            });
+            Ok(())
+        })?;
+        let quality = quality.unwrap_or(encode::DEFAULT_QUALITY);
+        let bytes = animation::encode(resized, plays, format, quality, &|| due("encoding a frame"))?;
+        Ok(ResizeOutput {
+            bytes,
+            format,
+            width: plan.out_w,
+            height: plan.out_h,
             input,
         })
     }

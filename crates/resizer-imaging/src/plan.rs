@@ -213,6 +213,7 @@ mod tests {
             format: FormatChoice::Auto,
             quality: None,
             enlarge,
+            frames: resizer_core::params::Frames::All,
         }
     }
 

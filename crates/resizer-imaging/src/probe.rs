@@ -24,12 +24,21 @@ pub struct Probe {
     pub cmyk: bool,
     /// The JPEG carries an Adobe APP14 marker (CMYK stored inverted).
     pub adobe: bool,
+    /// Frames: more than 1 for an animated GIF or WebP (counted from the
+    /// frame headers, never decoded), 1 for every still.
+    pub frames: u32,
 }
 
 impl Probe {
     /// Returns the pixel count declared by the header.
     pub fn pixels(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
+    }
+
+    /// Pixels decoded for every frame of the animation: each frame is
+    /// composited onto the whole canvas.
+    pub fn animation_pixels(&self) -> u64 {
+        self.pixels().saturating_mul(u64::from(self.frames))
     }
 
     /// Returns the displayed size, after orientation.
@@ -152,6 +161,7 @@ fn probe_jpeg(d: &[u8]) -> Result<Probe, ImagingError> {
                     orientation,
                     cmyk: components == 4,
                     adobe,
+                    frames: 1,
                 });
             }
             _ => {}
@@ -191,6 +201,7 @@ fn probe_png(d: &[u8]) -> Result<Probe, ImagingError> {
         orientation,
         cmyk: false,
         adobe: false,
+        frames: 1,
     })
 }
 
@@ -206,7 +217,51 @@ fn probe_gif(d: &[u8]) -> Result<Probe, ImagingError> {
         orientation: 1,
         cmyk: false,
         adobe: false,
+        frames: gif_frames(d).max(1),
     })
+}
+
+/// Counts a GIF's image descriptors by walking its blocks, skipping every
+/// data sub-block unread: linear in the file's size, no LZW decoded. A
+/// truncated file counts the frames that start before the cut.
+fn gif_frames(d: &[u8]) -> u32 {
+    // Header (6), logical screen descriptor (7), then the global colour table.
+    let flags = d.get(10).copied().unwrap_or(0);
+    let table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3usize << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut pos = 13 + table(flags);
+    let mut frames = 0u32;
+    // Skips a chain of data sub-blocks (length byte, bytes), ending at a 0 length.
+    let skip_blocks = |mut pos: usize| -> Option<usize> {
+        loop {
+            let len = usize::from(*d.get(pos)?);
+            pos += 1 + len;
+            if len == 0 {
+                return Some(pos);
+            }
+        }
+    };
+    loop {
+        let next = match d.get(pos) {
+            Some(0x21) => skip_blocks(pos + 2),
+            Some(0x2C) => {
+                frames = frames.saturating_add(1);
+                // Descriptor (10), local colour table, LZW minimum code size (1).
+                let local = d.get(pos + 9).map_or(0, |&f| table(f));
+                skip_blocks(pos + 10 + local + 1)
+            }
+            _ => None, // the trailer (0x3B), garbage or the end
+        };
+        match next {
+            Some(p) => pos = p,
+            None => return frames,
+        }
+    }
 }
 
 /// HEIF decoders apply the item's rotation themselves, so the probe reports
@@ -226,6 +281,7 @@ fn probe_heif(d: &[u8]) -> Result<Probe, ImagingError> {
         orientation: 1,
         cmyk: false,
         adobe: false,
+        frames: 1,
     })
 }
 
@@ -248,22 +304,20 @@ fn probe_webp(d: &[u8]) -> Result<Probe, ImagingError> {
             ((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1, 1)
         }
         b"VP8X" => {
-            let flags = *d.get(20).ok_or_else(|| truncated("WebP"))?;
-            if flags & 0x02 != 0 {
-                return Err(ImagingError::UnsupportedFormat(
-                    "animated WebP is not supported".into(),
-                ));
-            }
             let w = le24(d, 24).ok_or_else(|| truncated("WebP"))? + 1;
             let h = le24(d, 27).ok_or_else(|| truncated("WebP"))? + 1;
             (w, h, 1)
         }
         _ => return Err(truncated("WebP")),
     };
+    let mut frames = 0u32;
     if kind == b"VP8X" {
         let mut pos = 12;
         while let (Some(kind), Some(len)) = (d.get(pos..pos + 4), le32(d, pos + 4)) {
             let len = len as usize;
+            if kind == b"ANMF" {
+                frames = frames.saturating_add(1);
+            }
             if kind == b"EXIF"
                 && let Some(body) = d.get(pos + 8..pos + 8 + len)
             {
@@ -284,6 +338,9 @@ fn probe_webp(d: &[u8]) -> Result<Probe, ImagingError> {
         orientation,
         cmyk: false,
         adobe: false,
+        // ANMF chunks, of a file with VP8X's animation flag or not: libwebp's
+        // demuxer decides by the chunks, so the limits count them too.
+        frames: frames.max(1),
     })
 }
 

@@ -19,6 +19,7 @@ fn params(width: u32) -> ResizeParams {
         format: FormatChoice::Auto,
         quality: None,
         enlarge: false,
+        frames: resizer_core::params::Frames::All,
     }
 }
 

@@ -41,6 +41,7 @@ fn fit320(pipeline: &mut Pipeline, limits: &Limits, file: &str) -> (f64, usize) 
         format: FormatChoice::Fixed(ImageFormat::Jpeg),
         quality: Some(80),
         enlarge: false,
+        frames: resizer_core::params::Frames::All,
     };
     let out = pipeline.run(&input, &params, ImageFormat::Jpeg, limits).unwrap();
     let (rgb, ow, oh) = decode_rgb(&out.bytes);

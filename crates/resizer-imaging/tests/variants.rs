@@ -19,6 +19,7 @@ fn params() -> ResizeParams {
         format: FormatChoice::Fixed(ImageFormat::Png),
         quality: None,
         enlarge: false,
+        frames: resizer_core::params::Frames::All,
     }
 }
 

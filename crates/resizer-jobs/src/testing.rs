@@ -25,6 +25,7 @@ pub fn sample_job() -> JobDescriptor {
             format: FormatChoice::Auto,
             quality: None,
             enlarge: false,
+            frames: resizer_core::params::Frames::All,
         },
         output: ImageFormat::Jpeg,
         deadline_unix_ms: u64::MAX,

@@ -137,7 +137,11 @@ fn one(
     let input = resizer_imaging::check(&data, limits).map_err(|e| e.to_string())?;
     let format: ImageFormat = match params.format {
         FormatChoice::Fixed(f) => f,
-        FormatChoice::Auto => resizer_core::format::negotiate(None, input.format),
+        FormatChoice::Auto => resizer_core::format::negotiate(
+            None,
+            input.format,
+            input.frames > 1 && params.frames == resizer_core::params::Frames::All,
+        ),
     };
     let out = pipeline
         .run(&data, params, format, limits)

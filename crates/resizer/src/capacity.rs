@@ -86,6 +86,7 @@ fn measure(args: &CapacityArgs) -> Result<(f64, usize), String> {
         format: FormatChoice::Auto,
         quality: Some(80),
         enlarge: false,
+        frames: resizer_core::params::Frames::All,
     };
     let limits = Limits::default();
     let mut pipeline = Pipeline::try_new().map_err(|e| e.to_string())?;

@@ -217,6 +217,10 @@ pub struct LimitsSection {
     pub max_input_pixels: u64,
     /// Largest output side in pixels (400 above). Default 8192.
     pub max_output_side: u32,
+    /// Most frames an animated output may carry (422 above; `frames=first`
+    /// still gives a still). The frames' pixels together are also held to
+    /// `max_input_pixels`. Default 500.
+    pub max_frames: u32,
 }
 
 /// The job queue.
@@ -392,6 +396,7 @@ impl Default for LimitsSection {
             max_body_bytes: 16 * 1024 * 1024,
             max_input_pixels: 50_000_000,
             max_output_side: 8192,
+            max_frames: resizer_imaging::limits::DEFAULT_MAX_FRAMES,
         }
     }
 }
@@ -599,6 +604,7 @@ impl Config {
         if self.limits.max_body_bytes == 0
             || self.limits.max_input_pixels == 0
             || self.limits.max_output_side == 0
+            || self.limits.max_frames == 0
         {
             bail!("limits must be positive");
         }

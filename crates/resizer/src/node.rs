@@ -51,6 +51,7 @@ pub fn limits(config: &Config) -> Limits {
             resizer::config::ShrinkOnLoadSetting::Quality => resizer_imaging::ShrinkOnLoad::Quality,
             resizer::config::ShrinkOnLoadSetting::Fast => resizer_imaging::ShrinkOnLoad::Fast,
         },
+        max_frames: config.limits.max_frames,
     }
 }
 

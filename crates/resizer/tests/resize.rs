@@ -267,42 +267,146 @@ async fn test_heic_and_avif_inputs_and_auto_format_for_browsers() {
         .assert_error(422, "too_many_pixels");
 }
 
-/// A GIF (here a 2-frame animation with transparency) is read; `auto` answers
-/// PNG, which keeps the transparency, unless the client names AVIF or WebP.
-#[tokio::test]
-async fn test_gif_input_gives_its_first_frame() {
-    let server = Server::start();
-    let (_, key) = server.customer().await;
+/// A 40×20 GIF of three frames shown 100, 200 and 300 ms, played twice
+/// (loop count 1): the first half transparent, half red; then blue; then red.
+fn animated_gif() -> Vec<u8> {
     let palette = [0u8, 0, 0, 255, 0, 0, 0, 0, 255];
     let mut input = Vec::new();
     {
         let mut e = gif::Encoder::new(&mut input, 40, 20, &palette).unwrap();
+        e.set_repeat(gif::Repeat::Finite(1)).unwrap();
         let half: Vec<u8> = (0..40 * 20).map(|p| if p % 40 < 20 { 0 } else { 1 }).collect();
-        let mut first = gif::Frame::from_indexed_pixels(40, 20, half, Some(0));
-        first.delay = 10;
-        e.write_frame(&first).unwrap();
-        e.write_frame(&gif::Frame::from_indexed_pixels(40, 20, vec![2; 800], None))
-            .unwrap();
+        for (pixels, transparent, delay) in [
+            (half, Some(0), 10),
+            (vec![2; 800], None, 20),
+            (vec![1; 800], None, 30),
+        ] {
+            let mut f = gif::Frame::from_indexed_pixels(40, 20, pixels, transparent);
+            f.delay = delay;
+            e.write_frame(&f).unwrap();
+        }
     }
+    input
+}
+
+/// What an independent reader says of an image: `gifsicle --info` for GIF,
+/// libwebp's `webpinfo` for WebP (both installed by scripts/setup.sh).
+fn info(tool: &str, image: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image");
+    std::fs::write(&path, image).unwrap();
+    let mut cmd = std::process::Command::new(tool);
+    if tool == "gifsicle" {
+        cmd.arg("--info");
+    }
+    let out = cmd
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (scripts/setup.sh): {e}"));
+    assert!(out.status.success(), "{tool} refused our image");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An animated GIF stays animated: GIF for clients naming nothing newer,
+/// animated WebP (never AVIF, written still) for browsers, every frame's
+/// duration and the loop count kept, as independent readers see them.
+#[tokio::test]
+async fn test_animated_gif_stays_animated() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let input = animated_gif();
     let r = server.resize(Some(&key), "width=20", input.clone(), None).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type").as_deref(), Some("image/png"));
-    let d = decode(&r.body);
-    assert_eq!((d.width, d.height, d.channels), (20, 10, 4));
-    assert_eq!(d.pixels[(5 * 20 + 2) * 4 + 3], 0, "the transparent left half");
-    assert_eq!(
-        &d.pixels[(5 * 20 + 17) * 4..][..4],
-        [255, 0, 0, 255],
-        "the red right half of frame one"
+    assert_eq!(r.header("content-type").as_deref(), Some("image/gif"));
+    assert_eq!(r.header("vary").as_deref(), Some("accept"));
+    let gif = info("gifsicle", &r.body);
+    assert!(
+        gif.contains("3 images") && gif.contains("logical screen 20x10"),
+        "{gif}"
     );
-    let r = server
-        .resize(Some(&key), "width=20", input.clone(), Some(BROWSERS[0].1))
-        .await;
-    assert_eq!(r.header("content-type").as_deref(), Some("image/avif"));
+    assert!(gif.contains("loop count 1"), "{gif}");
+    for delay in ["delay 0.10s", "delay 0.20s", "delay 0.30s"] {
+        assert!(gif.contains(delay), "{delay}: {gif}");
+    }
+    for (browser, accept) in BROWSERS {
+        let r = server
+            .resize(Some(&key), "width=20", input.clone(), Some(accept))
+            .await;
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("image/webp"),
+            "{browser}"
+        );
+        let webp = info("webpinfo", &r.body);
+        let field = |name: &str| -> Vec<String> {
+            let lines = webp
+                .lines()
+                .filter_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name));
+            lines.map(|(_, v)| v.trim().to_string()).collect()
+        };
+        assert!(webp.contains("Canvas size 20 x 10"), "{webp}");
+        assert_eq!(field("Loop count"), ["2"], "{webp}");
+        assert_eq!(field("Duration"), ["100", "200", "300"], "{webp}");
+    }
+}
+
+/// The still of an animation: asked with `frames=first`, or in a format that
+/// cannot animate, it is the first frame (transparency kept).
+#[tokio::test]
+async fn test_animation_still_is_its_first_frame() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let input = animated_gif();
+    for (query, accept, mime) in [
+        ("width=20&format=png", None, "image/png"),
+        ("width=20&frames=first", Some(BROWSERS[0].1), "image/avif"),
+        ("width=20&frames=first&format=webp", None, "image/webp"),
+    ] {
+        let r = server.resize(Some(&key), query, input.clone(), accept).await;
+        assert_eq!(r.status, 200, "{query}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type").as_deref(), Some(mime), "{query}");
+        let d = decode(&r.body);
+        assert_eq!((d.width, d.height, d.channels), (20, 10, 4), "{query}");
+        // AVIF's alpha is lossy too: 0 may come back as 1.
+        let alpha = d.pixels[(5 * 20 + 2) * 4 + 3];
+        assert!(alpha <= 4, "{query}: the transparent left half has alpha {alpha}");
+        let red = &d.pixels[(5 * 20 + 17) * 4..][..4];
+        assert!(
+            red[0] > 200 && red[1] < 40 && red[2] < 40 && red[3] == 255,
+            "{query}: {red:?}"
+        );
+    }
     server
-        .resize(Some(&key), "width=20&format=gif", input, None)
+        .resize(Some(&key), "width=20&frames=2", input, None)
         .await
         .assert_error(400, "invalid_parameter");
+}
+
+/// 10,000 frames of 1×1: refused from the header (the frame limit) in
+/// bounded time; its still is one frame's work.
+#[tokio::test]
+async fn test_frame_bomb_is_refused_before_decoding() {
+    let server = Server::start();
+    let (_, key) = server.customer().await;
+    let mut bomb = Vec::new();
+    {
+        let mut e = gif::Encoder::new(&mut bomb, 1, 1, &[0, 0, 0, 255, 255, 255]).unwrap();
+        for _ in 0..10_000 {
+            e.write_frame(&gif::Frame::from_indexed_pixels(1, 1, vec![1], None))
+                .unwrap();
+        }
+    }
+    let r = server.resize(Some(&key), "width=1", bomb.clone(), None).await;
+    r.assert_error(422, "too_many_pixels");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("10000 frames") && body.contains("frames=first"),
+        "{body}"
+    );
+    let r = server
+        .resize(Some(&key), "width=1&frames=first", bomb, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
 /// Usage and audit records name the new formats on both sides (the audit is
