@@ -137,6 +137,12 @@ fn pipeline_of(input: ImageFormat, data: &[u8]) {
         (format, out.width, out.height)
     );
     assert_eq!(made.orientation, 1, "orientation applied, metadata stripped");
+    // An animation keeps at most its frames; anything else is a still.
+    if resizer_imaging::animates(&header, &params, format) {
+        assert!(made.frames <= header.frames, "{} frames from {}", made.frames, header.frames);
+    } else {
+        assert_eq!(made.frames, 1, "a still output");
+    }
     // The full-size decode has the probe's dimensions.
     let mut jpeg = turbojpeg::Decompressor::new().expect("decompressor");
     let full = decode::decode(

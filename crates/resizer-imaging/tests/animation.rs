@@ -258,3 +258,69 @@ fn test_truncated_and_corrupt_animations_are_refused_not_half_drawn() {
         "the pipeline works after them"
     );
 }
+
+/// An animated WebP from libwebp's own `img2webp` (Debian's `webp` package,
+/// installed by scripts/setup.sh): sub-rectangle frames with alpha blending,
+/// lossless, so the composited frames must equal the PNGs they were made from.
+#[test]
+fn test_animated_webp_from_img2webp_decodes_to_its_frames_and_resizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (40u32, 30u32);
+    let mut sources = Vec::new();
+    let mut args: Vec<String> = ["-loop", "2", "-lossless"].map(String::from).to_vec();
+    for (i, duration) in [70, 140, 210].into_iter().enumerate() {
+        let mut rgba = RED.repeat((w * h) as usize);
+        for y in 5..15 {
+            for x in 5..15 {
+                let px = (y * w + x) as usize * 4;
+                // Frame 2 adds a green square; frame 3 makes it transparent.
+                match i {
+                    1 => rgba[px..px + 4].copy_from_slice(&GREEN),
+                    2 => rgba[px..px + 4].copy_from_slice(&CLEAR),
+                    _ => {}
+                }
+            }
+        }
+        let path = dir.path().join(format!("{i}.png"));
+        std::fs::write(&path, png_rgba(w, h, &rgba)).unwrap();
+        args.extend(["-d".into(), duration.to_string(), path.display().to_string()]);
+        sources.push(rgba);
+    }
+    let webp = dir.path().join("anim.webp");
+    let status = std::process::Command::new("img2webp")
+        .args(&args)
+        .arg("-o")
+        .arg(&webp)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("img2webp (Debian's webp, installed by scripts/setup.sh)");
+    assert!(status.success());
+    let data = std::fs::read(&webp).unwrap();
+    let p = probe(&data).unwrap();
+    assert_eq!((p.format, p.width, p.height, p.frames), (ImageFormat::Webp, w, h, 3));
+    let (frames, plays) = decode_all(&data);
+    assert_eq!(plays, 2);
+    let durations: Vec<u32> = frames.iter().map(|f| f.duration_ms).collect();
+    assert_eq!(durations, [70, 140, 210]);
+    for (i, (f, want)) in frames.iter().zip(&sources).enumerate() {
+        // Fully transparent pixels may carry any colour.
+        let same = f.pixels.data.chunks(4).zip(want.chunks(4)).all(|(a, b)| a == b || a[3] == 0 && b[3] == 0);
+        assert!(same, "frame {i} differs from its source");
+    }
+    let mut pipeline = Pipeline::try_new().unwrap();
+    let out = pipeline.run(&data, &params(20), ImageFormat::Gif, &Limits::default()).unwrap();
+    let (frames, plays) = decode_all(&out.bytes);
+    assert_eq!((frames.len(), plays, out.width, out.height), (3, 2, 20, 15));
+    assert!(near(at(&frames[1], 5, 5), GREEN));
+    assert_eq!(at(&frames[2], 5, 5)[3], 0);
+}
+
+fn png_rgba(w: u32, h: u32, rgba: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = png::Encoder::new(&mut out, w, h);
+    e.set_color(png::ColorType::Rgba);
+    let mut writer = e.write_header().unwrap();
+    writer.write_image_data(rgba).unwrap();
+    writer.finish().unwrap();
+    out
+}

@@ -146,6 +146,12 @@ pub fn gifs() -> Vec<(String, Vec<u8>)> {
                     .collect();
                 let mut f = gif::Frame::from_indexed_pixels(w, h, pixels, Some(3));
                 (f.left, f.top, f.interlaced, f.delay) = (left, top, interlaced, 10);
+                // Each disposal method in turn, for the animation path.
+                f.dispose = [
+                    gif::DisposalMethod::Keep,
+                    gif::DisposalMethod::Background,
+                    gif::DisposalMethod::Previous,
+                ][i % 3];
                 e.write_frame(&f).expect("a frame");
             }
         }

@@ -76,6 +76,14 @@ fn images() -> Vec<(String, Vec<u8>)> {
     images.extend(made::webps());
     images.extend(made::heifs());
     images.extend(made::gifs());
+    // The animation again, as the pipeline writes it: an animated WebP and GIF.
+    let animated = images.iter().find(|(name, _)| name == "g-animated.gif").expect("made").1.clone();
+    for format in [ImageFormat::Webp, ImageFormat::Gif] {
+        let out = pipeline
+            .run(&animated, &ResizeParams::width(20), format, &Limits::default())
+            .expect("the animation resizes");
+        images.push((format!("animated-out.{}", format.extension()), out.bytes));
+    }
     images
 }
 
