@@ -54,6 +54,15 @@ impl Frames {
     fn is_all(&self) -> bool {
         *self == Self::All
     }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::All),
+            "first" => Some(Self::First),
+            _ => None,
+        }
+    }
 }
 
 /// The requested output format: a fixed one, or negotiated from the input and `Accept`.
@@ -186,11 +195,8 @@ impl ResizeParams {
                     };
                 }
                 "frames" => {
-                    params.frames = match value.as_str() {
-                        "all" => Frames::All,
-                        "first" => Frames::First,
-                        _ => return Err(invalid("frames", "must be all or first")),
-                    };
+                    params.frames =
+                        Frames::parse(value).ok_or_else(|| invalid("frames", "must be all or first"))?;
                 }
                 other => return Err(invalid(other, "is not a known parameter")),
             }

@@ -7,7 +7,7 @@ use resizer_core::ImageFormat;
 use resizer_core::params::{Fit, FormatChoice, ResizeParams};
 use resizer_imaging::decode;
 use resizer_imaging::probe::sniff;
-use resizer_imaging::{ImagingError, Limits, Pipeline, ShrinkOnLoad, check, plan};
+use resizer_imaging::{ImagingError, Limits, Pipeline, Probe, ShrinkOnLoad, check, plan};
 
 /// Small enough that one input costs milliseconds, large enough for real photos' thumbnails.
 const MAX_INPUT_PIXELS: u64 = 1 << 20;
@@ -102,6 +102,20 @@ fn request(b0: u8, b1: u8, input: ImageFormat) -> (ResizeParams, ImageFormat, Li
     (params, format, limits)
 }
 
+/// An animation keeps at most its frames; anything else is a still.
+fn check_frames(header: &Probe, made: &Probe, params: &ResizeParams, format: ImageFormat) {
+    if resizer_imaging::animates(header, params, format) {
+        assert!(
+            made.frames <= header.frames,
+            "{} frames from {}",
+            made.frames,
+            header.frames
+        );
+    } else {
+        assert_eq!(made.frames, 1, "a still output");
+    }
+}
+
 fn pipeline_of(input: ImageFormat, data: &[u8]) {
     let [b0, b1, image @ ..] = data else {
         return;
@@ -137,12 +151,7 @@ fn pipeline_of(input: ImageFormat, data: &[u8]) {
         (format, out.width, out.height)
     );
     assert_eq!(made.orientation, 1, "orientation applied, metadata stripped");
-    // An animation keeps at most its frames; anything else is a still.
-    if resizer_imaging::animates(&header, &params, format) {
-        assert!(made.frames <= header.frames, "{} frames from {}", made.frames, header.frames);
-    } else {
-        assert_eq!(made.frames, 1, "a still output");
-    }
+    check_frames(&header, &made, &params, format);
     // The full-size decode has the probe's dimensions.
     let mut jpeg = turbojpeg::Decompressor::new().expect("decompressor");
     let full = decode::decode(

@@ -7,7 +7,8 @@
 //! `cargo run --release -p resizer-imaging --example bench -- fit320|half PASSES FILE...`
 //! (`OUTDIR=dir` writes the last pass's outputs as `<stem>.jpg`; `SHRINK_ON_LOAD=fast`
 //! runs the `worker.shrink_on_load = "fast"` setting; `FORMAT=avif QUALITY=q
-//! AVIF_SPEED=s` encodes AVIF instead, written as `<stem>.avif`).
+//! AVIF_SPEED=s` encodes AVIF instead, written as `<stem>.avif`; `FORMAT=gif|webp|png` likewise,
+//! and an animated input stays animated in GIF and WebP: `bench/animation.sh`).
 
 use std::time::Instant;
 
@@ -64,8 +65,8 @@ fn params(task: &str, data: &[u8], limits: &Limits) -> ResizeParams {
 
 fn output_format() -> ImageFormat {
     match std::env::var("FORMAT").as_deref() {
-        Ok("avif") => ImageFormat::Avif,
-        _ => ImageFormat::Jpeg,
+        Ok(name) => ImageFormat::parse(name).unwrap_or_else(|| panic!("FORMAT={name}")),
+        Err(_) => ImageFormat::Jpeg,
     }
 }
 

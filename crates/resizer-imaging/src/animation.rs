@@ -125,12 +125,10 @@ fn clear(canvas: &mut [u8], canvas_w: usize, r: Rect) {
     }
 }
 
-fn gif_frames(
-    data: &[u8],
-    probe: &Probe,
-    max_pixels: u64,
-    each: &mut dyn FnMut(Frame) -> Result<(), ImagingError>,
-) -> Result<Plays, ImagingError> {
+/// A GIF decoder giving RGBA frames, refusing frames outside the logical
+/// screen (so the screen the limits were checked on bounds every buffer),
+/// its allocations capped should a frame lie anyway.
+fn gif_decoder(data: &[u8], max_pixels: u64) -> Result<gif::Decoder<Cursor<&[u8]>>, ImagingError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);
     options.check_frame_consistency(true);
@@ -138,11 +136,80 @@ fn gif_frames(
     options.set_memory_limit(gif::MemoryLimit::Bytes(
         bytes.try_into().unwrap_or(std::num::NonZeroU64::MIN),
     ));
-    let mut decoder = options.read_info(Cursor::new(data)).map_err(undecodable)?;
-    let (w, h) = (probe.width as usize, probe.height as usize);
-    let mut canvas = vec![0u8; w * h * 4];
-    let mut saved: Option<Vec<u8>> = None;
-    let mut pending: Option<(gif::DisposalMethod, Rect)> = None;
+    options.read_info(Cursor::new(data)).map_err(undecodable)
+}
+
+/// GIF's canvas between frames: the previous frame's disposal is applied
+/// before the next is drawn.
+struct Canvas {
+    pixels: Vec<u8>,
+    width: usize,
+    /// The canvas before a "restore to previous" frame was drawn.
+    saved: Option<Vec<u8>>,
+    pending: Option<(gif::DisposalMethod, Rect)>,
+}
+
+impl Canvas {
+    fn new(width: usize, height: usize) -> Self {
+        Self {
+            pixels: vec![0u8; width * height * 4],
+            width,
+            saved: None,
+            pending: None,
+        }
+    }
+
+    /// Draws `frame` after disposing of the one before; returns the canvas.
+    fn draw(&mut self, frame: &gif::Frame<'_>) -> &[u8] {
+        match self.pending.take() {
+            Some((gif::DisposalMethod::Background, r)) => clear(&mut self.pixels, self.width, r),
+            Some((gif::DisposalMethod::Previous, _)) => {
+                if let Some(s) = self.saved.take() {
+                    self.pixels = s;
+                }
+            }
+            _ => {}
+        }
+        if frame.dispose == gif::DisposalMethod::Previous {
+            self.saved = Some(self.pixels.clone());
+        }
+        let r = Rect {
+            left: usize::from(frame.left),
+            top: usize::from(frame.top),
+            width: usize::from(frame.width),
+            height: usize::from(frame.height),
+        };
+        draw(&mut self.pixels, self.width, &frame.buffer, r);
+        self.pending = Some((frame.dispose, r));
+        &self.pixels
+    }
+}
+
+/// A GIF's first frame on its transparent logical screen: a still, or the
+/// still of an animation; the rest is never decoded.
+pub fn first_gif_frame(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
+    let mut decoder = gif_decoder(data, max_pixels)?;
+    let frame = decoder
+        .read_next_frame()
+        .map_err(undecodable)?
+        .ok_or_else(|| ImagingError::Undecodable("the GIF has no frame".into()))?;
+    let mut canvas = Canvas::new(probe.width as usize, probe.height as usize);
+    Ok(Pixels {
+        data: canvas.draw(frame).to_vec(),
+        width: probe.width,
+        height: probe.height,
+        channels: 4,
+    })
+}
+
+fn gif_frames(
+    data: &[u8],
+    probe: &Probe,
+    max_pixels: u64,
+    each: &mut dyn FnMut(Frame) -> Result<(), ImagingError>,
+) -> Result<Plays, ImagingError> {
+    let mut decoder = gif_decoder(data, max_pixels)?;
+    let mut canvas = Canvas::new(probe.width as usize, probe.height as usize);
     let mut count = 0u32;
     while let Some(frame) = decoder.read_next_frame().map_err(undecodable)? {
         count += 1;
@@ -152,28 +219,8 @@ fn gif_frames(
                 "the GIF has more frames than its block structure shows".into(),
             ));
         }
-        match pending.take() {
-            Some((gif::DisposalMethod::Background, r)) => clear(&mut canvas, w, r),
-            Some((gif::DisposalMethod::Previous, _)) => {
-                if let Some(s) = saved.take() {
-                    canvas = s;
-                }
-            }
-            _ => {}
-        }
-        if frame.dispose == gif::DisposalMethod::Previous {
-            saved = Some(canvas.clone());
-        }
-        let r = Rect {
-            left: usize::from(frame.left),
-            top: usize::from(frame.top),
-            width: usize::from(frame.width),
-            height: usize::from(frame.height),
-        };
-        draw(&mut canvas, w, &frame.buffer, r);
-        pending = Some((frame.dispose, r));
         let pixels = Pixels {
-            data: canvas.clone(),
+            data: canvas.draw(frame).to_vec(),
             width: probe.width,
             height: probe.height,
             channels: 4,
@@ -197,6 +244,44 @@ impl Drop for AnimDecoder {
     }
 }
 
+impl AnimDecoder {
+    /// Opens `data`, which must outlive the decoder, and checks its canvas
+    /// and frame count against the header the limits were checked on.
+    fn open(data: &[u8], probe: &Probe) -> Result<(Self, libwebp_sys::WebPAnimInfo), ImagingError> {
+        use libwebp_sys as sys;
+        let corrupt = |what: &str| ImagingError::Undecodable(format!("the WebP animation {what}"));
+        // SAFETY: options and info are plain data libwebp initialises; the
+        // decoder reads `data` only while the caller holds both.
+        unsafe {
+            let mut options: sys::WebPAnimDecoderOptions = std::mem::zeroed();
+            if sys::WebPAnimDecoderOptionsInit(&mut options) == 0 {
+                return Err(internal("libwebp demux version mismatch"));
+            }
+            options.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
+            options.use_threads = 0;
+            let webp_data = sys::WebPData {
+                bytes: data.as_ptr(),
+                size: data.len(),
+            };
+            let decoder = sys::WebPAnimDecoderNew(&webp_data, &options);
+            if decoder.is_null() {
+                return Err(corrupt("is corrupt or truncated"));
+            }
+            let decoder = AnimDecoder(decoder);
+            let mut info: sys::WebPAnimInfo = std::mem::zeroed();
+            if sys::WebPAnimDecoderGetInfo(decoder.0, &mut info) == 0 {
+                return Err(corrupt("has no readable header"));
+            }
+            if (info.canvas_width, info.canvas_height) != (probe.width, probe.height)
+                || info.frame_count > probe.frames
+            {
+                return Err(corrupt("does not match its header"));
+            }
+            Ok((decoder, info))
+        }
+    }
+}
+
 fn webp_frames(
     data: &[u8],
     probe: &Probe,
@@ -204,43 +289,20 @@ fn webp_frames(
     each: &mut dyn FnMut(Frame) -> Result<(), ImagingError>,
 ) -> Result<Plays, ImagingError> {
     use libwebp_sys as sys;
-    let corrupt = |what: &str| ImagingError::Undecodable(format!("the WebP animation {what}"));
-    // SAFETY: options and info are plain data libwebp initialises; `data`
-    // outlives the decoder (dropped at the end of this function); each frame
-    // libwebp returns is a canvas of canvas_width × canvas_height RGBA pixels,
-    // valid until the next call, and copied out before it.
+    let (decoder, info) = AnimDecoder::open(data, probe)?;
+    let len = probe.width as usize * probe.height as usize * 4;
+    let mut previous_end = 0i32;
+    // SAFETY: `data` outlives the decoder (both live to the end of this
+    // function); each frame libwebp returns is a canvas of the header's size
+    // in RGBA, valid until the next call, and copied out before it.
     unsafe {
-        let mut options: sys::WebPAnimDecoderOptions = std::mem::zeroed();
-        if sys::WebPAnimDecoderOptionsInit(&mut options) == 0 {
-            return Err(internal("libwebp demux version mismatch"));
-        }
-        options.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
-        options.use_threads = 0;
-        let webp_data = sys::WebPData {
-            bytes: data.as_ptr(),
-            size: data.len(),
-        };
-        let decoder = sys::WebPAnimDecoderNew(&webp_data, &options);
-        if decoder.is_null() {
-            return Err(corrupt("is corrupt or truncated"));
-        }
-        let decoder = AnimDecoder(decoder);
-        let mut info: sys::WebPAnimInfo = std::mem::zeroed();
-        if sys::WebPAnimDecoderGetInfo(decoder.0, &mut info) == 0 {
-            return Err(corrupt("has no readable header"));
-        }
-        if (info.canvas_width, info.canvas_height) != (probe.width, probe.height)
-            || info.frame_count > probe.frames
-        {
-            return Err(corrupt("does not match its header"));
-        }
-        let len = probe.width as usize * probe.height as usize * 4;
-        let mut previous_end = 0i32;
         while sys::WebPAnimDecoderHasMoreFrames(decoder.0) != 0 {
             let mut buf: *mut u8 = std::ptr::null_mut();
             let mut end = 0i32;
             if sys::WebPAnimDecoderGetNext(decoder.0, &mut buf, &mut end) == 0 || buf.is_null() {
-                return Err(corrupt("has a frame that does not decode"));
+                return Err(ImagingError::Undecodable(
+                    "the WebP animation has a frame that does not decode".into(),
+                ));
             }
             let pixels = Pixels {
                 data: std::slice::from_raw_parts(buf, len).to_vec(),
@@ -255,8 +317,8 @@ fn webp_frames(
                 break;
             }
         }
-        Ok(info.loop_count)
     }
+    Ok(info.loop_count)
 }
 
 /// Encodes resized frames as an animated GIF or WebP. `tick` runs between

@@ -78,7 +78,7 @@ pub fn decode(
         ImageFormat::Png => decode_png(data, max_pixels),
         ImageFormat::Webp => decode_webp(data, probe, shrink, gap),
         ImageFormat::Avif | ImageFormat::Heic => decode_heif(data, probe, max_pixels),
-        ImageFormat::Gif => decode_gif(data, probe, max_pixels),
+        ImageFormat::Gif => crate::animation::first_gif_frame(data, probe, max_pixels),
     }
 }
 
@@ -172,45 +172,6 @@ fn decode_heif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, Im
         )));
     }
     Ok(pixels)
-}
-
-/// Decodes a GIF's first frame onto its transparent logical screen: a still,
-/// or the still of an animation ([`crate::animation`] decodes every frame).
-fn decode_gif(data: &[u8], probe: &Probe, max_pixels: u64) -> Result<Pixels, ImagingError> {
-    let mut options = gif::DecodeOptions::new();
-    options.set_color_output(gif::ColorOutput::RGBA);
-    // Frames outside the screen are refused, so the screen the limit was
-    // checked on bounds every buffer; the memory limit holds if one lies.
-    options.check_frame_consistency(true);
-    let bytes = max_pixels.saturating_mul(4).max(1);
-    options.set_memory_limit(gif::MemoryLimit::Bytes(
-        bytes.try_into().unwrap_or(std::num::NonZeroU64::MIN),
-    ));
-    let mut decoder = options.read_info(Cursor::new(data)).map_err(undecodable)?;
-    let frame = decoder
-        .read_next_frame()
-        .map_err(undecodable)?
-        .ok_or_else(|| ImagingError::Undecodable("the GIF has no frame".into()))?;
-    let (w, h) = (probe.width as usize, probe.height as usize);
-    let mut canvas = vec![0u8; w * h * 4];
-    let (left, top, fw) = (
-        usize::from(frame.left),
-        usize::from(frame.top),
-        usize::from(frame.width),
-    );
-    // A frame of zero width draws nothing (and `chunks_exact(0)` would panic).
-    let rows = frame.buffer.chunks_exact((fw * 4).max(1)).filter(|_| fw > 0);
-    for (y, row) in rows.enumerate().take(h.saturating_sub(top)) {
-        let start = ((top + y) * w + left) * 4;
-        let n = row.len().min((w - left.min(w)) * 4);
-        canvas[start..start + n].copy_from_slice(&row[..n]);
-    }
-    Ok(Pixels {
-        data: canvas,
-        width: probe.width,
-        height: probe.height,
-        channels: 4,
-    })
 }
 
 fn decode_png(data: &[u8], max_pixels: u64) -> Result<Pixels, ImagingError> {

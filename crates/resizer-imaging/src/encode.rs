@@ -48,21 +48,7 @@ pub fn encode(
             };
             jpeg.compress_to_vec(image).map_err(internal)
         }
-        ImageFormat::Png => {
-            let mut out = Vec::with_capacity(pixels.data.len() / 2);
-            let mut encoder = png::Encoder::new(&mut out, w, h);
-            encoder.set_color(if pixels.channels == 4 {
-                png::ColorType::Rgba
-            } else {
-                png::ColorType::Rgb
-            });
-            encoder.set_depth(png::BitDepth::Eight);
-            encoder.set_compression(png::Compression::Fast);
-            let mut writer = encoder.write_header().map_err(internal)?;
-            writer.write_image_data(&pixels.data).map_err(internal)?;
-            writer.finish().map_err(internal)?;
-            Ok(out)
-        }
+        ImageFormat::Png => encode_png(&pixels),
         ImageFormat::Webp => {
             let layout = if pixels.channels == 4 {
                 webp::PixelLayout::Rgba
@@ -75,14 +61,34 @@ pub fn encode(
             Ok(memory.to_vec())
         }
         ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, avif_speed),
-        ImageFormat::Gif => {
-            let still = crate::animation::Frame {
-                pixels,
-                duration_ms: 0,
-            };
-            crate::animation::encode_gif(vec![still], 1, &|| Ok(()))
-        }
+        ImageFormat::Gif => crate::animation::encode_gif(vec![still(pixels)], 1, &|| Ok(())),
         ImageFormat::Heic => Err(internal(format!("{format} is read, not written"))),
+    }
+}
+
+/// PNG, 8-bit RGB or RGBA, at the `png` crate's fast deflate level.
+fn encode_png(pixels: &Pixels) -> Result<Vec<u8>, ImagingError> {
+    let (w, h) = (pixels.width, pixels.height);
+    let mut out = Vec::with_capacity(pixels.data.len() / 2);
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(if pixels.channels == 4 {
+        png::ColorType::Rgba
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(internal)?;
+    writer.write_image_data(&pixels.data).map_err(internal)?;
+    writer.finish().map_err(internal)?;
+    Ok(out)
+}
+
+/// A still as a one-frame GIF "animation" (no loop extension, no delay).
+fn still(pixels: Pixels) -> crate::animation::Frame {
+    crate::animation::Frame {
+        pixels,
+        duration_ms: 0,
     }
 }
 

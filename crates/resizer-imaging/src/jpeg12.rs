@@ -50,6 +50,31 @@ impl Handle {
     }
 }
 
+/// The frame decoded must be the one probed (the limits were checked on it),
+/// and not CMYK, which the 12-bit path does not convert.
+///
+/// # Safety
+/// `h` holds a decompressor that has read the header.
+unsafe fn check_header(h: &Handle, width: u32, height: u32) -> Result<(), ImagingError> {
+    // SAFETY: per the function's contract.
+    let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(h.0, p as libc::c_int) };
+    if (
+        get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
+        get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
+    ) != (width as i32, height as i32)
+    {
+        return Err(ImagingError::Undecodable(
+            "the JPEG frame header disagrees with the probed dimensions".into(),
+        ));
+    }
+    if get(raw::TJPARAM_TJPARAM_COLORSPACE) >= raw::TJCS_TJCS_CMYK as libc::c_int {
+        return Err(ImagingError::UnsupportedFormat(
+            "12-bit CMYK JPEG is not supported".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes a 12-bit JPEG to 8-bit RGB, at the largest DCT scale that still
 /// leaves the resampler a shrink of `gap` (as for 8-bit JPEGs).
 pub fn decode(data: &[u8], width: u32, height: u32, shrink: f64, gap: f64) -> Result<Pixels, ImagingError> {
@@ -71,21 +96,7 @@ pub fn decode(data: &[u8], width: u32, height: u32, shrink: f64, gap: f64) -> Re
             data.as_ptr(),
             data.len() as raw::size_t,
         ))?;
-        let get = |p: raw::TJPARAM| raw::tj3Get(h.0, p as libc::c_int);
-        if (
-            get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
-            get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
-        ) != (width as i32, height as i32)
-        {
-            return Err(ImagingError::Undecodable(
-                "the JPEG frame header disagrees with the probed dimensions".into(),
-            ));
-        }
-        if get(raw::TJPARAM_TJPARAM_COLORSPACE) >= raw::TJCS_TJCS_CMYK as libc::c_int {
-            return Err(ImagingError::UnsupportedFormat(
-                "12-bit CMYK JPEG is not supported".into(),
-            ));
-        }
+        check_header(&h, width, height)?;
         let m = jpeg_scale_eighths(shrink, gap) as libc::c_int;
         // TurboJPEG takes only its listed factors, in lowest terms (1/2, not 4/8).
         let g = [8, 4, 2, 1].into_iter().find(|g| m % g == 0).unwrap_or(1);

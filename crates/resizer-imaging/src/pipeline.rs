@@ -120,24 +120,27 @@ impl Pipeline {
         let resized = self.resize(oriented, &plan, ow, oh)?;
         due("resampling")?;
         let (width, height) = (resized.width, resized.height);
-        let bytes = encode::encode(
-            &mut self.compressor,
-            resized,
-            format,
-            params.quality,
-            self.avif_speed,
-        )
-        .inspect_err(|_| {
-            if let Ok(fresh) = turbojpeg::Compressor::new() {
-                self.compressor = fresh;
-            }
-        })?;
+        let bytes = self.encode(resized, format, params.quality)?;
         Ok(ResizeOutput {
             bytes,
             format,
             width,
             height,
             input,
+        })
+    }
+
+    /// Encodes a still; a failed JPEG encode leaves no state to the next job.
+    fn encode(
+        &mut self,
+        pixels: Pixels,
+        format: ImageFormat,
+        quality: Option<u8>,
+    ) -> Result<Vec<u8>, ImagingError> {
+        encode::encode(&mut self.compressor, pixels, format, quality, self.avif_speed).inspect_err(|_| {
+            if let Ok(fresh) = turbojpeg::Compressor::new() {
+                self.compressor = fresh;
+            }
         })
     }
 

@@ -297,18 +297,28 @@ fn test_animated_webp_from_img2webp_decodes_to_its_frames_and_resizes() {
     assert!(status.success());
     let data = std::fs::read(&webp).unwrap();
     let p = probe(&data).unwrap();
-    assert_eq!((p.format, p.width, p.height, p.frames), (ImageFormat::Webp, w, h, 3));
+    assert_eq!(
+        (p.format, p.width, p.height, p.frames),
+        (ImageFormat::Webp, w, h, 3)
+    );
     let (frames, plays) = decode_all(&data);
     assert_eq!(plays, 2);
     let durations: Vec<u32> = frames.iter().map(|f| f.duration_ms).collect();
     assert_eq!(durations, [70, 140, 210]);
     for (i, (f, want)) in frames.iter().zip(&sources).enumerate() {
         // Fully transparent pixels may carry any colour.
-        let same = f.pixels.data.chunks(4).zip(want.chunks(4)).all(|(a, b)| a == b || a[3] == 0 && b[3] == 0);
+        let same = f
+            .pixels
+            .data
+            .chunks(4)
+            .zip(want.chunks(4))
+            .all(|(a, b)| a == b || a[3] == 0 && b[3] == 0);
         assert!(same, "frame {i} differs from its source");
     }
     let mut pipeline = Pipeline::try_new().unwrap();
-    let out = pipeline.run(&data, &params(20), ImageFormat::Gif, &Limits::default()).unwrap();
+    let out = pipeline
+        .run(&data, &params(20), ImageFormat::Gif, &Limits::default())
+        .unwrap();
     let (frames, plays) = decode_all(&out.bytes);
     assert_eq!((frames.len(), plays, out.width, out.height), (3, 2, 20, 15));
     assert!(near(at(&frames[1], 5, 5), GREEN));

@@ -77,7 +77,12 @@ fn images() -> Vec<(String, Vec<u8>)> {
     images.extend(made::heifs());
     images.extend(made::gifs());
     // The animation again, as the pipeline writes it: an animated WebP and GIF.
-    let animated = images.iter().find(|(name, _)| name == "g-animated.gif").expect("made").1.clone();
+    let animated = images
+        .iter()
+        .find(|(name, _)| name == "g-animated.gif")
+        .expect("made")
+        .1
+        .clone();
     for format in [ImageFormat::Webp, ImageFormat::Gif] {
         let out = pipeline
             .run(&animated, &ResizeParams::width(20), format, &Limits::default())
