@@ -38,6 +38,17 @@ pub fn jpeg_scale_eighths(shrink: f64, gap: f64) -> usize {
 /// default script), mozjpeg's optimised scripts a few more.
 pub const MAX_JPEG_SCANS: u32 = 64;
 
+/// A TurboJPEG error through the crate: a harmless warning after a complete
+/// decode is no error ([`crate::jpeg12::HARMLESS_WARNINGS`]).
+fn tolerate_warning(e: turbojpeg::Error) -> Result<(), ImagingError> {
+    let message = e.to_string();
+    if crate::jpeg12::is_harmless(&message) {
+        Ok(())
+    } else {
+        Err(undecodable(message))
+    }
+}
+
 fn undecodable(e: impl std::fmt::Display) -> ImagingError {
     ImagingError::Undecodable(e.to_string())
 }
@@ -93,7 +104,12 @@ fn decode_jpeg(
     if crate::jpeg12::precision(data) == Some(12) {
         return crate::jpeg12::decode(data, probe.width, probe.height, shrink, gap);
     }
-    let header = dec.read_header(data).map_err(undecodable)?;
+    let header = match dec.read_header(data) {
+        Ok(header) => header,
+        // The crate refuses any warning, and reads the header again in each
+        // decode: past a harmless one the decode is whole, through the raw API.
+        Err(e) => return tolerate_warning(e).and_then(|()| decode_jpeg_whole(data, probe)),
+    };
     // The limits were checked against the probe's reading of the header; the
     // decoder must be decoding that image and not another one the file also holds.
     if (header.width, header.height) != (probe.width as usize, probe.height as usize) {
@@ -122,20 +138,37 @@ fn decode_jpeg(
         height: scaled.height,
         format,
     };
-    dec.decompress(data, image.as_deref_mut()).map_err(undecodable)?;
-    let data = if cmyk {
-        crate::color::embedded_profile(data, ImageFormat::Jpeg)
-            .and_then(|profile| crate::color::cmyk_to_srgb(&image.pixels, probe.adobe, &profile))
-            .unwrap_or_else(|| cmyk_to_rgb(&image.pixels, probe.adobe))
-    } else {
-        image.pixels
-    };
+    dec.decompress(data, image.as_deref_mut())
+        .or_else(tolerate_warning)?;
     Ok(Pixels {
-        data,
+        data: jpeg_rgb(data, image.pixels, cmyk, probe),
         width: scaled.width as u32,
         height: scaled.height as u32,
         channels: 3,
     })
+}
+
+/// An 8-bit JPEG decoded whole (no shrink-on-load) past a harmless header
+/// warning.
+fn decode_jpeg_whole(data: &[u8], probe: &Probe) -> Result<Pixels, ImagingError> {
+    let pixels = crate::jpeg12::decode8_whole(data, probe.width, probe.height, probe.cmyk)?;
+    Ok(Pixels {
+        data: jpeg_rgb(data, pixels, probe.cmyk, probe),
+        width: probe.width,
+        height: probe.height,
+        channels: 3,
+    })
+}
+
+/// RGB from decoded JPEG samples: CMYK through the file's profile when it has one.
+fn jpeg_rgb(data: &[u8], samples: Vec<u8>, cmyk: bool, probe: &Probe) -> Vec<u8> {
+    if cmyk {
+        crate::color::embedded_profile(data, ImageFormat::Jpeg)
+            .and_then(|profile| crate::color::cmyk_to_srgb(&samples, probe.adobe, &profile))
+            .unwrap_or_else(|| cmyk_to_rgb(&samples, probe.adobe))
+    } else {
+        samples
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {

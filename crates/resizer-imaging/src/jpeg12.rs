@@ -1,7 +1,9 @@
-//! 12-bit JPEGs (medical and some camera pipelines), decoded by libjpeg-turbo
-//! 3's 12-bit path and reduced to 8 bits. The `turbojpeg` crate wraps only
-//! the 8-bit calls, so this module uses the raw TurboJPEG 3 API for one call
-//! sequence, with the same scan limit and shrink-on-load as 8-bit JPEGs.
+//! The raw TurboJPEG 3 calls the `turbojpeg` crate does not make: 12-bit
+//! JPEGs (medical and some camera pipelines), decoded by libjpeg-turbo 3's
+//! 12-bit path and reduced to 8 bits, with the same scan limit and
+//! shrink-on-load as 8-bit ones; and 8-bit JPEGs whose header carries a
+//! harmless warning (the crate refuses every warning, and reads the header
+//! again inside each decode). Which warnings are harmless: [`HARMLESS_WARNINGS`].
 
 use turbojpeg::raw;
 
@@ -45,8 +47,88 @@ impl Handle {
         ImagingError::Undecodable(msg.to_string_lossy().into_owned())
     }
 
+    /// Success, or a warning that lost no image data; every error and every
+    /// other warning is the file's.
     fn ok(&self, status: libc::c_int) -> Result<(), ImagingError> {
-        if status == 0 { Ok(()) } else { Err(self.error()) }
+        // SAFETY: a live handle.
+        let code = unsafe { raw::tj3GetErrorCode(self.0) };
+        match self.error() {
+            _ if status == 0 => Ok(()),
+            ImagingError::Undecodable(m)
+                if code == raw::TJERR_TJERR_WARNING as libc::c_int && is_harmless(&m) =>
+            {
+                Ok(())
+            }
+            e => Err(e),
+        }
+    }
+
+    fn open() -> Result<Self, ImagingError> {
+        // SAFETY: tj3Init returns a fresh handle or null.
+        let h = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as libc::c_int) };
+        if h.is_null() {
+            return Err(ImagingError::Internal("TurboJPEG: no handle".into()));
+        }
+        let h = Handle(h);
+        // SAFETY: a live handle.
+        h.ok(unsafe {
+            raw::tj3Set(
+                h.0,
+                raw::TJPARAM_TJPARAM_SCANLIMIT as libc::c_int,
+                MAX_JPEG_SCANS as libc::c_int,
+            )
+        })?;
+        Ok(h)
+    }
+}
+
+/// libjpeg's warnings that lose no image data: the decode goes on to the
+/// end, and browsers show these files. Every other warning (a truncated
+/// file, a bad Huffman code, a lost restart marker: grey or smeared blocks)
+/// and every error is the file's, 422. TurboJPEG keeps the last warning's
+/// message; it reports one only after a complete decode (we never set
+/// `TJPARAM_STOPONWARNING`).
+pub const HARMLESS_WARNINGS: [&str; 4] = [
+    "extraneous bytes before marker",
+    "Unknown Adobe color transform code",
+    "Inconsistent progression sequence",
+    "Invalid SOS parameters for sequential JPEG",
+];
+
+/// Whether a TurboJPEG message is one of [`HARMLESS_WARNINGS`].
+pub fn is_harmless(message: &str) -> bool {
+    HARMLESS_WARNINGS.iter().any(|w| message.contains(w))
+}
+
+/// Decodes an 8-bit JPEG whole, to RGB or CMYK (`bpp` 3 or 4), past
+/// [`HARMLESS_WARNINGS`]; the frame must be the probed `width`×`height`.
+pub fn decode8_whole(data: &[u8], width: u32, height: u32, cmyk: bool) -> Result<Vec<u8>, ImagingError> {
+    let h = Handle::open()?;
+    let (format, bpp) = if cmyk {
+        (raw::TJPF_TJPF_CMYK, 4)
+    } else {
+        (raw::TJPF_TJPF_RGB, 3)
+    };
+    // SAFETY: a live handle; the buffer is sized for the probed frame, which
+    // the header must match before the decode writes into it.
+    unsafe {
+        h.ok(raw::tj3DecompressHeader(
+            h.0,
+            data.as_ptr(),
+            data.len() as raw::size_t,
+        ))?;
+        check_dimensions(&h, width, height)?;
+        let mut out = vec![0u8; width as usize * height as usize * bpp];
+        let pitch = (width as usize * bpp) as libc::c_int;
+        h.ok(raw::tj3Decompress8(
+            h.0,
+            data.as_ptr(),
+            data.len() as raw::size_t,
+            out.as_mut_ptr(),
+            pitch,
+            format,
+        ))?;
+        Ok(out)
     }
 }
 
@@ -56,6 +138,21 @@ impl Handle {
 /// # Safety
 /// `h` holds a decompressor that has read the header.
 unsafe fn check_header(h: &Handle, width: u32, height: u32) -> Result<(), ImagingError> {
+    // SAFETY: per the function's contract.
+    unsafe { check_dimensions(h, width, height)? };
+    // SAFETY: per the function's contract.
+    let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(h.0, p as libc::c_int) };
+    if get(raw::TJPARAM_TJPARAM_COLORSPACE) >= raw::TJCS_TJCS_CMYK as libc::c_int {
+        return Err(ImagingError::UnsupportedFormat(
+            "12-bit CMYK JPEG is not supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// # Safety
+/// `h` holds a decompressor that has read the header.
+unsafe fn check_dimensions(h: &Handle, width: u32, height: u32) -> Result<(), ImagingError> {
     // SAFETY: per the function's contract.
     let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(h.0, p as libc::c_int) };
     if (
@@ -67,11 +164,6 @@ unsafe fn check_header(h: &Handle, width: u32, height: u32) -> Result<(), Imagin
             "the JPEG frame header disagrees with the probed dimensions".into(),
         ));
     }
-    if get(raw::TJPARAM_TJPARAM_COLORSPACE) >= raw::TJCS_TJCS_CMYK as libc::c_int {
-        return Err(ImagingError::UnsupportedFormat(
-            "12-bit CMYK JPEG is not supported".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -81,16 +173,7 @@ pub fn decode(data: &[u8], width: u32, height: u32, shrink: f64, gap: f64) -> Re
     // SAFETY: one handle, checked after every call; the output buffer is
     // sized from the scaled header before the decode writes into it.
     unsafe {
-        let h = raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as libc::c_int);
-        if h.is_null() {
-            return Err(ImagingError::Internal("TurboJPEG: no handle".into()));
-        }
-        let h = Handle(h);
-        h.ok(raw::tj3Set(
-            h.0,
-            raw::TJPARAM_TJPARAM_SCANLIMIT as libc::c_int,
-            MAX_JPEG_SCANS as libc::c_int,
-        ))?;
+        let h = Handle::open()?;
         h.ok(raw::tj3DecompressHeader(
             h.0,
             data.as_ptr(),
