@@ -3,16 +3,16 @@ corpus photos: 480×320, 12 frames) resized to half of each side, every
 frame, written as animated GIF and as animated WebP (quality 80), Resizer's
 pipeline against sharp, one core each, interleaved rounds. Every output is
 checked by an independent reader (gifsicle, webpinfo) to keep all 12 frames."""
-import json
 import os
 import re
 import statistics
 import subprocess
 import tempfile
 
+from benchlib import pct, run
+
 W, TARGET, INPUTS = os.environ["BENCH_WORK"], os.environ["TARGET_DIR"], os.environ["INPUTS"]
 ROUNDS, PASSES = int(os.environ["ROUNDS"]), int(os.environ.get("PASSES", "1"))
-ONE = {"VIPS_CONCURRENCY": "1", "OMP_NUM_THREADS": "1"}
 NODE = {"NODE_PATH": f"{W}/node/node_modules"}
 
 
@@ -21,24 +21,12 @@ def contestants(fmt):
     yield "sharp", ["node", "bench/sharp_animation.js", fmt], NODE
 
 
-def run(cmd, env, inputs, outdir):
-    env = dict(os.environ, **ONE, **env, OUTDIR=outdir)
-    out = subprocess.run(["taskset", "-c", "0", *cmd, str(PASSES), *inputs], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def frames(path):
     if path.endswith(".gif"):
         info = subprocess.run(["gifsicle", "--info", path], check=True, capture_output=True, text=True).stdout
         return int(re.search(r"(\d+) images", info).group(1))
     info = subprocess.run(["webpinfo", path], check=True, capture_output=True, text=True).stdout
     return info.count("Chunk ANMF")
-
-
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
 def main():
@@ -53,7 +41,7 @@ def main():
         for _ in range(ROUNDS):
             for name, cmd, env in contestants(fmt):
                 outdir = f"{tmp}/{fmt}-{name}"
-                r = run(cmd, env, inputs, outdir)
+                r = run(cmd, env, [str(PASSES), *inputs], outdir)
                 rates.setdefault(name, []).append(r["n"] / r["cpu_s"])
                 times.setdefault(name, []).extend(r["times_ms"])
                 last[name] = (outdir, r)
