@@ -10,19 +10,15 @@
 # Peers come from shared/bench/imaging/setup-peers.sh (into $BENCH_WORK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${RESIZER_SHARED:-$PWD/../shared}
-export BENCH_WORK=${BENCH_WORK:-/tmp/imgbench}
 export ROUNDS=${ROUNDS:-3} PASSES=${PASSES:-1}
 PHOTOS=${PHOTOS:-8}
-scripts/setup.sh --build-only
-bash "$SHARED/bench/imaging/setup-peers.sh" >&2
+# shellcheck source=bench/common.sh
+. bench/common.sh
 command -v gifsicle >/dev/null && command -v webpinfo >/dev/null || {
     echo "animation.sh: needs gifsicle and webpinfo (scripts/setup.sh installs them)" >&2
     exit 1
 }
-cargo build --release --locked -q -p resizer-imaging --example bench
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-export TARGET_DIR
+build_examples bench
 INPUTS=$(mktemp -d)
 trap 'rm -rf "$INPUTS"' EXIT
 export INPUTS

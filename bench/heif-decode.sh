@@ -11,19 +11,15 @@
 # the encoders from Debian's libheif-examples and libavif-bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${RESIZER_SHARED:-$PWD/../shared}
-export BENCH_WORK=${BENCH_WORK:-/tmp/imgbench}
 export ROUNDS=${ROUNDS:-3} PASSES=${PASSES:-1}
-export HARNESS=$SHARED/bench/imaging/harness
 PHOTOS=${PHOTOS:-10}
-scripts/setup.sh --build-only
-bash "$SHARED/bench/imaging/setup-peers.sh" >&2
+# shellcheck source=bench/common.sh
+. bench/common.sh
+export HARNESS=$SHARED/bench/imaging/harness
 for tool in heif-enc avifenc; do
     command -v "$tool" >/dev/null || { echo "heif-decode.sh: needs $tool (apt-get install libheif-examples libavif-bin)" >&2; exit 1; }
 done
-cargo build --release --locked -q -p resizer-imaging --example bench
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-export TARGET_DIR
+build_examples bench
 INPUTS=$(mktemp -d)
 trap 'rm -rf "$INPUTS"' EXIT
 export INPUTS

@@ -9,6 +9,7 @@
 const fs = require('fs');
 const path = require('path');
 const sharp = require('sharp');
+const { measure } = require('./sharp_timing');
 
 sharp.concurrency(1);
 sharp.cache(false);
@@ -43,25 +44,6 @@ async function main() {
     const p = sharp(buf, { animated: true }).resize(Math.round(m.width / 2), Math.round(ph / 2), { fit: 'fill', kernel: 'lanczos3' });
     return mode === 'gif' ? p.gif().toBuffer() : p.webp({ quality: 80 }).toBuffer();
   };
-  const inputs = files.map((f) => fs.readFileSync(f));
-  for (const b of inputs) await conv(b);
-  const cpuNow = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e3; };
-  const times = [], cpus = [], last = new Array(inputs.length);
-  const t0 = process.hrtime.bigint(), c0 = cpuNow();
-  for (let k = 0; k < passes; k++) {
-    for (let i = 0; i < inputs.length; i++) {
-      const t = process.hrtime.bigint(), c = cpuNow();
-      last[i] = await conv(inputs[i]);
-      times.push(Number(process.hrtime.bigint() - t) / 1e6);
-      cpus.push(cpuNow() - c);
-    }
-  }
-  const total = Number(process.hrtime.bigint() - t0) / 1e9, cpuTotal = (cpuNow() - c0) / 1e3;
-  if (process.env.OUTDIR) {
-    fs.mkdirSync(process.env.OUTDIR, { recursive: true });
-    files.forEach((f, i) => fs.writeFileSync(path.join(process.env.OUTDIR, path.parse(f).name + '.' + mode), last[i]));
-  }
-  console.log(JSON.stringify({ n: times.length, total_s: total, cpu_s: cpuTotal, times_ms: times, cpu_ms: cpus,
-    out_bytes: last.map((b) => b.length), max_rss_kib: Math.round(process.resourceUsage().maxRSS) }));
+  await measure(conv, files, passes, mode);
 }
 main();

@@ -4,9 +4,8 @@
 // defaults unless QUALITY / EFFORT are set (sharp: quality 50, effort 4 = libaom
 // cpu-used 5, 4:2:0). One conversion at a time, concurrency 1, cache off.
 // usage: node sharp_avif.js fit320|half PASSES FILE...   (OUTDIR=dir writes <stem>.avif)
-const fs = require('fs');
-const path = require('path');
 const sharp = require('sharp');
+const { measure } = require('./sharp_timing');
 
 sharp.concurrency(1);
 sharp.cache(false);
@@ -26,25 +25,6 @@ async function main() {
     }
     return p.avif({ quality, effort, chromaSubsampling: '4:2:0' }).toBuffer();
   };
-  const inputs = files.map((f) => fs.readFileSync(f));
-  for (const b of inputs) await conv(b);
-  const cpuNow = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e3; };
-  const times = [], cpus = [], last = new Array(inputs.length);
-  const t0 = process.hrtime.bigint(), c0 = cpuNow();
-  for (let k = 0; k < passes; k++) {
-    for (let i = 0; i < inputs.length; i++) {
-      const t = process.hrtime.bigint(), c = cpuNow();
-      last[i] = await conv(inputs[i]);
-      times.push(Number(process.hrtime.bigint() - t) / 1e6);
-      cpus.push(cpuNow() - c);
-    }
-  }
-  const total = Number(process.hrtime.bigint() - t0) / 1e9, cpuTotal = (cpuNow() - c0) / 1e3;
-  if (process.env.OUTDIR) {
-    fs.mkdirSync(process.env.OUTDIR, { recursive: true });
-    files.forEach((f, i) => fs.writeFileSync(path.join(process.env.OUTDIR, path.parse(f).name + '.avif'), last[i]));
-  }
-  console.log(JSON.stringify({ n: times.length, total_s: total, cpu_s: cpuTotal, times_ms: times, cpu_ms: cpus,
-    out_bytes: last.map((b) => b.length) }));
+  await measure(conv, files, passes, 'avif');
 }
 main();
