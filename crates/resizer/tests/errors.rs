@@ -70,7 +70,8 @@ async fn test_bad_parameters_get_400() {
         "width=abc",
         "width=10&fit=squash",
         "width=10&quality=0",
-        "width=10&format=gif",
+        "width=10&format=heic",
+        "width=10&frames=some",
         "width=10&bogus=1",
     ] {
         server
