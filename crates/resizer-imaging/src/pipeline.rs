@@ -27,6 +27,8 @@ pub struct ResizeOutput {
     pub height: u32,
     /// What the input header said.
     pub input: Probe,
+    /// Frames written: 1 for a still, more for an animation kept animated.
+    pub frames: u32,
 }
 
 /// Codec state reused across jobs on one thread; not `Sync` on purpose.
@@ -127,6 +129,7 @@ impl Pipeline {
             width,
             height,
             input,
+            frames: 1,
         })
     }
 
@@ -174,6 +177,7 @@ impl Pipeline {
             Ok(())
         })?;
         let quality = quality.unwrap_or(encode::DEFAULT_QUALITY);
+        let frames = resized.len() as u32;
         let bytes = animation::encode(resized, plays, format, quality, &|| due("encoding a frame"))?;
         Ok(ResizeOutput {
             bytes,
@@ -181,6 +185,7 @@ impl Pipeline {
             width: plan.out_w,
             height: plan.out_h,
             input,
+            frames,
         })
     }
 

@@ -124,7 +124,7 @@ fn test_animated_gif_resizes_to_animated_gif_and_webp() {
     ] {
         // 0.8×: each square keeps a core of pixels untouched by its neighbours.
         let out = p.run(&data, &params(32), format, &Limits::default()).unwrap();
-        assert_eq!((out.width, out.height), (32, 24));
+        assert_eq!((out.width, out.height, out.frames), (32, 24, 4));
         let back = probe(&out.bytes).unwrap();
         assert_eq!(
             (back.format, back.width, back.height, back.frames),
@@ -166,7 +166,7 @@ fn test_animation_to_a_still_format_or_frames_first_is_the_first_frame() {
     let out = p
         .run(&data, &first, ImageFormat::Gif, &Limits::default())
         .unwrap();
-    assert_eq!(probe(&out.bytes).unwrap().frames, 1);
+    assert_eq!((probe(&out.bytes).unwrap().frames, out.frames), (1, 1));
     let (frames, _) = decode_all(&out.bytes);
     assert!(near(at(&frames[0], 5, 5), RED));
     for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Avif] {

@@ -35,4 +35,14 @@ pub const METRICS: &[MetricDef] = &[
         &[],
         "Worker thread CPU time spent resizing",
     ),
+    counter(
+        "resizer_worker_animations_total",
+        &[],
+        "Animated outputs written (GIF or WebP inputs kept animated)",
+    ),
+    counter(
+        "resizer_worker_animation_frames_total",
+        &[],
+        "Frames of those animations: each was decoded, resized and encoded like a still",
+    ),
 ];

@@ -172,6 +172,12 @@ fn imaging_thread(receiver: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Task>
         metrics::histogram!("resizer_worker_resize_duration_seconds", "format" => format_label)
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("resizer_worker_cpu_microseconds_total").increment(cpu_micros);
+        if let Ok(out) = &result
+            && out.frames > 1
+        {
+            metrics::counter!("resizer_worker_animations_total").increment(1);
+            metrics::counter!("resizer_worker_animation_frames_total").increment(u64::from(out.frames));
+        }
         let _ = task.reply.send(PoolOutput { result, cpu_micros });
     }
 }

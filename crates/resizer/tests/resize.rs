@@ -348,6 +348,16 @@ async fn test_animated_gif_stays_animated() {
         assert_eq!(field("Loop count"), ["2"], "{webp}");
         assert_eq!(field("Duration"), ["100", "200", "300"], "{webp}");
     }
+    // One GIF and four WebP animations of three frames each, counted by the worker.
+    let metrics = server.metrics().await;
+    let value = |name: &str| {
+        let line = metrics
+            .lines()
+            .find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(' ')));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert_eq!(value("resizer_worker_animations_total"), Some(5.0), "{metrics}");
+    assert_eq!(value("resizer_worker_animation_frames_total"), Some(15.0));
 }
 
 /// The still of an animation: asked with `frames=first`, or in a format that
