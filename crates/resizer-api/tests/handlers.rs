@@ -415,6 +415,7 @@ async fn test_the_openapi_document_matches_what_the_handlers_read() {
             ("format", "png"),
             ("quality", "5"),
             ("enlarge", "true"),
+            ("frames", "first"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
         8192,
