@@ -50,15 +50,13 @@ impl Handle {
     /// Success, or a warning that lost no image data; every error and every
     /// other warning is the file's.
     fn ok(&self, status: libc::c_int) -> Result<(), ImagingError> {
+        if status == 0 {
+            return Ok(());
+        }
         // SAFETY: a live handle.
-        let code = unsafe { raw::tj3GetErrorCode(self.0) };
+        let warning = unsafe { raw::tj3GetErrorCode(self.0) } == raw::TJERR_TJERR_WARNING as libc::c_int;
         match self.error() {
-            _ if status == 0 => Ok(()),
-            ImagingError::Undecodable(m)
-                if code == raw::TJERR_TJERR_WARNING as libc::c_int && is_harmless(&m) =>
-            {
-                Ok(())
-            }
+            ImagingError::Undecodable(m) if warning && is_harmless(&m) => Ok(()),
             e => Err(e),
         }
     }
