@@ -18,6 +18,10 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The tenant exists but is suspended.
     TenantSuspended,
+    /// A variant URL's signature is missing, wrong or expired.
+    InvalidSignature,
+    /// The tenant's stored originals would pass its quota (bytes or count).
+    QuotaExceeded,
     /// No such resource.
     NotFound,
     /// The route exists but not for this method.
@@ -50,7 +54,7 @@ impl ErrorCode {
         match self {
             Self::InvalidParameter | Self::InvalidJson | Self::EmptyBody | Self::OutputTooLarge => 400,
             Self::Unauthenticated => 401,
-            Self::TenantSuspended => 403,
+            Self::TenantSuspended | Self::InvalidSignature | Self::QuotaExceeded => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
@@ -73,6 +77,8 @@ impl ErrorCode {
             Self::OutputTooLarge => "output_too_large",
             Self::Unauthenticated => "unauthenticated",
             Self::TenantSuspended => "tenant_suspended",
+            Self::InvalidSignature => "invalid_signature",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",

@@ -118,10 +118,86 @@ id_type!(
     "req_"
 );
 id_type!(
+    /// One signing secret of a tenant, for variant URLs.
+    SigningKeyId,
+    "sgk_"
+);
+id_type!(
     /// One usage record; the aggregator deduplicates on it.
     RecordId,
     "rec_"
 );
+
+/// Who vouched for a request: an API key (`key_…`) or, for a signed variant
+/// URL, the signing key that signed it (`sgk_…`). Usage records and the audit
+/// trail carry it as the id's text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CredentialId {
+    /// An API key.
+    Key(KeyId),
+    /// A URL signing key.
+    Signing(SigningKeyId),
+}
+
+impl CredentialId {
+    /// Parses either kind of id by its prefix.
+    pub fn parse(s: &str) -> Option<Self> {
+        KeyId::parse(s)
+            .map(Self::Key)
+            .or_else(|| SigningKeyId::parse(s).map(Self::Signing))
+    }
+
+    /// Returns the id as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Key(k) => k.as_str(),
+            Self::Signing(k) => k.as_str(),
+        }
+    }
+}
+
+impl From<KeyId> for CredentialId {
+    fn from(k: KeyId) -> Self {
+        Self::Key(k)
+    }
+}
+
+impl From<SigningKeyId> for CredentialId {
+    fn from(k: SigningKeyId) -> Self {
+        Self::Signing(k)
+    }
+}
+
+impl std::fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for CredentialId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| "not a valid key_ or sgk_ id".to_string())
+    }
+}
+
+impl From<CredentialId> for String {
+    fn from(id: CredentialId) -> String {
+        id.as_str().to_string()
+    }
+}
+
+impl utoipa::PartialSchema for CredentialId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(key|sgk)_[0-9a-f]{32}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CredentialId {}
 
 #[cfg(test)]
 mod tests {
@@ -138,6 +214,18 @@ mod tests {
             assert_eq!(TenantId::parse(id.as_str()), Some(id.clone()));
             assert!(seen.insert(id));
         }
+    }
+
+    #[test]
+    fn test_credential_ids_parse_either_kind_and_nothing_else() {
+        let (k, s) = (KeyId::random(), SigningKeyId::random());
+        assert_eq!(
+            CredentialId::parse(k.as_str()),
+            Some(CredentialId::Key(k.clone()))
+        );
+        assert_eq!(CredentialId::parse(s.as_str()), Some(CredentialId::Signing(s)));
+        assert!(CredentialId::parse(TenantId::random().as_str()).is_none());
+        assert_eq!(CredentialId::from(k.clone()).as_str(), k.as_str());
     }
 
     #[test]

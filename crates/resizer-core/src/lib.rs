@@ -13,6 +13,7 @@
 //! - [`params`]: `POST /v1/resize` query parsing and validation.
 //! - [`error_code`]: the closed set of public error codes and their HTTP status.
 //! - [`rate_limit`]: a token bucket driven by an explicit clock.
+//! - [`signing`]: signed variant URLs (HMAC-SHA256 over the canonical path and query).
 //! - [`metric`]: how each crate declares the metrics it records.
 //! - [`trace`]: W3C `traceparent`, the trace a request and its job belong to.
 
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod metric;
 pub mod params;
 pub mod rate_limit;
+pub mod signing;
 pub mod time;
 pub mod trace;
 

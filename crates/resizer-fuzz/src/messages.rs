@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use resizer_core::api_key::KeyHash;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use resizer_identity::cache::AuthCache;
 use resizer_identity::feed::ChangesPage;
 use resizer_identity::model::{ChangeEvent, Snapshot, Tenant};
@@ -79,6 +79,8 @@ pub fn identity_feed(data: &[u8]) {
     let keys: Vec<_> = model.keys.into_iter().map(|(k, (t, h))| (k, t, h)).collect();
     assert_eq!(state.keys, keys);
     assert_eq!(state.tenants, model.tenants.into_values().collect::<Vec<_>>());
+    let signing: Vec<_> = model.signing.into_iter().map(|(k, (t, s))| (k, t, s)).collect();
+    assert_eq!(state.signing_keys, signing);
 }
 
 /// The feed's meaning, as plainly as it can be written.
@@ -86,6 +88,7 @@ struct Model {
     seq: u64,
     tenants: BTreeMap<TenantId, Tenant>,
     keys: BTreeMap<KeyId, (TenantId, String)>,
+    signing: BTreeMap<SigningKeyId, (TenantId, String)>,
 }
 
 impl Model {
@@ -97,10 +100,16 @@ impl Model {
             }
         }
         let tenants = s.tenants.iter().map(|t| (t.id.clone(), t.clone())).collect();
+        let signing = s
+            .signing_keys
+            .iter()
+            .map(|(k, t, secret)| (k.clone(), (t.clone(), secret.clone())))
+            .collect();
         Self {
             seq: s.seq,
             tenants,
             keys,
+            signing,
         }
     }
 
@@ -125,6 +134,17 @@ impl Model {
                 }
                 ChangeEvent::KeyRevoked { key_id } => {
                     self.keys.remove(key_id);
+                }
+                ChangeEvent::SigningKeyCreated {
+                    signing_key_id,
+                    tenant_id,
+                    secret,
+                } => {
+                    self.signing
+                        .insert(signing_key_id.clone(), (tenant_id.clone(), secret.clone()));
+                }
+                ChangeEvent::SigningKeyRevoked { signing_key_id } => {
+                    self.signing.remove(signing_key_id);
                 }
             }
         }

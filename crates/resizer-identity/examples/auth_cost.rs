@@ -36,6 +36,7 @@ fn main() {
         seq: 1,
         tenants,
         keys,
+        signing_keys: Vec::new(),
     });
 
     let mut samples = Vec::with_capacity(LOOKUPS);

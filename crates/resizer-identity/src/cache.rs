@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use resizer_core::api_key::{self, KeyHash};
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{CredentialId, KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
 use crate::model::{Change, ChangeEvent, Snapshot, Tenant};
@@ -23,8 +23,8 @@ use crate::store::{ChangeSource, IdentityStore};
 pub struct AuthContext {
     /// The tenant.
     pub tenant_id: TenantId,
-    /// The key used.
-    pub key_id: KeyId,
+    /// The key used: an API key, or the signing key of a signed URL.
+    pub key_id: CredentialId,
     /// The tenant's sustained rate.
     pub rate_limit_rps: u32,
     /// The tenant's burst.
@@ -55,6 +55,8 @@ struct State {
     loaded: bool,
     tenants: HashMap<TenantId, Tenant>,
     keys: HashMap<KeyId, KeyEntry>,
+    /// Live URL signing secrets by id: owner and secret.
+    signing: HashMap<SigningKeyId, (TenantId, String)>,
 }
 
 /// Where the cache's contents came from, for readiness detail.
@@ -166,10 +168,17 @@ impl AuthCache {
             .map(|(k, e)| (k.clone(), e.tenant_id.clone(), e.hash.to_hex()))
             .collect();
         keys.sort();
+        let mut signing_keys: Vec<(SigningKeyId, TenantId, String)> = state
+            .signing
+            .iter()
+            .map(|(k, (t, secret))| (k.clone(), t.clone(), secret.clone()))
+            .collect();
+        signing_keys.sort();
         Snapshot {
             seq: state.seq,
             tenants,
             keys,
+            signing_keys,
         }
     }
 
@@ -187,6 +196,9 @@ impl AuthCache {
             if let Some(hash) = KeyHash::from_hex(&hash) {
                 state.keys.insert(key_id, KeyEntry { tenant_id, hash });
             }
+        }
+        for (id, tenant_id, secret) in snapshot.signing_keys {
+            state.signing.insert(id, (tenant_id, secret));
         }
         *self.write() = state;
         self.record_metrics();
@@ -226,6 +238,18 @@ impl AuthCache {
                 }
                 ChangeEvent::KeyRevoked { key_id } => {
                     state.keys.remove(key_id);
+                }
+                ChangeEvent::SigningKeyCreated {
+                    signing_key_id,
+                    tenant_id,
+                    secret,
+                } => {
+                    state
+                        .signing
+                        .insert(signing_key_id.clone(), (tenant_id.clone(), secret.clone()));
+                }
+                ChangeEvent::SigningKeyRevoked { signing_key_id } => {
+                    state.signing.remove(signing_key_id);
                 }
             }
             state.seq = change.seq;
@@ -269,11 +293,43 @@ impl AuthCache {
             .ok_or(AuthError::Unauthenticated)?;
         let ctx = AuthContext {
             tenant_id: key.tenant_id.clone(),
-            key_id,
+            key_id: key_id.into(),
             rate_limit_rps: tenant.rate_limit_rps,
             burst: tenant.burst,
         };
         if tenant.suspended {
+            return Err(AuthError::Suspended(Box::new(ctx)));
+        }
+        Ok(ctx)
+    }
+
+    /// Checks a variant URL's signature against every live signing key of
+    /// `tenant` and returns who signed it; a suspended tenant's valid URL is
+    /// [`AuthError::Suspended`], an unknown tenant's is [`AuthError::Unauthenticated`].
+    pub fn verify_signed(
+        &self,
+        tenant: &TenantId,
+        path: &str,
+        pairs: &[(String, String)],
+        sig: &str,
+    ) -> Result<AuthContext, AuthError> {
+        let state = self.read();
+        let t = state.tenants.get(tenant).ok_or(AuthError::Unauthenticated)?;
+        let keys: Vec<(&SigningKeyId, &str)> = state
+            .signing
+            .iter()
+            .filter(|(_, (owner, _))| owner == tenant)
+            .map(|(id, (_, secret))| (id, secret.as_str()))
+            .collect();
+        let matched = resizer_core::signing::verify(keys.iter().map(|(_, s)| *s), path, pairs, sig)
+            .ok_or(AuthError::Unauthenticated)?;
+        let ctx = AuthContext {
+            tenant_id: tenant.clone(),
+            key_id: keys[matched].0.clone().into(),
+            rate_limit_rps: t.rate_limit_rps,
+            burst: t.burst,
+        };
+        if t.suspended {
             return Err(AuthError::Suspended(Box::new(ctx)));
         }
         Ok(ctx)

@@ -11,6 +11,9 @@ pub enum IdentityError {
     /// A field is missing or out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A per-tenant bound (live signing keys) would be passed.
+    #[error("{0}")]
+    Quota(String),
     /// The authoritative store failed.
     #[error("identity store error: {0}")]
     Store(String),
@@ -21,6 +24,7 @@ impl PublicError for IdentityError {
         match self {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Invalid(_) => ErrorCode::InvalidParameter,
+            Self::Quota(_) => ErrorCode::QuotaExceeded,
             Self::Store(_) => ErrorCode::DependencyUnavailable,
         }
     }

@@ -1,6 +1,6 @@
 //! Identity records and the change events that replicate them.
 
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use serde::{Deserialize, Serialize};
 
 /// A customer account.
@@ -109,6 +109,33 @@ pub enum ChangeEvent {
         /// Key id.
         key_id: KeyId,
     },
+    /// A URL signing secret was issued. Unlike an API key it travels in the
+    /// clear: checking an HMAC needs the secret itself (the feed is behind TLS
+    /// and the cluster secret).
+    SigningKeyCreated {
+        /// Signing key id.
+        signing_key_id: SigningKeyId,
+        /// Owner.
+        tenant_id: TenantId,
+        /// The secret.
+        secret: String,
+    },
+    /// A signing secret was revoked; URLs signed with it stop working.
+    SigningKeyRevoked {
+        /// Signing key id.
+        signing_key_id: SigningKeyId,
+    },
+}
+
+/// How creating a signing key went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKeyOutcome {
+    /// Stored.
+    Created,
+    /// No such tenant.
+    UnknownTenant,
+    /// The tenant already has the most active signing keys allowed.
+    TooMany,
 }
 
 /// A change with its position in the log.
@@ -131,4 +158,7 @@ pub struct Snapshot {
     pub tenants: Vec<Tenant>,
     /// Live (unrevoked) keys: id, owner, hash.
     pub keys: Vec<(KeyId, TenantId, String)>,
+    /// Live signing keys: id, owner, secret (absent in snapshot files of older versions).
+    #[serde(default)]
+    pub signing_keys: Vec<(SigningKeyId, TenantId, String)>,
 }

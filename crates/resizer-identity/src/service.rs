@@ -5,12 +5,12 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use resizer_core::api_key;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use resizer_core::time::now_unix_secs;
 use serde::Deserialize;
 
 use crate::error::IdentityError;
-use crate::model::{Tenant, TenantPatch};
+use crate::model::{SigningKeyOutcome, Tenant, TenantPatch};
 use crate::store::IdentityStore;
 
 /// Default sustained rate for a new tenant.
@@ -18,6 +18,9 @@ pub const DEFAULT_RATE_LIMIT_RPS: u32 = 100;
 /// Bounds of `rate_limit_rps` and `burst`.
 pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
 const MAX_NAME_LEN: usize = 200;
+/// Live signing keys a tenant may hold: enough to rotate (old and new, a spare
+/// per environment), few enough that checking a URL against all stays cheap.
+pub const MAX_SIGNING_KEYS: u32 = 5;
 
 /// The body of `POST /admin/v1/tenants`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -102,6 +105,17 @@ pub struct IssuedKeyView {
     /// Key id, used to revoke it.
     pub key_id: KeyId,
     /// The bearer secret.
+    pub secret: String,
+    /// Owner.
+    pub tenant_id: TenantId,
+}
+
+/// A newly issued URL signing secret: shown once.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedSigningKey {
+    /// Signing key id, used to revoke it.
+    pub signing_key_id: SigningKeyId,
+    /// The HMAC key: sign with these characters' bytes as they are.
     pub secret: String,
     /// Owner.
     pub tenant_id: TenantId,
@@ -231,6 +245,45 @@ impl IdentityService {
             secret: issued.secret,
             tenant_id: tenant.clone(),
         })
+    }
+
+    /// Issues a URL signing secret for a tenant, up to [`MAX_SIGNING_KEYS`] live at once.
+    pub async fn issue_signing_key(&self, tenant: &TenantId) -> Result<IssuedSigningKey, IdentityError> {
+        let (id, secret) = (SigningKeyId::random(), resizer_core::signing::new_secret());
+        let outcome = self
+            .store
+            .create_signing_key(tenant, &id, &secret, MAX_SIGNING_KEYS, now_unix_secs())
+            .await?;
+        match outcome {
+            SigningKeyOutcome::Created => {}
+            SigningKeyOutcome::UnknownTenant => {
+                return Err(IdentityError::NotFound(format!("tenant {tenant}")));
+            }
+            SigningKeyOutcome::TooMany => {
+                return Err(IdentityError::Quota(format!(
+                    "the tenant already has {MAX_SIGNING_KEYS} signing keys; revoke one first"
+                )));
+            }
+        }
+        self.notify().await;
+        Ok(IssuedSigningKey {
+            signing_key_id: id,
+            secret,
+            tenant_id: tenant.clone(),
+        })
+    }
+
+    /// Revokes one of `tenant`'s signing keys (another tenant's id is not found).
+    pub async fn revoke_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+    ) -> Result<(), IdentityError> {
+        if !self.store.revoke_signing_key(tenant, id, now_unix_secs()).await? {
+            return Err(IdentityError::NotFound(format!("signing key {id}")));
+        }
+        self.notify().await;
+        Ok(())
     }
 
     /// Revokes a key.

@@ -25,7 +25,7 @@ fn record(tenant: &TenantId, key: &KeyId, i: u64) -> UsageRecord {
     UsageRecord {
         record_id: RecordId::random(),
         tenant_id: tenant.clone(),
-        key_id: key.clone(),
+        key_id: key.clone().into(),
         request_id: RequestId::random(),
         received_unix_ms: 1_767_225_600_000 + i,
         queued_unix_ms: Some(1_767_225_600_001 + i),

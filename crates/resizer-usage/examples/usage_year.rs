@@ -39,7 +39,7 @@ fn record(rng: &mut Rng, tenant: &TenantId, key: &KeyId, at: u64) -> UsageRecord
     UsageRecord {
         record_id: RecordId::random(),
         tenant_id: tenant.clone(),
-        key_id: key.clone(),
+        key_id: key.clone().into(),
         request_id: RequestId::random(),
         received_unix_ms: at,
         queued_unix_ms: ok.then_some(at + 1),

@@ -1,6 +1,6 @@
 //! The usage record: one per metered request, whatever its outcome.
 
-use resizer_core::ids::{KeyId, RecordId, RequestId, TenantId};
+use resizer_core::ids::{CredentialId, RecordId, RequestId, TenantId};
 use serde::{Deserialize, Serialize};
 
 /// What one metered request cost and how it went. Metered: every `POST /v1/resize`
@@ -11,8 +11,8 @@ pub struct UsageRecord {
     pub record_id: RecordId,
     /// Who is billed.
     pub tenant_id: TenantId,
-    /// The key used.
-    pub key_id: KeyId,
+    /// The key used: an API key, or the signing key of a signed variant URL.
+    pub key_id: CredentialId,
     /// The request (`X-Request-Id`).
     pub request_id: RequestId,
     /// When the API node received the request (Unix ms).
@@ -84,7 +84,7 @@ impl UsageRecord {
         UsageRecord {
             record_id: RecordId::random(),
             tenant_id: tenant.clone(),
-            key_id: KeyId::random(),
+            key_id: resizer_core::ids::KeyId::random().into(),
             request_id: RequestId::random(),
             received_unix_ms,
             queued_unix_ms: Some(received_unix_ms + 1),

@@ -1,6 +1,6 @@
 //! The text and JSON each non-image parser reads in production.
 
-use resizer_core::ids::{JobId, KeyId, RequestId, TenantId};
+use resizer_core::ids::{JobId, KeyId, RequestId, SigningKeyId, TenantId};
 use resizer_core::params::ResizeParams;
 use resizer_core::trace::TraceContext;
 use resizer_core::{ImageFormat, api_key};
@@ -118,11 +118,13 @@ fn messages() -> Vec<Seed> {
         updated_at: 1_800_000_000,
     };
     let key_id = KeyId::random();
+    let signing_key_id = SigningKeyId::random();
     let hash = api_key::KeyHash::of("secret").to_hex();
     let snapshot = Snapshot {
         seq: 2,
         tenants: vec![t.clone()],
         keys: vec![(key_id.clone(), tenant.clone(), hash.clone())],
+        signing_keys: vec![(signing_key_id.clone(), tenant.clone(), "sgs_secret".into())],
     };
     let change = |seq, event| Change {
         seq,
@@ -141,13 +143,22 @@ fn messages() -> Vec<Seed> {
                 4,
                 ChangeEvent::KeyCreated {
                     key_id: KeyId::random(),
-                    tenant_id: tenant,
+                    tenant_id: tenant.clone(),
                     hash,
                 },
             ),
             change(5, ChangeEvent::KeyRevoked { key_id }),
+            change(
+                6,
+                ChangeEvent::SigningKeyCreated {
+                    signing_key_id: SigningKeyId::random(),
+                    tenant_id: tenant,
+                    secret: "sgs_another".into(),
+                },
+            ),
+            change(7, ChangeEvent::SigningKeyRevoked { signing_key_id }),
         ],
-        head: Some(5),
+        head: Some(7),
     };
     vec![
         ("job_descriptor", "job".into(), json(&job)),

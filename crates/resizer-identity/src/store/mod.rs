@@ -10,10 +10,10 @@ pub mod sqlite;
 pub mod testsuite;
 
 use async_trait::async_trait;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
-use crate::model::{Change, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
 
 /// Where a follower reads the change log: a store directly, or the identity
 /// service's feed over the network.
@@ -51,6 +51,23 @@ pub trait IdentityStore: ChangeSource {
     ) -> Result<bool, IdentityError>;
     /// Revokes a key; `false` if it does not exist. Revoking twice is fine.
     async fn revoke_key(&self, key_id: &KeyId, now: i64) -> Result<bool, IdentityError>;
+    /// Stores a signing secret for an existing tenant with fewer than `max_active` live ones.
+    async fn create_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        secret: &str,
+        max_active: u32,
+        now: i64,
+    ) -> Result<SigningKeyOutcome, IdentityError>;
+    /// Revokes `tenant`'s signing key `id`; `false` if that tenant has no such key.
+    /// Revoking twice is fine.
+    async fn revoke_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        now: i64,
+    ) -> Result<bool, IdentityError>;
     /// Returns the sequence number of the newest change (0 when empty).
     async fn latest_seq(&self) -> Result<u64, IdentityError>;
 }

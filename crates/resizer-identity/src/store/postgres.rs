@@ -9,18 +9,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, ChangeEvent, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
 
 /// Migrations, applied in order under an advisory lock; `schema_migrations` records them.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -43,7 +44,18 @@ CREATE TABLE changes (
     at_ms BIGINT NOT NULL,
     event TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE signing_keys (
+    signing_key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    secret TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
+"#,
+];
 
 /// An arbitrary constant naming the migration lock.
 const MIGRATION_LOCK: i64 = 0x7265_7369_7a65;
@@ -350,6 +362,86 @@ impl IdentityStore for PostgresIdentityStore {
         .await
     }
 
+    async fn create_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        secret: &str,
+        max_active: u32,
+        now: i64,
+    ) -> Result<SigningKeyOutcome, IdentityError> {
+        let (tenant, id, secret) = (tenant.clone(), id.clone(), secret.to_string());
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = begin_write(client).await?;
+                if select_tenant(&tx, tenant.as_str()).await?.is_none() {
+                    return Ok(SigningKeyOutcome::UnknownTenant);
+                }
+                let active: i64 = tx
+                    .query_one(
+                        "SELECT COUNT(*) FROM signing_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+                        &[&tenant.as_str()],
+                    )
+                    .await
+                    .map_err(store_err)?
+                    .get(0);
+                if active >= i64::from(max_active) {
+                    return Ok(SigningKeyOutcome::TooMany);
+                }
+                tx.execute(
+                    "INSERT INTO signing_keys (signing_key_id, tenant_id, secret, created_at) VALUES ($1, $2, $3, $4)",
+                    &[&id.as_str(), &tenant.as_str(), &secret, &now],
+                )
+                .await
+                .map_err(store_err)?;
+                let event = ChangeEvent::SigningKeyCreated {
+                    signing_key_id: id,
+                    tenant_id: tenant,
+                    secret,
+                };
+                append_change(&tx, &event).await?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(SigningKeyOutcome::Created)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        now: i64,
+    ) -> Result<bool, IdentityError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = begin_write(client).await?;
+                let row = tx
+                    .query_opt(
+                        "SELECT revoked_at FROM signing_keys WHERE signing_key_id = $1 AND tenant_id = $2",
+                        &[&id.as_str(), &tenant.as_str()],
+                    )
+                    .await
+                    .map_err(store_err)?;
+                let Some(row) = row else { return Ok(false) };
+                if row.get::<_, Option<i64>>(0).is_some() {
+                    return Ok(true);
+                }
+                tx.execute(
+                    "UPDATE signing_keys SET revoked_at = $2 WHERE signing_key_id = $1",
+                    &[&id.as_str(), &now],
+                )
+                .await
+                .map_err(store_err)?;
+                append_change(&tx, &ChangeEvent::SigningKeyRevoked { signing_key_id: id }).await?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
     async fn latest_seq(&self) -> Result<u64, IdentityError> {
         self.with_client(|client| {
             Box::pin(async move {
@@ -404,11 +496,26 @@ impl ChangeSource for PostgresIdentityStore {
                         keys.push((k, t, h));
                     }
                 }
+                let mut signing_keys = Vec::new();
+                for row in tx
+                    .query(
+                        "SELECT signing_key_id, tenant_id, secret FROM signing_keys WHERE revoked_at IS NULL ORDER BY signing_key_id",
+                        &[],
+                    )
+                    .await
+                    .map_err(store_err)?
+                {
+                    let (k, t, secret): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+                    if let (Some(k), Some(t)) = (SigningKeyId::parse(&k), TenantId::parse(&t)) {
+                        signing_keys.push((k, t, secret));
+                    }
+                }
                 tx.commit().await.map_err(store_err)?;
                 Ok(Snapshot {
                     seq: seq as u64,
                     tenants,
                     keys,
+                    signing_keys,
                 })
             })
         })

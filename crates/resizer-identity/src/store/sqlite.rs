@@ -7,17 +7,18 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, ChangeEvent, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -40,7 +41,18 @@ CREATE TABLE changes (
     at INTEGER NOT NULL,
     event TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE signing_keys (
+    signing_key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
+"#,
+];
 
 /// Identity store on a SQLite file.
 #[derive(Clone)]
@@ -277,6 +289,84 @@ impl IdentityStore for SqliteIdentityStore {
         .await
     }
 
+    async fn create_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        secret: &str,
+        max_active: u32,
+        now: i64,
+    ) -> Result<SigningKeyOutcome, IdentityError> {
+        let (tenant, id, secret) = (tenant.clone(), id.clone(), secret.to_string());
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            if select_tenant(&tx, tenant.as_str())?.is_none() {
+                return Ok(SigningKeyOutcome::UnknownTenant);
+            }
+            let active: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM signing_keys WHERE tenant_id = ?1 AND revoked_at IS NULL",
+                    params![tenant.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            if active >= i64::from(max_active) {
+                return Ok(SigningKeyOutcome::TooMany);
+            }
+            tx.execute(
+                "INSERT INTO signing_keys (signing_key_id, tenant_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id.as_str(), tenant.as_str(), secret, now],
+            )
+            .map_err(store_err)?;
+            append_change(
+                &tx,
+                &ChangeEvent::SigningKeyCreated {
+                    signing_key_id: id,
+                    tenant_id: tenant,
+                    secret,
+                },
+            )?;
+            tx.commit().map_err(store_err)?;
+            Ok(SigningKeyOutcome::Created)
+        })
+        .await
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        tenant: &TenantId,
+        id: &SigningKeyId,
+        now: i64,
+    ) -> Result<bool, IdentityError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            let revoked: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM signing_keys WHERE signing_key_id = ?1 AND tenant_id = ?2",
+                    params![id.as_str(), tenant.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(store_err)?;
+            match revoked {
+                None => Ok(false),
+                Some(Some(_)) => Ok(true),
+                Some(None) => {
+                    tx.execute(
+                        "UPDATE signing_keys SET revoked_at = ?2 WHERE signing_key_id = ?1",
+                        params![id.as_str(), now],
+                    )
+                    .map_err(store_err)?;
+                    append_change(&tx, &ChangeEvent::SigningKeyRevoked { signing_key_id: id })?;
+                    tx.commit().map_err(store_err)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
     async fn latest_seq(&self) -> Result<u64, IdentityError> {
         self.run(|conn| {
             let seq: i64 = conn
@@ -286,6 +376,29 @@ impl IdentityStore for SqliteIdentityStore {
         })
         .await
     }
+}
+
+fn live_signing_keys(conn: &Connection) -> Result<Vec<(SigningKeyId, TenantId, String)>, IdentityError> {
+    let mut stmt = conn
+        .prepare("SELECT signing_key_id, tenant_id, secret FROM signing_keys WHERE revoked_at IS NULL ORDER BY signing_key_id")
+        .map_err(store_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(store_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (k, t, secret) = row.map_err(store_err)?;
+        if let (Some(k), Some(t)) = (SigningKeyId::parse(&k), TenantId::parse(&t)) {
+            out.push((k, t, secret));
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -320,10 +433,12 @@ impl ChangeSource for SqliteIdentityStore {
                 }
                 keys
             };
+            let signing_keys = live_signing_keys(&tx)?;
             Ok(Snapshot {
                 seq: seq as u64,
                 tenants,
                 keys,
+                signing_keys,
             })
         })
         .await

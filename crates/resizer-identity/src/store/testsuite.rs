@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use resizer_core::api_key;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::cache::{AuthCache, AuthError};
 use crate::model::{ChangeEvent, TenantPatch};
@@ -22,7 +22,8 @@ fn new_tenant(name: &str) -> NewTenant {
 pub async fn run_all(store: Arc<dyn IdentityStore>) {
     tenants_and_changes(store.clone()).await;
     keys_are_hashed_and_revocable(store.clone()).await;
-    cache_follows_snapshot_and_increments(store).await;
+    cache_follows_snapshot_and_increments(store.clone()).await;
+    signing_keys_are_tenant_scoped_capped_and_replicated(store).await;
 }
 
 async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
@@ -114,4 +115,63 @@ async fn cache_follows_snapshot_and_increments(store: Arc<dyn IdentityStore>) {
     cache.apply(&all);
     assert_eq!(cache.authenticate(&k1.secret), Err(AuthError::Unauthenticated));
     assert_eq!(cache.seq(), all.last().unwrap().seq);
+}
+
+async fn signing_keys_are_tenant_scoped_capped_and_replicated(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store.clone());
+    let (a, b) = (
+        svc.create_tenant(new_tenant("signer a")).await.unwrap(),
+        svc.create_tenant(new_tenant("signer b")).await.unwrap(),
+    );
+    let cache = AuthCache::new();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    let old = svc.issue_signing_key(&a.id).await.unwrap();
+    let new = svc.issue_signing_key(&a.id).await.unwrap();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    let pairs = vec![("width".to_string(), "10".to_string())];
+    let path = format!("/v1/img/{}/x.jpg", a.id);
+    for key in [&old, &new] {
+        let sig = resizer_core::signing::sign(&key.secret, &path, &pairs);
+        let ctx = cache.verify_signed(&a.id, &path, &pairs, &sig).unwrap();
+        assert_eq!(
+            ctx.key_id.as_str(),
+            key.signing_key_id.as_str(),
+            "both keys are live (rotation)"
+        );
+        assert!(
+            cache.verify_signed(&b.id, &path, &pairs, &sig).is_err(),
+            "another tenant's key"
+        );
+    }
+    // Another tenant cannot revoke it; revoking takes effect through the feed.
+    assert!(svc.revoke_signing_key(&b.id, &old.signing_key_id).await.is_err());
+    assert!(
+        svc.revoke_signing_key(&a.id, &SigningKeyId::random())
+            .await
+            .is_err()
+    );
+    svc.revoke_signing_key(&a.id, &old.signing_key_id).await.unwrap();
+    svc.revoke_signing_key(&a.id, &old.signing_key_id).await.unwrap();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    let sig = resizer_core::signing::sign(&old.secret, &path, &pairs);
+    assert_eq!(
+        cache.verify_signed(&a.id, &path, &pairs, &sig),
+        Err(AuthError::Unauthenticated)
+    );
+    // A fresh cache from the snapshot agrees.
+    let fresh = AuthCache::new();
+    fresh.catch_up(store.as_ref()).await.unwrap();
+    let sig_new = resizer_core::signing::sign(&new.secret, &path, &pairs);
+    assert!(fresh.verify_signed(&a.id, &path, &pairs, &sig_new).is_ok());
+    assert!(fresh.verify_signed(&a.id, &path, &pairs, &sig).is_err());
+    // At most MAX_SIGNING_KEYS live; unknown tenants are refused.
+    for _ in 1..crate::service::MAX_SIGNING_KEYS {
+        svc.issue_signing_key(&b.id).await.unwrap();
+    }
+    svc.issue_signing_key(&b.id).await.unwrap();
+    assert!(matches!(
+        svc.issue_signing_key(&b.id).await,
+        Err(crate::IdentityError::Quota(_))
+    ));
+    assert!(svc.issue_signing_key(&TenantId::random()).await.is_err());
 }
