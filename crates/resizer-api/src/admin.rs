@@ -11,7 +11,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use resizer_core::ErrorCode;
 use resizer_core::api_key::KeyHash;
-use resizer_core::ids::{KeyId, TenantId};
+use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use resizer_core::time::rfc3339;
 use resizer_identity::feed;
 use resizer_identity::{IdentityService, NewTenant, Tenant, TenantPatch};
@@ -24,7 +24,7 @@ use crate::body::read_body;
 use crate::error::{self, ApiError, ErrorBody};
 use crate::observe::observe;
 use crate::openapi;
-use resizer_identity::IssuedKeyView;
+use resizer_identity::{IssuedKeyView, IssuedSigningKey};
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
@@ -158,6 +158,11 @@ impl AdminState {
             .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
             .route("/admin/v1/tenants/{id}/keys", post(create_key))
             .route("/admin/v1/keys/{key_id}", delete(revoke_key))
+            .route("/admin/v1/tenants/{id}/signing-keys", post(create_signing_key))
+            .route(
+                "/admin/v1/tenants/{id}/signing-keys/{signing_key_id}",
+                delete(revoke_signing_key),
+            )
             .route("/admin/v1/usage", get(tenant_usage))
             .route("/admin/v1/audit", get(tenant_audit))
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
@@ -502,4 +507,65 @@ pub(crate) async fn revoke_key(
     state.identity.revoke_key(&key_id).await?;
     tracing::info!(key_id = %key_id, "key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Issues a URL signing secret for variant URLs; the secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/signing-keys",
+    tag = "admin",
+    operation_id = "create_signing_key",
+    params(("id" = TenantId, Path, description = "The tenant.")),
+    responses(
+        (status = 201, description = "The signing key; sign with the secret's characters as given.", body = IssuedSigningKey),
+        (status = 403, description = "The tenant already has 5 live signing keys (`quota_exceeded`).", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn create_signing_key(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = tenant_id(&id)?;
+    let issued = state.identity.issue_signing_key(&id).await?;
+    tracing::info!(tenant_id = %id, signing_key_id = %issued.signing_key_id, "signing key issued");
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+/// Revokes a signing key: URLs signed with it stop working on every API node within a second.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{id}/signing-keys/{signing_key_id}",
+    tag = "admin",
+    operation_id = "revoke_signing_key",
+    params(
+        ("id" = TenantId, Path, description = "The tenant."),
+        ("signing_key_id" = SigningKeyId, Path, description = "The signing key."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "No such signing key for that tenant.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn revoke_signing_key(
+    State(state): State<AdminState>,
+    Path((id, signing_key_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = tenant_id(&id)?;
+    let sk = signing_key_id_of(&signing_key_id)?;
+    state.identity.revoke_signing_key(&id, &sk).await?;
+    tracing::info!(tenant_id = %id, signing_key_id = %sk, "signing key revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Parses a signing key id from a path; a malformed one is simply not found.
+pub(crate) fn signing_key_id_of(raw: &str) -> Result<SigningKeyId, ApiError> {
+    SigningKeyId::parse(raw)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("signing key {raw} not found")))
 }

@@ -33,22 +33,23 @@ pub(crate) struct Admitted {
 /// Admits a resize request or says why not; a valid key is noted in `meter`
 /// (refusals of a valid key are metered too).
 pub(crate) fn admit(s: &Inner, headers: &HeaderMap, meter: &mut Meter) -> Result<Admitted, ApiError> {
+    let auth = |meter: &mut Meter| authenticate(s, headers, meter);
+    admit_with(s, meter, auth)
+}
+
+/// [`admit`] with another way to tell who it is (a signed URL).
+pub(crate) fn admit_with(
+    s: &Inner,
+    meter: &mut Meter,
+    who: impl FnOnce(&mut Meter) -> Result<AuthContext, ApiError>,
+) -> Result<Admitted, ApiError> {
     let permit = s
         .in_flight
         .clone()
         .try_acquire_owned()
         .map_err(|_| reject("in_flight", ApiError::overloaded("too many requests in progress")))?;
-    let auth = authenticate(s, headers, meter)?;
-    if let Err(wait) = s
-        .limiters
-        .try_acquire(&auth.tenant_id, auth.rate_limit_rps, auth.burst)
-    {
-        return Err(reject(
-            "rate_limited",
-            ApiError::new(ErrorCode::RateLimited, "the tenant's rate limit is exceeded")
-                .retry_after(retry_after_secs(wait)),
-        ));
-    }
+    let auth = who(meter)?;
+    within_rate(s, &auth)?;
     let tenant_slot = s
         .tenant_slots
         .try_take(&auth.tenant_id, s.config.max_in_flight_per_tenant)
@@ -67,6 +68,27 @@ pub(crate) fn admit(s: &Inner, headers: &HeaderMap, meter: &mut Meter) -> Result
         _permit: permit,
         _tenant_slot: tenant_slot,
     })
+}
+
+/// Who a request without a body is (a bearer key, from the cache) within the
+/// tenant's rate: for metadata calls that hold no slot while they run.
+pub(crate) fn authorize(s: &Inner, headers: &HeaderMap) -> Result<AuthContext, ApiError> {
+    let auth = authenticate(s, headers, &mut Meter::default())?;
+    within_rate(s, &auth)?;
+    Ok(auth)
+}
+
+/// Spends one request of the tenant's rate, or says when to retry.
+pub(crate) fn within_rate(s: &Inner, auth: &AuthContext) -> Result<(), ApiError> {
+    s.limiters
+        .try_acquire(&auth.tenant_id, auth.rate_limit_rps, auth.burst)
+        .map_err(|wait| {
+            reject(
+                "rate_limited",
+                ApiError::new(ErrorCode::RateLimited, "the tenant's rate limit is exceeded")
+                    .retry_after(retry_after_secs(wait)),
+            )
+        })
 }
 
 /// Who it is, from the local auth cache only.

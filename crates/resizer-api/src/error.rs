@@ -128,6 +128,7 @@ public_errors!(
     QueueError,
     RunError,
     QueryError,
+    resizer_originals::OriginalsError,
 );
 
 /// Answers unknown routes.

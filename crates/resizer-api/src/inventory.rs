@@ -50,4 +50,25 @@ pub const METRICS: &[MetricDef] = &[
         &[],
         "Refusals (403, 429) beyond the per-tenant record budget: counted, not recorded",
     ),
+    counter(
+        "resizer_variant_cache_requests_total",
+        &["outcome"],
+        "Variant cache lookups, by outcome (hit, miss)",
+    ),
+    counter(
+        "resizer_variant_cache_evictions_total",
+        &[],
+        "Variants the cache let go to make room",
+    ),
+    gauge(
+        "resizer_variant_cache_bytes",
+        &[],
+        "Bytes the variant cache holds (images and bookkeeping)",
+    ),
+    gauge("resizer_variant_cache_entries", &[], "Variants the cache holds"),
+    counter(
+        "resizer_variant_not_modified_total",
+        &[],
+        "Variant requests answered 304 from the original's metadata",
+    ),
 ];

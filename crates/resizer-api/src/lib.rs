@@ -9,6 +9,10 @@
 //! - [`public`]: the public port's state and routes, `/healthz`, `/readyz`, `/metrics`, `/v1/usage`.
 //! - [`resize`]: `POST /v1/resize`, a thin handler over the steps below and
 //!   [`resizer_jobs::JobRunner`].
+//! - [`originals`]: `/v1/originals`, a tenant's stored images, and the node's [`originals::Delivery`] settings.
+//! - [`variants`]: `GET /v1/img/{tenant}/{name}`, variants by (signed) URL, with ETags and 304s.
+//! - [`variant_cache`]: finished variants in memory, bounded by bytes, per tenant and ETag.
+//! - [`signing_keys`]: a tenant's own URL signing keys (`/v1/signing-keys`).
 //! - [`admission`]: room on the node, the key, the tenant's rate and share (before the body).
 //! - [`body`]: reading bodies within their limits; draining an early refusal's.
 //! - [`metering`]: the usage record every metered request leaves before it is answered.
@@ -34,11 +38,15 @@ pub mod listener;
 pub mod metering;
 pub mod observe;
 pub mod openapi;
+pub mod originals;
 pub mod public;
 pub mod rate_limit;
 pub mod resize;
+pub mod signing_keys;
 pub mod tls;
 pub mod usage;
+pub mod variant_cache;
+pub mod variants;
 
 pub use admin::{AdminState, HashedSecret};
 pub use error::ApiError;

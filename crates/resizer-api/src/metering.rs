@@ -3,7 +3,7 @@
 
 use axum::http::Uri;
 use resizer_core::ErrorCode;
-use resizer_core::ids::{KeyId, RecordId, RequestId, TenantId};
+use resizer_core::ids::{CredentialId, RecordId, RequestId, TenantId};
 use resizer_core::time::now_unix_ms;
 use resizer_jobs::JobOutput;
 use resizer_usage::UsageRecord;
@@ -63,11 +63,15 @@ pub(crate) fn meter_request(
     })
 }
 
-/// What a resize request used, gathered along the way for its usage record.
+/// What a metered request used, gathered along the way for its usage record.
 #[derive(Default)]
 pub(crate) struct Meter {
+    /// The route as recorded; empty means `POST /v1/resize`.
+    pub route: &'static str,
+    /// A variant answered from the cache (or a 304): format, width, height, bytes sent.
+    pub cached: Option<(resizer_core::ImageFormat, u32, u32, u64)>,
     /// Set once the key is known valid: only such requests are metered.
-    pub auth: Option<(TenantId, KeyId)>,
+    pub auth: Option<(TenantId, CredentialId)>,
     pub input_bytes: u64,
     pub input: Option<(resizer_core::ImageFormat, u32, u32)>,
     pub output: Option<JobOutput>,
@@ -77,7 +81,7 @@ pub(crate) struct Meter {
 
 struct MeterContext<'a> {
     tenant_id: TenantId,
-    key_id: KeyId,
+    key_id: CredentialId,
     request_id: RequestId,
     received_unix_ms: u64,
     params: &'a str,
@@ -86,9 +90,18 @@ struct MeterContext<'a> {
 }
 
 impl Meter {
+    /// A meter for `route` (`METHOD /path` as the usage record shows it).
+    pub fn new(route: &'static str) -> Self {
+        Self {
+            route,
+            ..Self::default()
+        }
+    }
+
     fn record(self, c: MeterContext<'_>) -> UsageRecord {
         let finished_unix_ms = now_unix_ms();
         let out = self.output.as_ref();
+        let cached = self.cached;
         UsageRecord {
             record_id: RecordId::random(),
             tenant_id: c.tenant_id,
@@ -98,16 +111,23 @@ impl Meter {
             queued_unix_ms: out.map(|o| o.meta.enqueued_unix_ms),
             started_unix_ms: out.map(|o| o.meta.started_unix_ms),
             finished_unix_ms,
-            route: "POST /v1/resize".into(),
+            route: if self.route.is_empty() {
+                "POST /v1/resize".into()
+            } else {
+                self.route.into()
+            },
             params: c.params.chars().take(512).collect(),
             input_format: self.input.map(|(f, _, _)| f.as_str().to_string()),
             input_bytes: self.input_bytes,
             input_width: self.input.map(|(_, w, _)| w),
             input_height: self.input.map(|(_, _, h)| h),
-            output_format: out.map(|o| o.meta.format.as_str().to_string()),
-            output_bytes: out.map_or(0, |o| o.bytes.len() as u64),
-            output_width: out.map(|o| o.meta.width),
-            output_height: out.map(|o| o.meta.height),
+            output_format: out
+                .map(|o| o.meta.format)
+                .or(cached.map(|c| c.0))
+                .map(|f| f.as_str().to_string()),
+            output_bytes: out.map_or(cached.map_or(0, |c| c.3), |o| o.bytes.len() as u64),
+            output_width: out.map(|o| o.meta.width).or(cached.map(|c| c.1)),
+            output_height: out.map(|o| o.meta.height).or(cached.map(|c| c.2)),
             cpu_micros: if self.joined {
                 0
             } else {

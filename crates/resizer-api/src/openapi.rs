@@ -23,6 +23,13 @@ use crate::public::ApiConfig;
     paths(
         crate::resize::resize,
         crate::public::own_usage,
+        crate::originals::put_original,
+        crate::originals::get_original,
+        crate::originals::delete_original,
+        crate::originals::list_originals,
+        crate::variants::variant,
+        crate::signing_keys::create_own,
+        crate::signing_keys::revoke_own,
         crate::public::healthz,
         crate::public::readyz,
         crate::public::metrics_text,
@@ -32,6 +39,7 @@ use crate::public::ApiConfig;
     tags(
         (name = "resize", description = "Images in, images out."),
         (name = "usage", description = "What you used, by hour or day."),
+        (name = "delivery", description = "Originals stored once; variants by (signed) URL, cached."),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers."),
     )
 )]
@@ -48,6 +56,8 @@ pub struct PublicApi;
         crate::admin::update_tenant,
         crate::admin::create_key,
         crate::admin::revoke_key,
+        crate::admin::create_signing_key,
+        crate::admin::revoke_signing_key,
         crate::admin::tenant_usage,
         crate::admin::tenant_audit,
         crate::public::healthz,

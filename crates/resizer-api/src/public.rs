@@ -78,6 +78,10 @@ pub(crate) struct Inner {
     /// cluster secret): both tell tenant and key counts and traffic, which are
     /// nobody's business on the Internet. None set: nobody.
     observers: Vec<HashedSecret>,
+    /// Originals and variants by URL; none where this node does not serve them.
+    pub delivery: Option<crate::originals::Delivery>,
+    /// Where a tenant's own key issues signing keys; none where only the admin port does.
+    pub signing_keys: Option<Arc<dyn crate::signing_keys::SigningKeys>>,
 }
 
 impl ApiState {
@@ -103,6 +107,8 @@ impl ApiState {
                 usage,
                 usage_queries: None,
                 observers: Vec::new(),
+                delivery: None,
+                signing_keys: None,
                 config,
             }),
         }
@@ -112,6 +118,22 @@ impl ApiState {
     pub fn with_usage_queries(mut self, queries: Arc<dyn UsageQueries>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.usage_queries = Some(queries);
+        }
+        self
+    }
+
+    /// Serves originals and variants by URL.
+    pub fn with_delivery(mut self, delivery: crate::originals::Delivery) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.delivery = Some(delivery);
+        }
+        self
+    }
+
+    /// Lets a tenant's key issue and revoke its signing keys here.
+    pub fn with_signing_keys(mut self, keys: Arc<dyn crate::signing_keys::SigningKeys>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.signing_keys = Some(keys);
         }
         self
     }
@@ -131,6 +153,19 @@ impl ApiState {
             .route("/openapi.json", get(move || async move { doc.response() }))
             .route("/v1/resize", post(crate::resize::resize))
             .route("/v1/usage", get(own_usage))
+            .route("/v1/originals", get(crate::originals::list_originals))
+            .route(
+                "/v1/originals/{*name}",
+                get(crate::originals::original_route)
+                    .put(crate::originals::original_route)
+                    .delete(crate::originals::original_route),
+            )
+            .route("/v1/img/{tenant}/{*name}", get(crate::variants::variant))
+            .route("/v1/signing-keys", post(crate::signing_keys::create_own))
+            .route(
+                "/v1/signing-keys/{id}",
+                axum::routing::delete(crate::signing_keys::revoke_own),
+            )
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))

@@ -121,7 +121,7 @@ pub(crate) async fn resize(
 ) -> Result<Response, ApiError> {
     let s = &state.inner;
     let received_unix_ms = now_unix_ms();
-    let mut meter = Meter::default();
+    let mut meter = Meter::new("POST /v1/resize");
     let mut body_slot = Some(body);
     let mut result = resize_metered(s, &request_id, trace, &headers, &uri, &mut body_slot, &mut meter).await;
     let status = match &result {
@@ -203,7 +203,7 @@ async fn read_input(
 
 /// Reads the header (format, size, orientation) before any decode, enforces
 /// the pixel limit, plans the output and negotiates its format.
-fn check_input(
+pub(crate) fn check_input(
     s: &Inner,
     headers: &HeaderMap,
     input: &[u8],
@@ -248,7 +248,7 @@ fn respond(output: JobOutput, negotiated: bool) -> Response {
 
 /// A job that produced no image, as the client hears it; refusals of ours
 /// (full, unavailable, too late) are counted by reason.
-fn job_error(e: RunError) -> ApiError {
+pub(crate) fn job_error(e: RunError) -> ApiError {
     let reason = match &e {
         RunError::StagingFull => Some("staging_full"),
         RunError::Queue(_) => Some("queue"),

@@ -44,6 +44,35 @@ pub struct Config {
     pub http: HttpSection,
     /// TLS between roles on different machines.
     pub tls: TlsSection,
+    /// Stored originals and variants by URL.
+    pub delivery: DeliverySection,
+}
+
+/// Stored originals and variants by URL (`/v1/originals`, `/v1/img`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// Bytes of originals one tenant may store (403 `quota_exceeded` above). Default 1 GiB.
+    pub max_bytes_per_tenant: u64,
+    /// Originals one tenant may store. Default 10 000.
+    pub max_originals_per_tenant: u64,
+    /// Memory for finished variants on each API node. Default 256 MiB; 0 keeps none.
+    pub cache_bytes: u64,
+    /// `Cache-Control: max-age` of variants, seconds (a signed URL's `exp` lowers it).
+    /// A replaced original is served new at once, but copies already in browsers and
+    /// CDNs live this long: upload under a new name to change an image everywhere. Default 86 400.
+    pub max_age_secs: u64,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_tenant: 1 << 30,
+            max_originals_per_tenant: 10_000,
+            cache_bytes: 256 * 1024 * 1024,
+            max_age_secs: 86_400,
+        }
+    }
 }
 
 /// This process, whatever its role.
@@ -386,6 +415,7 @@ impl Default for Config {
             usage: UsageSection::default(),
             http: HttpSection::default(),
             tls: TlsSection::default(),
+            delivery: DeliverySection::default(),
         }
     }
 }

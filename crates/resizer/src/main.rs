@@ -7,6 +7,7 @@
 //! - [`roles`]: `resizer identity`, `resizer api` and `resizer worker`, the distributed roles.
 //! - [`admin_token`]: the admin token: from the environment, or generated once.
 //! - [`batch`]: `resizer resize`, the pipeline on local files.
+//! - [`sign`]: `resizer sign`, a signed variant URL.
 //! - [`capacity`]: `resizer capacity`, the article's fleet arithmetic with measured numbers.
 
 mod admin_token;
@@ -16,6 +17,7 @@ mod inventory;
 mod node;
 mod roles;
 mod serve;
+mod sign;
 
 use std::path::PathBuf;
 
@@ -45,6 +47,8 @@ enum Command {
     Resize(batch::ResizeArgs),
     /// Measure conversions per core and print the fleet size for a target load.
     Capacity(capacity::CapacityArgs),
+    /// Print a signed variant URL (`/v1/img/{tenant}/{name}?…&sig=`).
+    Sign(sign::SignArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +72,7 @@ fn main() -> std::process::ExitCode {
     let (args, role) = match cli.command {
         Command::Resize(args) => return batch::run(args),
         Command::Capacity(args) => return capacity::run(args),
+        Command::Sign(args) => return sign::run(args),
         Command::Serve(args) => (args, Role::Serve),
         Command::Identity(args) => (args, Role::Identity),
         Command::Api(args) => (args, Role::Api),

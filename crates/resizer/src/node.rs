@@ -460,6 +460,23 @@ async fn shutdown_signal() {
 }
 
 /// The public API's settings for a node called `node`.
+/// Delivery by URL over `store`, with the configured quota and variant cache.
+pub fn delivery(
+    config: &Config,
+    store: Arc<dyn resizer_originals::OriginalStore>,
+) -> resizer_api::originals::Delivery {
+    let d = &config.delivery;
+    resizer_api::originals::Delivery {
+        store,
+        quota: resizer_originals::Quota {
+            max_bytes: d.max_bytes_per_tenant,
+            max_count: d.max_originals_per_tenant,
+        },
+        cache: resizer_api::variant_cache::VariantCache::new(d.cache_bytes),
+        max_age_secs: d.max_age_secs,
+    }
+}
+
 pub fn api_config(config: &Config, node: &str) -> ApiConfig {
     ApiConfig {
         node: node.into(),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use resizer_api::AdminState;
+use resizer_api::originals::Delivery;
 use resizer_identity::{AuthCache, IdentityService, LocalFollower};
+use resizer_originals::LocalOriginals;
 
 use resizer_usage::aggregator::Aggregator;
 use resizer_usage::query::{LocalUsage, UsageQueries};
@@ -38,7 +40,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api = jobs
         .api(&config, EMBEDDED_NODE, auth, ready.clone())
         .with_usage_queries(queries.clone())
-        .with_observer(admin_token.clone());
+        .with_observer(admin_token.clone())
+        .with_delivery(delivery(&config)?)
+        .with_signing_keys(identity.clone());
     let admin = AdminState::new(identity, admin_token)
         .with_wrong_token_burst(config.http.wrong_token_burst)
         .with_usage(queries)
@@ -74,6 +78,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     aggregating.abort();
     tracing::info!("resizer stopped");
     Ok(())
+}
+
+/// Originals in `data_dir/originals`, and the variant cache.
+fn delivery(config: &Config) -> anyhow::Result<Delivery> {
+    let dir = config.data_dir.join("originals");
+    let store =
+        LocalOriginals::open(&dir).with_context(|| format!("opening originals in {}", dir.display()))?;
+    Ok(node::delivery(config, Arc::new(store)))
 }
 
 /// Identity: the authoritative store, and the auth cache that follows it in process.
