@@ -384,7 +384,7 @@ EOF
         n=${name#api-}
         data_mount "$DIR/$name"
         launch "$name" env $(resizer_env) $(usage_env) $(cluster_secret_env) $(nats_env api) \
-            $(faketime_env "$name") \
+            $(faketime_env "$name") RESIZER_DELIVERY__DATABASE_URL="$(pg_url)" \
             RESIZER_LISTEN="$(addr "$name"):$(api_port "$n")" \
             RESIZER_API__INTERNAL_LISTEN="$(addr "$name"):$(internal_port "$n")" \
             RESIZER_DATA_DIR="$DIR/$name" \
@@ -442,6 +442,8 @@ defaults
     errorfile 504 $DIR/haproxy-504.http
 frontend public
     bind $(addr haproxy):$PUBLIC_PORT
+    # Variant URLs go to one node per path (its variant cache), the rest to the least busy.
+    use_backend variants if { path_beg /v1/img/ }
     default_backend api
 backend api
     balance leastconn
@@ -450,6 +452,16 @@ backend api
     # A node marked down keeps its open sessions: a draining node finishes them.
     # Checks every 250 ms, every 100 ms once one failed: a node that turns not-ready
     # (cut off from NATS, disk full, draining) stops getting requests within ~0.35 s.
+    default-server inter 250ms fastinter 100ms fall 2 rise 2
+    server api-1 $(addr api-1):$(api_port 1) check
+    server api-2 $(addr api-2):$(api_port 2) check
+backend variants
+    # The path without the query: every size of an original on one node; a consistent
+    # ring, so a node leaving moves only its own share (ADR 0012).
+    balance uri path-only
+    hash-type consistent
+    option httpchk GET /readyz
+    http-check expect status 200
     default-server inter 250ms fastinter 100ms fall 2 rise 2
     server api-1 $(addr api-1):$(api_port 1) check
     server api-2 $(addr api-2):$(api_port 2) check

@@ -354,114 +354,50 @@ impl OriginalStore for LocalOriginals {
 mod tests {
     use super::*;
 
-    fn meta(name: &str, bytes: &[u8]) -> OriginalMeta {
-        OriginalMeta {
-            name: name.into(),
-            bytes: bytes.len() as u64,
-            format: "png".into(),
-            width: 1,
-            height: 1,
-            frames: 1,
-            content_hash: to_hex(&bytes[..1]),
-            uploaded_at: uploaded_now(),
-        }
-    }
-
-    const BIG: Quota = Quota {
-        max_bytes: 1 << 30,
-        max_count: 1000,
-    };
-
-    fn name(s: &str) -> OriginalName {
-        OriginalName::parse(s).unwrap()
+    #[tokio::test]
+    async fn test_local_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalOriginals::open(dir.path()).unwrap());
+        crate::testsuite::run_all(store).await;
     }
 
     #[tokio::test]
-    async fn test_put_get_list_delete_by_tenant() {
+    async fn test_refused_and_replaced_files_are_removed_and_leftovers_swept_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalOriginals::open(dir.path()).unwrap();
-        let (a, b) = (TenantId::random(), TenantId::random());
-        for n in ["x/1", "x/2", "x/3", "y", "x"] {
-            store
-                .put(&a, meta(n, b"abc"), Bytes::from_static(b"abc"), BIG)
-                .await
-                .unwrap();
-        }
-        store
-            .put(&b, meta("x/1", b"other"), Bytes::from_static(b"other"), BIG)
-            .await
-            .unwrap();
-        let (m, bytes) = store.get(&a, &name("x/1")).await.unwrap().unwrap();
-        assert_eq!((m.bytes, &bytes[..]), (3, &b"abc"[..]));
-        assert_eq!(
-            &store.get(&b, &name("x/1")).await.unwrap().unwrap().1[..],
-            b"other"
-        );
-        assert!(
-            store.get(&b, &name("y")).await.unwrap().is_none(),
-            "another tenant's name"
-        );
-
-        let p1 = store.list(&a, "x/", None, 2).await.unwrap();
-        let names: Vec<_> = p1.originals.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["x/1", "x/2"]);
-        let p2 = store.list(&a, "x/", p1.next_cursor.as_deref(), 2).await.unwrap();
-        assert_eq!(p2.originals.len(), 1);
-        assert_eq!(p2.next_cursor, None);
-        assert_eq!(store.list(&a, "", None, 100).await.unwrap().originals.len(), 5);
-        assert_eq!(store.totals(&a).await.unwrap(), Totals { count: 5, bytes: 15 });
-
-        assert!(store.delete(&a, &name("x/2")).await.unwrap());
-        assert!(!store.delete(&a, &name("x/2")).await.unwrap());
-        assert!(store.head(&a, &name("x/2")).await.unwrap().is_none());
-        assert!(!store.delete(&b, &name("y")).await.unwrap());
-        assert!(store.head(&a, &name("y")).await.unwrap().is_some());
-    }
-
-    #[tokio::test]
-    async fn test_quota_is_checked_with_the_write_and_replacing_frees_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalOriginals::open(dir.path()).unwrap();
         let t = TenantId::random();
         let q = Quota {
             max_bytes: 10,
             max_count: 2,
         };
-        store
-            .put(&t, meta("a", b"12345"), Bytes::from_static(b"12345"), q)
-            .await
-            .unwrap();
-        let err = store
-            .put(&t, meta("b", b"123456"), Bytes::from_static(b"123456"), q)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, OriginalsError::QuotaExceeded(_)), "{err}");
-        let replaced = store
-            .put(&t, meta("a", b"1234567890"), Bytes::from_static(b"1234567890"), q)
-            .await
-            .unwrap();
-        assert_eq!(replaced.map(|m| m.bytes), Some(5));
-        let files = std::fs::read_dir(dir.path().join("blobs").join(t.as_str()))
-            .unwrap()
-            .count();
-        assert_eq!(files, 1, "the refused upload and the replaced file are gone");
-    }
-
-    #[tokio::test]
-    async fn test_an_unindexed_file_is_removed_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = TenantId::random();
+        let meta = crate::testsuite::meta;
         {
             let store = LocalOriginals::open(dir.path()).unwrap();
             store
-                .put(&t, meta("a", b"1"), Bytes::from_static(b"1"), BIG)
+                .put(&t, meta("a", b"12345"), Bytes::from_static(b"12345"), q)
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .put(&t, meta("b", b"123456"), Bytes::from_static(b"123456"), q)
+                    .await
+                    .is_err()
+            );
+            store
+                .put(&t, meta("a", b"1234567890"), Bytes::from_static(b"1234567890"), q)
                 .await
                 .unwrap();
         }
-        let stray = dir.path().join("blobs").join(t.as_str()).join("deadbeef");
+        let blobs = dir.path().join("blobs").join(t.as_str());
+        assert_eq!(
+            std::fs::read_dir(&blobs).unwrap().count(),
+            1,
+            "the refused upload and the replaced file are gone"
+        );
+        let stray = blobs.join("deadbeef");
         std::fs::write(&stray, b"crash").unwrap();
         let store = LocalOriginals::open(dir.path()).unwrap();
         assert!(!stray.exists());
-        assert!(store.get(&t, &name("a")).await.unwrap().is_some());
+        let name = OriginalName::parse("a").unwrap();
+        assert_eq!(store.get(&t, &name).await.unwrap().unwrap().1.len(), 10);
     }
 }

@@ -62,6 +62,10 @@ pub struct DeliverySection {
     /// A replaced original is served new at once, but copies already in browsers and
     /// CDNs live this long: upload under a new name to change an image everywhere. Default 86 400.
     pub max_age_secs: u64,
+    /// `resizer api`: PostgreSQL URL of the originals' index (names, metadata, quotas), shared
+    /// by every API node; the images go to the usage archive's object store (the S3 bucket),
+    /// under `originals/`. Unset: the node answers the originals and variant routes with 503.
+    pub database_url: Option<String>,
 }
 
 impl Default for DeliverySection {
@@ -71,6 +75,7 @@ impl Default for DeliverySection {
             max_originals_per_tenant: 10_000,
             cache_bytes: 256 * 1024 * 1024,
             max_age_secs: 86_400,
+            database_url: None,
         }
     }
 }

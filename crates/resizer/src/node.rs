@@ -262,6 +262,15 @@ pub fn sqlite_store(config: &Config) -> anyhow::Result<Arc<dyn IdentityStore>> {
 /// The usage archive: in the S3-compatible bucket of `usage.archive_s3_*` when an
 /// endpoint is set, else in `usage.archive_dir` (or `default_dir`).
 pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow::Result<Arc<Archive>> {
+    Ok(Arc::new(Archive::new(object_store(config, default_dir)?)))
+}
+
+/// The object store of the usage archive (and of originals when distributed):
+/// the S3-compatible bucket when configured, else a directory.
+pub fn object_store(
+    config: &Config,
+    default_dir: std::path::PathBuf,
+) -> anyhow::Result<Arc<dyn ObjectStore>> {
     let usage = &config.usage;
     let store: Arc<dyn ObjectStore> = if let Some(endpoint) = &usage.archive_s3_endpoint {
         let s3 = S3Config {
@@ -287,7 +296,7 @@ pub fn usage_archive(config: &Config, default_dir: std::path::PathBuf) -> anyhow
             .map_or(default_dir, std::path::PathBuf::from);
         Arc::new(LocalDirStore::new(dir))
     };
-    Ok(Arc::new(Archive::new(store)))
+    Ok(store)
 }
 
 /// `/healthz` and `/metrics` for roles without a public API (worker, aggregator).

@@ -22,7 +22,9 @@ use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_worker::{Worker, WorkerConfig};
 
 use crate::node::{self, JobPath, Served};
+use resizer::blobs::ObjectBlobs;
 use resizer::config::Config;
+use resizer_originals::shared::SharedOriginals;
 
 /// How often the identity service looks for writes made by another instance sharing its store.
 const STORE_POLL: Duration = Duration::from_secs(1);
@@ -105,6 +107,9 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
         .with_observer(HashedSecret::from_secret(config.cluster_secret()?));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
+    }
+    if let Some(delivery) = distributed_delivery(&config).await? {
+        api = api.with_delivery(delivery);
     }
     let servers = vec![Served::new("public", public_listener, api.router())];
     ready.store(true, Ordering::Relaxed);
@@ -308,6 +313,19 @@ async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc
         store: Arc::new(store),
         archive: node::usage_archive(config, config.data_dir.join("archive"))?,
     })))
+}
+
+/// Originals in the object store with their index in PostgreSQL, when
+/// `delivery.database_url` is set; else this node answers their routes with 503.
+async fn distributed_delivery(config: &Config) -> anyhow::Result<Option<resizer_api::originals::Delivery>> {
+    let Some(url) = &config.delivery.database_url else {
+        return Ok(None);
+    };
+    let objects = node::object_store(config, config.data_dir.join("originals"))?;
+    let store = SharedOriginals::connect(url, Box::new(ObjectBlobs(objects)))
+        .await
+        .context("connecting to the originals index")?;
+    Ok(Some(node::delivery(config, Arc::new(store))))
 }
 
 /// Serves a role's `/healthz` and `/metrics` until SIGTERM/SIGINT or `shutdown`.

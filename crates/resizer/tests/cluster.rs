@@ -63,6 +63,116 @@ async fn metric_sum(cluster: &Cluster, ports: &[(&str, u16)], name_prefix: &str)
     total
 }
 
+/// Delivery by URL on the cluster: an original uploaded through HAProxy is
+/// stored in Garage and indexed in PostgreSQL, so both API nodes see it; a
+/// signed variant URL always lands on one node (consistent hashing on the path),
+/// which makes it once and answers the repeats from its cache. A tenant of its
+/// own, so the load tenant's usage stays exactly what its clients saw.
+async fn delivery_through_haproxy(cluster: &Cluster, api_urls: &[String; 2]) {
+    let (tenant, key) = cluster.tenant("delivery").await;
+    let key = key.as_str();
+    let sk = cluster
+        .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), json!({}))
+        .await;
+    let secret = sk["secret"].as_str().unwrap().to_string();
+    let photo = bytes::Bytes::from(common::read_corpus("jpeg-256k/a09_Path.jpg"));
+    // The key reaches the node HAProxy picks through the identity feed.
+    wait_for("the new tenant's upload", Duration::from_secs(20), || {
+        let (client, photo) = (cluster.client.clone(), photo.clone());
+        let url = format!("{}/v1/originals/cluster/cat.jpg", cluster.public_url);
+        async move {
+            let put = client.put(url).bearer_auth(key).body(photo).send().await;
+            put.is_ok_and(|r| r.status().as_u16() == 201)
+        }
+    })
+    .await;
+    // Both nodes see it: one index, one bucket.
+    wait_for(
+        "the original's metadata on both nodes",
+        Duration::from_secs(20),
+        || {
+            let client = cluster.client.clone();
+            let urls = api_urls.clone();
+            async move {
+                for url in urls {
+                    let meta = client
+                        .get(format!("{url}/v1/originals/cluster/cat.jpg"))
+                        .bearer_auth(key)
+                        .send()
+                        .await;
+                    if !meta.is_ok_and(|r| r.status().as_u16() == 200) {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    let path = resizer_core::signing::signed_path_and_query(
+        &secret,
+        &format!("/v1/img/{tenant}/cluster/cat.jpg"),
+        &[("width".to_string(), "200".to_string())],
+        None,
+    );
+    let url = format!("{}{path}", cluster.public_url);
+    // The signing key reaches both nodes through the identity feed.
+    wait_for(
+        "the signing key on the API nodes",
+        Duration::from_secs(20),
+        || {
+            let (client, url) = (cluster.client.clone(), url.clone());
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 200)
+            }
+        },
+    )
+    .await;
+    let api_ports = [("api-1", PORT_BASE + 51), ("api-2", PORT_BASE + 52)];
+    let hits_before = metric_sum(
+        cluster,
+        &api_ports,
+        "resizer_variant_cache_requests_total{outcome=\"hit\"}",
+    )
+    .await;
+    let mut etags = Vec::new();
+    for _ in 0..6 {
+        let r = cluster.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        etags.push(r.headers()["etag"].to_str().unwrap().to_string());
+    }
+    etags.dedup();
+    assert_eq!(etags.len(), 1);
+    let hits = metric_sum(
+        cluster,
+        &api_ports,
+        "resizer_variant_cache_requests_total{outcome=\"hit\"}",
+    )
+    .await
+        - hits_before;
+    let misses = metric_sum(
+        cluster,
+        &api_ports,
+        "resizer_variant_cache_requests_total{outcome=\"miss\"}",
+    )
+    .await;
+    assert_eq!(hits, 6.0, "every repeat lands on the node that made it");
+    assert_eq!(misses, 1.0, "the variant was made once in the cluster");
+    let deleted = cluster
+        .client
+        .delete(format!("{}/v1/originals/cluster/cat.jpg", cluster.public_url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(cluster.client.get(&url).send().await.unwrap().status(), 404);
+}
+
 /// One request's fate.
 #[derive(Debug, Clone)]
 struct Sample {
@@ -293,6 +403,7 @@ async fn test_cluster_survives_failures() {
     )
     .await;
     let probes = probes_sent.load(std::sync::atomic::Ordering::Relaxed);
+    delivery_through_haproxy(&cluster, &api_urls).await;
     let streams = stream_states(&cluster).await;
     println!("streams before: {streams:?}");
 
