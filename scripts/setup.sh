@@ -39,6 +39,10 @@ if ! $build_only; then
     # Independent readers of animated outputs (frames, delays, loop count).
     command -v gifsicle >/dev/null 2>&1 || need+=(gifsicle)
     command -v webpinfo >/dev/null 2>&1 || need+=(webp)
+    # A real browser for the delivery and console tests: Debian's Chromium and its
+    # matching driver (Selenium, from PyPI below, drives it).
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
     # A real press CMYK profile (ghostscript's, data only) for the colour tests.
     [ -f /usr/share/color/icc/ghostscript/default_cmyk.icc ] || need+=(libgs-common)
 fi
@@ -99,6 +103,13 @@ if [[ "$st_version" != *"version $SCHEMATHESIS_VERSION"* || "$validator" != *"Ve
     "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
         "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION"
 fi
+# Selenium drives Debian's Chromium in the browser tests (crates/resizer/tests/browser.rs).
+SELENIUM_VERSION=4.51.0
+selenium=$("$TOOLS/venv/bin/pip" show selenium 2>/dev/null || true)
+if [[ "$selenium" != *"Version: $SELENIUM_VERSION"* ]]; then
+    echo "setup: installing selenium $SELENIUM_VERSION" >&2
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "selenium==$SELENIUM_VERSION"
+fi
 # cargo fuzz drives the libFuzzer targets (scripts/fuzz.sh); stable toolchain, no sanitizer.
 CARGO_FUZZ_VERSION=0.13.2
 if ! "$TOOLS/cargo-fuzz/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
@@ -108,4 +119,4 @@ if ! "$TOOLS/cargo-fuzz/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_
         --root "$TOOLS/cargo-fuzz" --target-dir "$build_dir"
     rm -rf "$build_dir"
 fi
-echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION, garage $GARAGE_VERSION, schemathesis $SCHEMATHESIS_VERSION, cargo-fuzz $CARGO_FUZZ_VERSION)" >&2
+echo "setup: build and test dependencies present (cc, make, cmake, nasm, postgresql, haproxy, nats-server $NATS_VERSION, garage $GARAGE_VERSION, schemathesis $SCHEMATHESIS_VERSION, selenium $SELENIUM_VERSION, chromium, cargo-fuzz $CARGO_FUZZ_VERSION)" >&2
