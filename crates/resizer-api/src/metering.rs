@@ -70,6 +70,8 @@ pub(crate) struct Meter {
     pub route: &'static str,
     /// A variant answered from the cache (or a 304): format, width, height, bytes sent.
     pub cached: Option<(resizer_core::ImageFormat, u32, u32, u64)>,
+    /// A variant delivery's cache outcome: `hit`, `miss` or `revalidated`.
+    pub cache: Option<&'static str>,
     /// Set once the key is known valid: only such requests are metered.
     pub auth: Option<(TenantId, CredentialId)>,
     pub input_bytes: u64,
@@ -139,6 +141,7 @@ impl Meter {
             status: c.status,
             api_node: c.api_node.to_string(),
             worker: out.map(|o| o.meta.worker.clone()),
+            cache: self.cache.map(str::to_string),
         }
     }
 }

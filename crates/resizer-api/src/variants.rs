@@ -140,12 +140,15 @@ async fn variant_metered(
     };
     if if_none_match(t.headers, &etag) {
         metrics::counter!("resizer_variant_not_modified_total").increment(1);
+        meter.cache = Some("revalidated");
         return Ok(fresh.respond(StatusCode::NOT_MODIFIED, None));
     }
     if let Some(v) = d.cache.get(&ask.tenant, &etag) {
         meter.cached = Some((v.format, v.width, v.height, v.bytes.len() as u64));
+        meter.cache = Some("hit");
         return Ok(fresh.respond(StatusCode::OK, Some(v)));
     }
+    meter.cache = Some("miss");
     let Some((stored, input)) = d.store.get(&ask.tenant, &ask.name).await? else {
         return Err(not_found());
     };

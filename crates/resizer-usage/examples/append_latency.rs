@@ -48,6 +48,7 @@ fn record(tenant: &TenantId, key: &KeyId, i: u64) -> UsageRecord {
         status: 200,
         api_node: "http://10.0.0.1:8082".into(),
         worker: Some("worker-1".into()),
+        cache: None,
     }
 }
 

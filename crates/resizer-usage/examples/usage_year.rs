@@ -62,6 +62,7 @@ fn record(rng: &mut Rng, tenant: &TenantId, key: &KeyId, at: u64) -> UsageRecord
         status: if ok { 200 } else { 422 },
         api_node: format!("http://10.0.0.{}:8082", rng.below(8)),
         worker: ok.then(|| format!("worker-{}", rng.below(40))),
+        cache: None,
     }
 }
 

@@ -17,7 +17,8 @@ use parquet::schema::parser::parse_message_type;
 
 use crate::record::UsageRecord;
 
-/// The archive's schema; changing it needs a new archive version.
+/// The archive's schema; columns are only ever appended (optional), and a
+/// file without the newest ones decodes them as absent.
 pub const SCHEMA: &str = "message usage_record {
   REQUIRED BYTE_ARRAY record_id (UTF8);
   REQUIRED BYTE_ARRAY tenant_id (UTF8);
@@ -44,6 +45,7 @@ pub const SCHEMA: &str = "message usage_record {
   REQUIRED INT64 status;
   REQUIRED BYTE_ARRAY api_node (UTF8);
   OPTIONAL BYTE_ARRAY worker (UTF8);
+  OPTIONAL BYTE_ARRAY cache (UTF8);
 }";
 
 /// Why encoding or decoding failed.
@@ -122,12 +124,18 @@ fn columns(r: &[UsageRecord]) -> Vec<Column> {
         ints(r.iter().map(|x| u64::from(x.status))),
         strs(r.iter().map(|x| x.api_node.as_str())),
         opt_strs(r.iter().map(|x| x.worker.as_deref())),
+        opt_strs(r.iter().map(|x| x.cache.as_deref())),
     ]
 }
 
 /// Encodes records as one Parquet file (zstd level 3), in row groups of [`ROW_GROUP_ROWS`].
 pub fn encode(records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
-    let schema = Arc::new(parse_message_type(SCHEMA)?);
+    encode_with(SCHEMA, records)
+}
+
+/// [`encode`] with `schema` (a prefix of [`SCHEMA`]'s columns: older files in tests).
+fn encode_with(schema: &str, records: &[UsageRecord]) -> Result<Vec<u8>, ColumnarError> {
+    let schema = Arc::new(parse_message_type(schema)?);
     let props = Arc::new(
         WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
@@ -248,6 +256,11 @@ fn from_fields(f: &[&Field]) -> Result<UsageRecord, ColumnarError> {
         status: u16::try_from(int(22)?).map_err(|_| bad(22))?,
         api_node: text(23)?,
         worker: opt_text(24)?,
+        // Absent from files written before the column existed.
+        cache: match f.get(25) {
+            Some(Field::Str(s)) => Some(s.clone()),
+            _ => None,
+        },
     })
 }
 
@@ -265,6 +278,7 @@ mod tests {
             .collect();
         records[3].worker = None;
         records[3].queued_unix_ms = None;
+        records[4].cache = Some("hit".into());
         let bytes = encode(&records).unwrap();
         assert_eq!(&bytes[..4], b"PAR1");
         let json: usize = records.iter().map(|r| serde_json::to_vec(r).unwrap().len()).sum();
@@ -279,6 +293,18 @@ mod tests {
             records
         );
         assert!(decode_tenant(Bytes::from(bytes), "ten_0").unwrap().is_empty());
+    }
+
+    #[test]
+    fn test_a_file_from_before_the_cache_column_decodes_it_as_absent() {
+        let t = TenantId::random();
+        let mut records: Vec<_> = (0..10).map(|i| record(&t, i, 200)).collect();
+        let old = SCHEMA.replace("  OPTIONAL BYTE_ARRAY cache (UTF8);\n", "");
+        assert_ne!(old, SCHEMA);
+        records[1].cache = Some("hit".into());
+        let decoded = decode(Bytes::from(encode_with(&old, &records).unwrap())).unwrap();
+        records[1].cache = None;
+        assert_eq!(decoded, records);
     }
 
     #[test]

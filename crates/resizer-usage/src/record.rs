@@ -57,6 +57,10 @@ pub struct UsageRecord {
     pub api_node: String,
     /// The worker that resized, if one did.
     pub worker: Option<String>,
+    /// A variant delivery (`GET /v1/img`): `hit` (from the API node's cache, no CPU),
+    /// `miss` (made now) or `revalidated` (a 304); absent for other routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 impl UsageRecord {
@@ -107,6 +111,7 @@ impl UsageRecord {
             status,
             api_node: "embedded".into(),
             worker: Some("w".into()),
+            cache: None,
         }
     }
 }

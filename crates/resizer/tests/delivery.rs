@@ -517,6 +517,14 @@ async fn test_deliveries_are_metered_with_the_signing_key_and_sign_makes_working
         .map(|r| r["cpu_micros"].as_u64().unwrap())
         .collect();
     assert!(cpu.contains(&0) && cpu.iter().any(|&c| c > 0), "{cpu:?}");
+    let mut cache: Vec<&str> = records.iter().map(|r| r["cache"].as_str().unwrap()).collect();
+    cache.sort();
+    assert_eq!(cache, ["hit", "miss"]);
+    let hit = records.iter().find(|r| r["cache"] == "hit").unwrap();
+    assert_eq!(
+        (hit["cpu_micros"].as_u64(), &hit["worker"]),
+        (Some(0), &Value::Null)
+    );
 }
 
 /// The tenant's audit records of `route` (through the admin API), once there are `n`.
