@@ -149,7 +149,35 @@ async fn variant_metered(
         return Ok(fresh.respond(StatusCode::OK, Some(v)));
     }
     meter.cache = Some("miss");
-    let Some((stored, input)) = d.store.get(&ask.tenant, &ask.name).await? else {
+    let job = Job {
+        request_id,
+        trace,
+        headers: t.headers,
+    };
+    let variant = make_variant(s, d, job, ask.tenant.clone(), &ask, &meta, meter).await?;
+    drop(admitted);
+    d.cache.insert(&ask.tenant, &etag, variant.clone());
+    Ok(fresh.respond(StatusCode::OK, Some(variant)))
+}
+
+/// What a miss's job carries from its request.
+struct Job<'a> {
+    request_id: &'a RequestId,
+    trace: TraceContext,
+    headers: &'a HeaderMap,
+}
+
+/// Reads the original (the one `meta` describes) and runs its job, as a resize would.
+async fn make_variant(
+    s: &Inner,
+    d: &Delivery,
+    job: Job<'_>,
+    tenant: TenantId,
+    ask: &Ask,
+    meta: &OriginalMeta,
+    meter: &mut Meter,
+) -> Result<Variant, ApiError> {
+    let Some((stored, input)) = d.store.get(&tenant, &ask.name).await? else {
         return Err(not_found());
     };
     if stored.content_hash != meta.content_hash {
@@ -161,28 +189,25 @@ async fn variant_metered(
         .retry_after(1));
     }
     meter.input_bytes = input.len() as u64;
-    let format = check_input(s, t.headers, &input, &ask.params, meter)?;
+    let format = check_input(s, job.headers, &input, &ask.params, meter)?;
     let request = JobRequest {
-        tenant_id: ask.tenant.clone(),
-        request_id: request_id.clone(),
-        trace: Some(trace),
-        params: ask.params,
+        tenant_id: tenant,
+        request_id: job.request_id.clone(),
+        trace: Some(job.trace),
+        params: ask.params.clone(),
         output: format,
         input,
         deadline: Instant::now() + s.config.job_deadline,
     };
     let ran = s.jobs.run(request).await.map_err(job_error)?;
-    drop(admitted);
     meter.joined = ran.joined;
     meter.output = Some(ran.output.clone());
-    let variant = Variant {
+    Ok(Variant {
         bytes: ran.output.bytes,
         format: ran.output.meta.format,
         width: ran.output.meta.width,
         height: ran.output.meta.height,
-    };
-    d.cache.insert(&ask.tenant, &etag, variant.clone());
-    Ok(fresh.respond(StatusCode::OK, Some(variant)))
+    })
 }
 
 fn not_found() -> ApiError {

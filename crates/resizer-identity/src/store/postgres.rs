@@ -457,6 +457,27 @@ impl IdentityStore for PostgresIdentityStore {
     }
 }
 
+/// Every live signing key: id, owner, secret.
+async fn live_signing_keys(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<Vec<(SigningKeyId, TenantId, String)>, IdentityError> {
+    let rows = tx
+        .query(
+            "SELECT signing_key_id, tenant_id, secret FROM signing_keys WHERE revoked_at IS NULL ORDER BY signing_key_id",
+            &[],
+        )
+        .await
+        .map_err(store_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (k, t, secret): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if let (Some(k), Some(t)) = (SigningKeyId::parse(&k), TenantId::parse(&t)) {
+            out.push((k, t, secret));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl ChangeSource for PostgresIdentityStore {
     async fn snapshot(&self) -> Result<Snapshot, IdentityError> {
@@ -496,20 +517,7 @@ impl ChangeSource for PostgresIdentityStore {
                         keys.push((k, t, h));
                     }
                 }
-                let mut signing_keys = Vec::new();
-                for row in tx
-                    .query(
-                        "SELECT signing_key_id, tenant_id, secret FROM signing_keys WHERE revoked_at IS NULL ORDER BY signing_key_id",
-                        &[],
-                    )
-                    .await
-                    .map_err(store_err)?
-                {
-                    let (k, t, secret): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-                    if let (Some(k), Some(t)) = (SigningKeyId::parse(&k), TenantId::parse(&t)) {
-                        signing_keys.push((k, t, secret));
-                    }
-                }
+                let signing_keys = live_signing_keys(&tx).await?;
                 tx.commit().await.map_err(store_err)?;
                 Ok(Snapshot {
                     seq: seq as u64,
