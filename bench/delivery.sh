@@ -40,6 +40,12 @@ etag=$(curl -sf -D - -o /dev/null "$url" | tr -d '\r' | awk 'tolower($1)=="etag:
 
 # Each request a variant never asked for before: widths 64..1599 × qualities 40..99.
 cat >"$work/unique.lua" <<LUA
+-- Each wrk thread walks its own share of (width, quality): no request repeats another.
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
 local n = 0
 local body = nil
 local path = os.getenv("BENCH_PATH")
@@ -47,10 +53,11 @@ local f = os.getenv("BENCH_BODY")
 if f ~= nil then local h = io.open(f, "rb"); body = h:read("*all"); h:close() end
 request = function()
   n = n + 1
-  local q = string.format("width=%d&quality=%d&format=webp", 64 + (n % 1536), 40 + math.floor(n / 1536) % 60)
+  local k = n * 2 + (tid or 0)
+  local q = string.format("width=%d&quality=%d&format=webp", 64 + (k % 1536), 40 + math.floor(k / 1536) % 60)
   local method = "GET"
   if body ~= nil then method = "POST" end
-  return wrk.format(method, path .. "?" .. q .. "&t=" .. tostring(wrk.thread.id or 0), {["Authorization"] = "Bearer $key"}, body)
+  return wrk.format(method, path .. "?" .. q, {["Authorization"] = "Bearer $key"}, body)
 end
 LUA
 cpu_ticks() { awk '{print $14 + $15}' /proc/$server/stat; }
