@@ -62,6 +62,14 @@ pub async fn read_body(
 /// client, which may still be sending it, gets to read the error instead of
 /// a reset connection. Bounded in bytes and time; nothing is kept. A client
 /// that asked `Expect: 100-continue` has not sent the body, so nothing is read.
+/// After a refusal (`refused`), drains what the client still sends of a body
+/// never read (`unread`), so the refusal reaches it; an answer has nothing to drain.
+pub(crate) async fn drain_after_refusal(refused: bool, headers: &HeaderMap, unread: Option<Body>, max: u64) {
+    if refused && let Some(body) = unread {
+        drain_unread(headers, body, max).await;
+    }
+}
+
 pub(crate) async fn drain_unread(headers: &HeaderMap, body: Body, max: u64) {
     let expects_continue = headers
         .get(header::EXPECT)

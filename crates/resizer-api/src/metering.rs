@@ -21,7 +21,7 @@ const REFUSAL_RECORDS_BURST: u32 = 50;
 /// with a valid key are metered; refusals (403, 429) at most
 /// [`REFUSAL_RECORDS_PER_SEC`] per tenant. An error means the record could not
 /// be written and the request must not be answered with its result.
-pub(crate) fn meter_request(
+fn meter_request(
     s: &Inner,
     mut meter: Meter,
     status: u16,
@@ -61,6 +61,24 @@ pub(crate) fn meter_request(
             .retry_after(1),
         )
     })
+}
+
+/// The answer of a metered request, once its record is written: `result`,
+/// or the refusal to answer without a record (its status is the answer's).
+pub(crate) fn answer(
+    s: &Inner,
+    meter: Meter,
+    request_id: RequestId,
+    received_unix_ms: u64,
+    uri: &Uri,
+    result: Result<axum::response::Response, ApiError>,
+) -> Result<axum::response::Response, ApiError> {
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.code.http_status(),
+    };
+    meter_request(s, meter, status, request_id, received_unix_ms, uri)?;
+    result
 }
 
 /// What a metered request used, gathered along the way for its usage record.

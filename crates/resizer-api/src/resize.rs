@@ -17,9 +17,9 @@ use resizer_core::{ErrorCode, ImageFormat};
 use resizer_jobs::{JobOutput, JobRequest, RunError};
 
 use crate::admission::admit;
-use crate::body::{drain_unread, read_body};
+use crate::body::{drain_after_refusal, read_body};
 use crate::error::{ApiError, ErrorBody};
-use crate::metering::{Meter, meter_request};
+use crate::metering::{Meter, answer};
 use crate::openapi::ImageBytes;
 use crate::public::{ApiState, Inner, reject};
 
@@ -123,19 +123,9 @@ pub(crate) async fn resize(
     let received_unix_ms = now_unix_ms();
     let mut meter = Meter::new("POST /v1/resize");
     let mut body_slot = Some(body);
-    let mut result = resize_metered(s, &request_id, trace, &headers, &uri, &mut body_slot, &mut meter).await;
-    let status = match &result {
-        Ok(_) => 200,
-        Err(e) => e.code.http_status(),
-    };
-    if let Err(e) = meter_request(s, meter, status, request_id, received_unix_ms, &uri) {
-        result = Err(e);
-    }
-    if result.is_err()
-        && let Some(unread) = body_slot
-    {
-        drain_unread(&headers, unread, s.config.max_body_bytes).await;
-    }
+    let result = resize_metered(s, &request_id, trace, &headers, &uri, &mut body_slot, &mut meter).await;
+    let result = answer(s, meter, request_id, received_unix_ms, &uri, result);
+    drain_after_refusal(result.is_err(), &headers, body_slot, s.config.max_body_bytes).await;
     result
 }
 

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::admission::{Admitted, admit, admit_with};
 use crate::error::{ApiError, ErrorBody};
-use crate::metering::{Meter, meter_request};
+use crate::metering::{Meter, answer};
 use crate::openapi::ImageBytes;
 use crate::originals::{Delivery, delivery, name_of};
 use crate::public::{ApiState, Inner, reject};
@@ -91,15 +91,8 @@ pub(crate) async fn variant(
         uri: &uri,
         headers: &headers,
     };
-    let mut result = variant_metered(s, &request_id, trace, target, &mut meter).await;
-    let status = match &result {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.code.http_status(),
-    };
-    if let Err(e) = meter_request(s, meter, status, request_id, received_unix_ms, &uri) {
-        result = Err(e);
-    }
-    result
+    let result = variant_metered(s, &request_id, trace, target, &mut meter).await;
+    answer(s, meter, request_id, received_unix_ms, &uri, result)
 }
 
 struct Target<'a> {
@@ -154,7 +147,7 @@ async fn variant_metered(
         trace,
         headers: t.headers,
     };
-    let variant = make_variant(s, d, job, ask.tenant.clone(), &ask, &meta, meter).await?;
+    let variant = make_variant(s, d, job, &ask, &meta, meter).await?;
     drop(admitted);
     d.cache.insert(&ask.tenant, &etag, variant.clone());
     Ok(fresh.respond(StatusCode::OK, Some(variant)))
@@ -172,12 +165,11 @@ async fn make_variant(
     s: &Inner,
     d: &Delivery,
     job: Job<'_>,
-    tenant: TenantId,
     ask: &Ask,
     meta: &OriginalMeta,
     meter: &mut Meter,
 ) -> Result<Variant, ApiError> {
-    let Some((stored, input)) = d.store.get(&tenant, &ask.name).await? else {
+    let Some((stored, input)) = d.store.get(&ask.tenant, &ask.name).await? else {
         return Err(not_found());
     };
     if stored.content_hash != meta.content_hash {
@@ -191,7 +183,7 @@ async fn make_variant(
     meter.input_bytes = input.len() as u64;
     let format = check_input(s, job.headers, &input, &ask.params, meter)?;
     let request = JobRequest {
-        tenant_id: tenant,
+        tenant_id: ask.tenant.clone(),
         request_id: job.request_id.clone(),
         trace: Some(job.trace),
         params: ask.params.clone(),

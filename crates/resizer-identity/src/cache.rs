@@ -55,8 +55,25 @@ struct State {
     loaded: bool,
     tenants: HashMap<TenantId, Tenant>,
     keys: HashMap<KeyId, KeyEntry>,
-    /// Live URL signing secrets by id: owner and secret.
-    signing: HashMap<SigningKeyId, (TenantId, String)>,
+    /// Live URL signing secrets, by owner: a signed request checks only its
+    /// tenant's few (at most 5), never every tenant's.
+    signing: HashMap<TenantId, Vec<(SigningKeyId, String)>>,
+}
+
+impl State {
+    /// Adds (or moves) signing key `id`.
+    fn add_signing(&mut self, id: SigningKeyId, tenant: TenantId, secret: String) {
+        self.remove_signing(&id);
+        self.signing.entry(tenant).or_default().push((id, secret));
+    }
+
+    /// Removes signing key `id`, whoever holds it (revocations are rare; a scan is fine).
+    fn remove_signing(&mut self, id: &SigningKeyId) {
+        self.signing.retain(|_, keys| {
+            keys.retain(|(k, _)| k != id);
+            !keys.is_empty()
+        });
+    }
 }
 
 /// Where the cache's contents came from, for readiness detail.
@@ -171,7 +188,10 @@ impl AuthCache {
         let mut signing_keys: Vec<(SigningKeyId, TenantId, String)> = state
             .signing
             .iter()
-            .map(|(k, (t, secret))| (k.clone(), t.clone(), secret.clone()))
+            .flat_map(|(t, keys)| {
+                keys.iter()
+                    .map(|(k, secret)| (k.clone(), t.clone(), secret.clone()))
+            })
             .collect();
         signing_keys.sort();
         Snapshot {
@@ -198,7 +218,7 @@ impl AuthCache {
             }
         }
         for (id, tenant_id, secret) in snapshot.signing_keys {
-            state.signing.insert(id, (tenant_id, secret));
+            state.add_signing(id, tenant_id, secret);
         }
         *self.write() = state;
         self.record_metrics();
@@ -244,12 +264,10 @@ impl AuthCache {
                     tenant_id,
                     secret,
                 } => {
-                    state
-                        .signing
-                        .insert(signing_key_id.clone(), (tenant_id.clone(), secret.clone()));
+                    state.add_signing(signing_key_id.clone(), tenant_id.clone(), secret.clone());
                 }
                 ChangeEvent::SigningKeyRevoked { signing_key_id } => {
-                    state.signing.remove(signing_key_id);
+                    state.remove_signing(signing_key_id);
                 }
             }
             state.seq = change.seq;
@@ -315,13 +333,8 @@ impl AuthCache {
     ) -> Result<AuthContext, AuthError> {
         let state = self.read();
         let t = state.tenants.get(tenant).ok_or(AuthError::Unauthenticated)?;
-        let keys: Vec<(&SigningKeyId, &str)> = state
-            .signing
-            .iter()
-            .filter(|(_, (owner, _))| owner == tenant)
-            .map(|(id, (_, secret))| (id, secret.as_str()))
-            .collect();
-        let matched = resizer_core::signing::verify(keys.iter().map(|(_, s)| *s), path, pairs, sig)
+        let keys = state.signing.get(tenant).map_or(&[][..], Vec::as_slice);
+        let matched = resizer_core::signing::verify(keys.iter().map(|(_, s)| s.as_str()), path, pairs, sig)
             .ok_or(AuthError::Unauthenticated)?;
         let ctx = AuthContext {
             tenant_id: tenant.clone(),

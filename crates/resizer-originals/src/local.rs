@@ -305,20 +305,11 @@ impl OriginalStore for LocalOriginals {
             let rows = stmt
                 .query_map(params![tenant, after, prefix, limit + 1], row_to_meta)
                 .map_err(storage)?;
-            let mut originals: Vec<OriginalMeta> = rows
+            let originals: Vec<OriginalMeta> = rows
                 .map(|r| r.map(|(m, _)| m))
                 .collect::<Result<_, _>>()
                 .map_err(storage)?;
-            let next_cursor = if originals.len() > limit as usize {
-                originals.truncate(limit as usize);
-                originals.last().map(|m| m.name.clone())
-            } else {
-                None
-            };
-            Ok(Page {
-                originals,
-                next_cursor,
-            })
+            Ok(Page::from_rows(originals, limit))
         })
         .await
     }

@@ -49,3 +49,20 @@ pub struct Page {
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
+
+impl Page {
+    /// The page of `rows`, fetched in name order with one more than `limit`:
+    /// the extra row is not returned, it only says there is a next page.
+    pub fn from_rows(mut rows: Vec<OriginalMeta>, limit: u32) -> Self {
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|m| m.name.clone())
+        } else {
+            None
+        };
+        Self {
+            originals: rows,
+            next_cursor,
+        }
+    }
+}

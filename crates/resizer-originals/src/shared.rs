@@ -257,17 +257,8 @@ impl OriginalStore for SharedOriginals {
             &[&tenant.as_str(), &after, &prefix, &(i64::from(limit) + 1)],
         ))
         .await?;
-        let mut originals: Vec<OriginalMeta> = rows.iter().map(|r| row_to_meta(r).0).collect();
-        let next_cursor = if originals.len() > limit as usize {
-            originals.truncate(limit as usize);
-            originals.last().map(|m| m.name.clone())
-        } else {
-            None
-        };
-        Ok(Page {
-            originals,
-            next_cursor,
-        })
+        let originals: Vec<OriginalMeta> = rows.iter().map(|r| row_to_meta(r).0).collect();
+        Ok(Page::from_rows(originals, limit))
     }
 
     async fn delete(&self, tenant: &TenantId, name: &OriginalName) -> Result<bool, OriginalsError> {

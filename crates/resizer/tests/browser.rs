@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::{Server, metric};
 use resizer_core::signing::signed_path_and_query;
 use serde_json::Value;
 
@@ -18,13 +18,6 @@ fn tools_dir() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.strip_prefix(series).is_some_and(|r| r.starts_with(' ')))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -45,20 +38,16 @@ async fn test_chromium_renders_signed_variants_revalidates_them_and_refuses_a_ta
     }
     let server = Server::start_env(&[("RESIZER_DELIVERY__MAX_AGE_SECS", "0")]);
     let (tenant, key) = server.customer().await;
-    let (status, sk) = server
-        .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), None)
-        .await;
-    assert_eq!(status, 201);
-    let secret = sk["secret"].as_str().unwrap();
+    let (_, secret) = server.signing_key(&tenant).await;
+    let secret = secret.as_str();
     let put = server
-        .client
-        .put(format!("{}/v1/originals/web/photo.jpg", server.public))
-        .bearer_auth(&key)
-        .body(common::read_corpus("jpeg-256k/a03_ColorfulCups.jpg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
+        .put_original(
+            &key,
+            "web/photo.jpg",
+            common::read_corpus("jpeg-256k/a03_ColorfulCups.jpg"),
+        )
+        .await;
+    assert_eq!(put.status, 201);
     let path = format!("/v1/img/{tenant}/web/photo.jpg");
     let url = |params: &[(&str, &str)]| {
         let pairs: Vec<(String, String)> = params

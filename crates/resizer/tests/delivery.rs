@@ -6,23 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Reply, Server};
+use common::{Reply, Server, metric};
 use resizer_core::signing::signed_path_and_query;
 use serde_json::Value;
 
 const PHOTO: &str = "jpeg-256k/a01_BytheWater.jpg";
-
-async fn put(server: &Server, key: &str, name: &str, body: Vec<u8>) -> Reply {
-    let r = server
-        .client
-        .put(format!("{}/v1/originals/{name}", server.public))
-        .bearer_auth(key)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    Reply::from(r).await
-}
 
 async fn get(server: &Server, path_and_query: &str, key: Option<&str>, headers: &[(&str, &str)]) -> Reply {
     let mut req = server.client.get(format!("{}{path_and_query}", server.public));
@@ -46,18 +34,6 @@ async fn delete(server: &Server, path: &str, key: &str) -> Reply {
     Reply::from(r).await
 }
 
-/// A signing secret issued by the admin port for `tenant`: (id, secret).
-async fn signing_key(server: &Server, tenant: &str) -> (String, String) {
-    let (status, body) = server
-        .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), None)
-        .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["signing_key_id"].as_str().unwrap().to_string(),
-        body["secret"].as_str().unwrap().to_string(),
-    )
-}
-
 fn signed(secret: &str, tenant: &str, name: &str, params: &[(&str, &str)], exp: Option<u64>) -> String {
     let pairs: Vec<(String, String)> = params
         .iter()
@@ -66,19 +42,14 @@ fn signed(secret: &str, tenant: &str, name: &str, params: &[(&str, &str)], exp: 
     signed_path_and_query(secret, &format!("/v1/img/{tenant}/{name}"), &pairs, exp)
 }
 
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.strip_prefix(series).is_some_and(|r| r.starts_with(' ')))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn test_originals_are_stored_listed_inspected_and_deleted_by_name() {
     let server = Server::start();
     let (_, key) = server.customer().await;
     let jpeg = common::read_corpus(PHOTO);
-    let r = put(&server, &key, "photos/2026/cat.jpg", jpeg.clone()).await;
+    let r = server
+        .put_original(&key, "photos/2026/cat.jpg", jpeg.clone())
+        .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let meta = r.json();
     assert_eq!(meta["name"], "photos/2026/cat.jpg");
@@ -97,7 +68,7 @@ async fn test_originals_are_stored_listed_inspected_and_deleted_by_name() {
     );
 
     for n in ["photos/2026/dog.jpg", "photos/2025/owl.jpg", "misc.jpg"] {
-        assert_eq!(put(&server, &key, n, jpeg.clone()).await.status, 201);
+        assert_eq!(server.put_original(&key, n, jpeg.clone()).await.status, 201);
     }
     let got = get(&server, "/v1/originals/photos/2026/cat.jpg", Some(&key), &[]).await;
     assert_eq!(got.status, 200);
@@ -147,19 +118,24 @@ async fn test_originals_are_stored_listed_inspected_and_deleted_by_name() {
         .assert_error(404, "not_found");
 
     // Names outside the grammar, bodies that are not images, no key.
-    put(&server, &key, "a%20b.jpg", jpeg.clone())
+    server
+        .put_original(&key, "a%20b.jpg", jpeg.clone())
         .await
         .assert_error(400, "invalid_parameter");
-    put(&server, &key, "a//b.jpg", jpeg.clone())
+    server
+        .put_original(&key, "a//b.jpg", jpeg.clone())
         .await
         .assert_error(400, "invalid_parameter");
-    put(&server, &key, &"n".repeat(256), jpeg.clone())
+    server
+        .put_original(&key, &"n".repeat(256), jpeg.clone())
         .await
         .assert_error(400, "invalid_parameter");
-    put(&server, &key, "text.jpg", b"not an image".to_vec())
+    server
+        .put_original(&key, "text.jpg", b"not an image".to_vec())
         .await
         .assert_error(415, "unsupported_format");
-    put(&server, &key, "empty.jpg", Vec::new())
+    server
+        .put_original(&key, "empty.jpg", Vec::new())
         .await
         .assert_error(400, "empty_body");
     get(&server, "/v1/originals", None, &[])
@@ -174,9 +150,12 @@ async fn test_originals_are_stored_listed_inspected_and_deleted_by_name() {
 async fn test_signed_variants_are_made_once_cached_revalidated_and_refused_when_tampered() {
     let server = Server::start();
     let (tenant, key) = server.customer().await;
-    let (_, secret) = signing_key(&server, &tenant).await;
+    let (_, secret) = server.signing_key(&tenant).await;
     let jpeg = common::read_corpus(PHOTO);
-    assert_eq!(put(&server, &key, "p/a.jpg", jpeg.clone()).await.status, 201);
+    assert_eq!(
+        server.put_original(&key, "p/a.jpg", jpeg.clone()).await.status,
+        201
+    );
 
     let url = signed(
         &secret,
@@ -305,7 +284,7 @@ async fn test_signed_variants_are_made_once_cached_revalidated_and_refused_when_
 
     // Replacing the original changes every ETag at once; deleting it ends its variants.
     let png = common::make_png_rgba(64, 48, &[200; 64 * 48 * 4]);
-    assert_eq!(put(&server, &key, "p/a.jpg", png).await.status, 201);
+    assert_eq!(server.put_original(&key, "p/a.jpg", png).await.status, 201);
     let replaced = get(&server, &url, None, &[("if-none-match", &etag)]).await;
     assert_eq!(replaced.status, 200);
     assert_ne!(replaced.header("etag"), Some(etag.clone()));
@@ -320,12 +299,15 @@ async fn test_tenants_reach_only_their_own_originals_signatures_and_cache_entrie
     let server = Server::start();
     let (a, key_a) = server.customer().await;
     let (b, key_b) = server.customer().await;
-    let (_, secret_a) = signing_key(&server, &a).await;
-    let (_, secret_b) = signing_key(&server, &b).await;
+    let (_, secret_a) = server.signing_key(&a).await;
+    let (_, secret_b) = server.signing_key(&b).await;
     let jpeg = common::read_corpus(PHOTO);
     // The same name and the same bytes in both tenants: the same ETag, two cache entries.
     for key in [&key_a, &key_b] {
-        assert_eq!(put(&server, key, "same.jpg", jpeg.clone()).await.status, 201);
+        assert_eq!(
+            server.put_original(key, "same.jpg", jpeg.clone()).await.status,
+            201
+        );
     }
     let params = [("width", "160")];
     assert_eq!(
@@ -443,23 +425,25 @@ async fn test_quotas_refuse_uploads_past_a_tenants_count_or_bytes() {
     let (_, other) = server.customer().await;
     let jpeg = common::read_corpus(PHOTO);
     assert!(jpeg.len() > 270_000 && jpeg.len() < 400_000, "{}", jpeg.len());
-    assert_eq!(put(&server, &key, "1.jpg", jpeg.clone()).await.status, 201);
-    assert_eq!(put(&server, &key, "2.jpg", jpeg.clone()).await.status, 201);
-    put(&server, &key, "3.jpg", jpeg.clone())
+    assert_eq!(server.put_original(&key, "1.jpg", jpeg.clone()).await.status, 201);
+    assert_eq!(server.put_original(&key, "2.jpg", jpeg.clone()).await.status, 201);
+    server
+        .put_original(&key, "3.jpg", jpeg.clone())
         .await
         .assert_error(403, "quota_exceeded");
     assert_eq!(
-        put(&server, &key, "2.jpg", jpeg.clone()).await.status,
+        server.put_original(&key, "2.jpg", jpeg.clone()).await.status,
         201,
         "replacing is not adding"
     );
     assert_eq!(
-        put(&server, &other, "1.jpg", jpeg.clone()).await.status,
+        server.put_original(&other, "1.jpg", jpeg.clone()).await.status,
         201,
         "quotas are per tenant"
     );
     let big = [jpeg.clone(), jpeg.clone(), jpeg.clone()].concat();
-    put(&server, &other, "big.jpg", big)
+    server
+        .put_original(&other, "big.jpg", big)
         .await
         .assert_error(403, "quota_exceeded");
 }
@@ -468,9 +452,10 @@ async fn test_quotas_refuse_uploads_past_a_tenants_count_or_bytes() {
 async fn test_deliveries_are_metered_with_the_signing_key_and_sign_makes_working_urls() {
     let server = Server::start();
     let (tenant, key) = server.customer().await;
-    let (sk, secret) = signing_key(&server, &tenant).await;
+    let (sk, secret) = server.signing_key(&tenant).await;
     assert_eq!(
-        put(&server, &key, "m.jpg", common::read_corpus(PHOTO))
+        server
+            .put_original(&key, "m.jpg", common::read_corpus(PHOTO))
             .await
             .status,
         201
@@ -544,4 +529,77 @@ async fn wait_for_records(server: &Server, tenant: &str, route: &str, n: usize) 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends `request` as raw bytes (no client normalises its path) and returns the status line's code.
+fn raw_status(addr: &str, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).unwrap();
+    let line = String::from_utf8_lossy(&head[..n]).to_string();
+    line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn test_hostile_uploads_and_paths_are_refused_and_store_nothing() {
+    let server = Server::start();
+    let (tenant, key) = server.customer().await;
+    // A header claiming 60000×60000: refused from the header, nothing stored.
+    let bomb = common::png_header_bomb(60_000, 60_000);
+    server
+        .put_original(&key, "bomb.png", bomb)
+        .await
+        .assert_error(422, "too_many_pixels");
+    // Traversal as the client sent it, encoded or not: refused before any store call.
+    let host = server.public.trim_start_matches("http://").to_string();
+    for path in [
+        "/v1/originals/..%2Fx".to_string(),
+        "/v1/originals/a/../b".to_string(),
+        format!("/v1/img/{tenant}/../x?width=10"),
+        format!("/v1/img/{tenant}/..%2F..%2Ften_00000000000000000000000000000000%2Fx?width=10"),
+    ] {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(raw_status(&server.public, &req), 400, "{path}");
+    }
+    get(
+        &server,
+        &format!("/v1/img/{tenant}/x?width=10&sig=a&sig=b"),
+        None,
+        &[],
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+    // A body trickling in far below the listener's minimum rate: 408, its slot freed.
+    let slow = format!(
+        "PUT /v1/originals/slow.jpg HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Length: 100000\r\n\r\n"
+    );
+    let public = server.public.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(public.trim_start_matches("http://")).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+        s.write_all(slow.as_bytes()).unwrap();
+        let mut head = [0u8; 64];
+        for _ in 0..50 {
+            if s.write_all(b"x").is_err() {
+                break;
+            }
+            if let Ok(n) = s.read(&mut head)
+                && n > 0
+            {
+                return String::from_utf8_lossy(&head[..n]).to_string();
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap();
+    assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
+    let listed = get(&server, "/v1/originals", Some(&key), &[]).await.json();
+    assert!(listed["originals"].as_array().unwrap().is_empty(), "{listed}");
 }

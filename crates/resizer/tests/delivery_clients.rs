@@ -30,20 +30,15 @@ async fn fetch(server: &Server, url: &str) -> Reply {
 async fn test_the_documented_client_code_makes_urls_the_server_accepts() {
     let server = Server::start();
     let (tenant, key) = server.customer().await;
-    let (status, sk) = server
-        .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), None)
-        .await;
-    assert_eq!(status, 201);
-    let secret = sk["secret"].as_str().unwrap();
+    let (_, secret) = server.signing_key(&tenant).await;
     let put = server
-        .client
-        .put(format!("{}/v1/originals/docs/cat.jpg", server.public))
-        .bearer_auth(&key)
-        .body(common::read_corpus("jpeg-256k/a02_ColdRipple.jpg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
+        .put_original(
+            &key,
+            "docs/cat.jpg",
+            common::read_corpus("jpeg-256k/a02_ColdRipple.jpg"),
+        )
+        .await;
+    assert_eq!(put.status, 201);
     let args = format!(
         "\"{}\", \"{secret}\", \"{tenant}\", \"docs/cat.jpg\"",
         server.public

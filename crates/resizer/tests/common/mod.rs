@@ -232,6 +232,31 @@ impl Server {
         })
     }
 
+    /// Stores `body` as the original `name` with `key`.
+    pub async fn put_original(&self, key: &str, name: &str, body: Vec<u8>) -> Reply {
+        let r = self
+            .client
+            .put(format!("{}/v1/originals/{name}", self.public))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Reply::from(r).await
+    }
+
+    /// A URL signing key issued by the admin port for `tenant`: (id, secret).
+    pub async fn signing_key(&self, tenant: &str) -> (String, String) {
+        let (status, body) = self
+            .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), None)
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["signing_key_id"].as_str().unwrap().to_string(),
+            body["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// GETs an admin path with the admin token and returns the JSON body.
     pub async fn admin_get(&self, path: &str) -> Value {
         self.client
@@ -353,6 +378,14 @@ impl Reply {
         );
         assert_eq!(self.header("content-type").as_deref(), Some("application/json"));
     }
+}
+
+/// The value of one series (`name{labels}`) in Prometheus text; 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.strip_prefix(series).is_some_and(|r| r.starts_with(' ')))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Decoded image, for assertions.
