@@ -33,7 +33,8 @@
 # RESIZER_CLUSTER_DISK_MB (size of each API node's and NATS server's data filesystem when
 # run as root, default 256), NATS_GOMAXPROCS (scheduler threads per nats-server,
 # default a third of the cores, at least 1), NATS_SYS_PASSWORD (adds a `sys` user to the
-# servers' system account; unset by default).
+# servers' system account; unset by default), STORAGE_SAMPLE_MS (how often the aggregators
+# sample stored originals into the usage roll-ups, default 300000).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -404,8 +405,10 @@ EOF
         n=1
         [ "$name" = aggregator-2 ] && n=2
         mkdir -p "$DIR/$name"
+        # Aggregators also sample stored originals (read from the originals index) into the roll-ups.
         launch "$name" env $(resizer_env) $(usage_env) $(nats_env aggregator) \
-            $(faketime_env "$name") \
+            $(faketime_env "$name") RESIZER_DELIVERY__DATABASE_URL="$(pg_url)" \
+            RESIZER_USAGE__STORAGE_SAMPLE_MS="${STORAGE_SAMPLE_MS:-300000}" \
             RESIZER_LISTEN="$(addr "$name"):$(aggregator_port "$n")" \
             RESIZER_NODE__NAME="$name" \
             RESIZER_DATA_DIR="$DIR/$name" \

@@ -138,7 +138,8 @@ pub struct UsageReport {
 }
 
 /// The counters of one hour or day. Every metered request counts in the
-/// bucket of the time it was received.
+/// bucket of the time it was received; stored originals are sampled (every
+/// five minutes by default) and each hour keeps its highest sample.
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct UsageBucket {
     /// Start of the bucket (RFC 3339, UTC).
@@ -160,6 +161,16 @@ pub struct UsageBucket {
     pub pixels_out: u64,
     /// Worker CPU time, milliseconds (rounded down).
     pub cpu_ms: u64,
+    /// Bytes of originals stored: the highest hourly sample in the bucket.
+    #[serde(default)]
+    pub stored_bytes: u64,
+    /// Originals stored: the highest hourly sample in the bucket.
+    #[serde(default)]
+    pub stored_originals: u64,
+    /// Storage over time, what storage is billed by: each hour's
+    /// `stored_bytes` times one hour, summed over the bucket's hours.
+    #[serde(default)]
+    pub stored_byte_hours: u64,
 }
 
 impl From<&Bucket> for UsageBucket {
@@ -174,6 +185,9 @@ impl From<&Bucket> for UsageBucket {
             pixels_in: b.pixels_in,
             pixels_out: b.pixels_out,
             cpu_ms: b.cpu_micros / 1000,
+            stored_bytes: b.stored_bytes,
+            stored_originals: b.stored_originals,
+            stored_byte_hours: b.stored_byte_hours,
         }
     }
 }

@@ -339,6 +339,30 @@ impl OriginalStore for LocalOriginals {
         let tenant = tenant.to_string();
         self.blocking(move |s| totals(&s.lock(), &tenant)).await
     }
+
+    async fn stored_by_tenant(&self) -> Result<Vec<(TenantId, Totals)>, OriginalsError> {
+        self.blocking(|s| {
+            let conn = s.lock();
+            let mut stmt = conn
+                .prepare("SELECT tenant, COUNT(*), COALESCE(SUM(bytes), 0) FROM originals GROUP BY tenant")
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let totals = Totals {
+                        count: r.get::<_, i64>(1)? as u64,
+                        bytes: r.get::<_, i64>(2)? as u64,
+                    };
+                    Ok((r.get::<_, String>(0)?, totals))
+                })
+                .map_err(storage)?;
+            let rows: Vec<(String, Totals)> = rows.collect::<Result<_, _>>().map_err(storage)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(t, totals)| Some((TenantId::parse(&t)?, totals)))
+                .collect())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

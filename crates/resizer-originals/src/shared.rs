@@ -292,4 +292,24 @@ impl OriginalStore for SharedOriginals {
             bytes: row.get::<_, i64>(1) as u64,
         })
     }
+
+    async fn stored_by_tenant(&self) -> Result<Vec<(TenantId, Totals)>, OriginalsError> {
+        let guard = self.client().await?;
+        let client = guard.as_ref().ok_or_else(|| storage("no connection"))?;
+        let rows = timed(client.query(
+            "SELECT tenant, COUNT(*), COALESCE(SUM(bytes), 0)::BIGINT FROM originals GROUP BY tenant",
+            &[],
+        ))
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let totals = Totals {
+                    count: r.get::<_, i64>(1) as u64,
+                    bytes: r.get::<_, i64>(2) as u64,
+                };
+                Some((TenantId::parse(r.get::<_, &str>(0))?, totals))
+            })
+            .collect())
+    }
 }

@@ -46,6 +46,8 @@ pub trait OriginalStore: Send + Sync + 'static {
     async fn delete(&self, tenant: &TenantId, name: &OriginalName) -> Result<bool, OriginalsError>;
     /// What the tenant stores now.
     async fn totals(&self, tenant: &TenantId) -> Result<Totals, OriginalsError>;
+    /// The totals of every tenant storing anything (storage metering's sample).
+    async fn stored_by_tenant(&self) -> Result<Vec<(TenantId, Totals)>, OriginalsError>;
 }
 
 /// The quota rule: `before` (the tenant's totals), less what `replaced`

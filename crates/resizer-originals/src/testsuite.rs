@@ -84,6 +84,17 @@ async fn by_tenant(store: &dyn OriginalStore) {
     assert!(store.get(&a, &name("x/2")).await.unwrap().is_none());
     assert!(!store.delete(&b, &name("y")).await.unwrap());
     assert!(store.head(&a, &name("y")).await.unwrap().is_some());
+
+    // Every tenant's totals at once (what storage metering samples).
+    let all = store.stored_by_tenant().await.unwrap();
+    let of = |t: &TenantId| all.iter().find(|(x, _)| x == t).map(|(_, totals)| *totals);
+    assert_eq!(of(&a), Some(Totals { count: 6, bytes: 18 }));
+    assert_eq!(of(&b), Some(Totals { count: 1, bytes: 5 }));
+    assert_eq!(
+        of(&TenantId::random()),
+        None,
+        "no row for a tenant storing nothing"
+    );
 }
 
 async fn quotas(store: &dyn OriginalStore) {

@@ -40,6 +40,16 @@ pub const METRICS: &[MetricDef] = &[
         &[],
         "Torn (partly written) usage log lines skipped",
     ),
+    counter(
+        "resizer_usage_storage_samples_total",
+        &["outcome"],
+        "Rounds sampling every tenant's stored bytes into the roll-ups, by outcome (ok, error)",
+    ),
+    gauge(
+        "resizer_usage_storage_tenants",
+        &[],
+        "Tenants storing originals at the last storage sample",
+    ),
     gauge(
         "resizer_aggregator_active",
         &[],

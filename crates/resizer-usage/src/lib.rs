@@ -18,6 +18,7 @@
 //!   object store: a local directory or, by [`s3`], an S3-compatible bucket.
 //! - [`query`]: [`query::UsageQueries`], buckets and audit records for any time slice.
 //! - [`aggregator`]: [`aggregator::Aggregator`], closed segments → store + archive.
+//! - [`storage`]: stored bytes per tenant, sampled into hourly peaks.
 
 pub mod aggregator;
 pub mod archive;
@@ -32,10 +33,11 @@ pub mod record;
 pub mod rollup;
 pub mod s3;
 pub mod ship;
+pub mod storage;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use log::{UsageLog, UsageLogConfig, UsageLogError};
 pub use record::UsageRecord;
-pub use rollup::{Bucket, BucketSize, rebucket, roll_up};
+pub use rollup::{Bucket, BucketSize, StoredSample, rebucket, roll_up, with_storage};

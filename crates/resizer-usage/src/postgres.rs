@@ -13,7 +13,7 @@ use resizer_core::ids::TenantId;
 use tokio_postgres::{Client, NoTls};
 
 use crate::record::UsageRecord;
-use crate::rollup::{Bucket, BucketSize, roll_up};
+use crate::rollup::{Bucket, BucketSize, StoredSample, roll_up};
 use crate::store::{UsageStore, UsageStoreError, day_of};
 
 /// Time allowed for connecting and for any one operation.
@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     pixels_in BIGINT NOT NULL,
     pixels_out BIGINT NOT NULL,
     cpu_micros BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, start_ms)
+);
+CREATE TABLE IF NOT EXISTS usage_storage_hourly (
+    tenant_id TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    originals BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, start_ms)
 );";
 
@@ -219,8 +226,61 @@ impl UsageStore for PostgresUsageStore {
                 pixels_in: get(r, 6),
                 pixels_out: get(r, 7),
                 cpu_micros: get(r, 8),
+                ..Bucket::default()
             })
             .collect())
+    }
+
+    async fn record_storage(&self, hour_ms: u64, samples: &[StoredSample]) -> Result<(), UsageStoreError> {
+        // One row per tenant: a statement may not update the same row twice.
+        let mut peaks = std::collections::BTreeMap::<&str, (i64, i64)>::new();
+        for s in samples {
+            let peak = peaks.entry(s.tenant_id.as_str()).or_default();
+            *peak = (peak.0.max(to_i64(s.bytes)), peak.1.max(to_i64(s.originals)));
+        }
+        let tenants: Vec<&str> = peaks.keys().copied().collect();
+        let bytes: Vec<i64> = peaks.values().map(|p| p.0).collect();
+        let originals: Vec<i64> = peaks.values().map(|p| p.1).collect();
+        let hour = to_i64(hour_ms);
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&hour, &tenants, &bytes, &originals];
+        let raise = client.execute(
+            "INSERT INTO usage_storage_hourly (tenant_id, start_ms, bytes, originals)
+             SELECT t, $1, b, o FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS s(t, b, o)
+             ON CONFLICT (tenant_id, start_ms) DO UPDATE SET
+                 bytes = GREATEST(usage_storage_hourly.bytes, excluded.bytes),
+                 originals = GREATEST(usage_storage_hourly.originals, excluded.originals)",
+            &params,
+        );
+        let done = within_timeout(raise).await;
+        if done.is_err() {
+            *guard = None;
+        }
+        done.map(|_| ())
+    }
+
+    async fn storage_hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u64, u64)>, UsageStoreError> {
+        let mut guard = self.client().await?;
+        let client = guard.as_mut().ok_or_else(|| pg("no connection"))?;
+        let (tenant, from, to) = (tenant.as_str(), to_i64(from_ms), to_i64(to_ms));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&tenant, &from, &to];
+        let query = client.query(
+            "SELECT start_ms, bytes, originals FROM usage_storage_hourly
+             WHERE tenant_id = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
+            &params,
+        );
+        let rows = within_timeout(query).await;
+        if rows.is_err() {
+            *guard = None;
+        }
+        let get = |row: &tokio_postgres::Row, i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(rows?.iter().map(|r| (get(r, 0), get(r, 1), get(r, 2))).collect())
     }
 
     /// Deletes in slices of 50,000 rows, each its own statement, so a large
@@ -285,6 +345,15 @@ mod tests {
         assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 200);
         assert_eq!(one.apply(&later).await.unwrap(), 0);
         assert_eq!(two.prune_seen(DAY + 10).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn test_postgres_storage_samples_keep_the_hours_peak_per_tenant() {
+        let Some(url) = resizer_testing::fresh_database("usage").await else {
+            return;
+        };
+        let store = PostgresUsageStore::connect(&url).await.unwrap();
+        crate::testing::storage_contract(&store).await;
     }
 
     #[tokio::test]

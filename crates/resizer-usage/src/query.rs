@@ -8,7 +8,7 @@ use resizer_core::ids::TenantId;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::record::UsageRecord;
-use crate::rollup::{Bucket, BucketSize, rebucket};
+use crate::rollup::{Bucket, BucketSize, rebucket, with_storage};
 use crate::store::{UsageStore, UsageStoreError};
 
 /// Why a query failed.
@@ -78,7 +78,13 @@ impl UsageQueries for LocalUsage {
         // Hours overlapping the slice, then regrouped; a bucket belongs to the slice by its start.
         let first_hour = BucketSize::Hour.start_of(size.start_of(from_ms));
         let hourly = self.store.hourly(tenant, first_hour, to_ms).await?;
-        Ok(rebucket(hourly, size, size.start_of(from_ms), to_ms))
+        let storage = self.store.storage_hourly(tenant, first_hour, to_ms).await?;
+        Ok(rebucket(
+            with_storage(hourly, storage),
+            size,
+            size.start_of(from_ms),
+            to_ms,
+        ))
     }
 
     async fn audit(

@@ -63,6 +63,13 @@ pub struct Bucket {
     pub pixels_out: u64,
     /// Worker CPU time in microseconds (reported as ms, rounded down, at the edge).
     pub cpu_micros: u64,
+    /// Bytes of originals stored: the highest sample in the bucket.
+    pub stored_bytes: u64,
+    /// Originals stored: the highest sample in the bucket.
+    pub stored_originals: u64,
+    /// Storage over time: each hour's `stored_bytes` times one hour, summed.
+    /// What storage is billed by; a day of 1 GB stored reads 24 GB-hours.
+    pub stored_byte_hours: u64,
 }
 
 impl Bucket {
@@ -80,6 +87,7 @@ impl Bucket {
             pixels_in: r.pixels_in(),
             pixels_out: r.pixels_out(),
             cpu_micros: r.cpu_micros,
+            ..Bucket::default()
         });
     }
 
@@ -97,7 +105,44 @@ impl Bucket {
         ] {
             *mine = mine.saturating_add(theirs);
         }
+        self.stored_bytes = self.stored_bytes.max(other.stored_bytes);
+        self.stored_originals = self.stored_originals.max(other.stored_originals);
+        self.stored_byte_hours = self.stored_byte_hours.saturating_add(other.stored_byte_hours);
     }
+
+    /// Whether the bucket holds anything to report.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.stored_byte_hours == 0 && self.stored_originals == 0
+    }
+}
+
+/// One tenant's stored originals at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSample {
+    /// Whose originals.
+    pub tenant_id: TenantId,
+    /// Their bytes.
+    pub bytes: u64,
+    /// How many.
+    pub originals: u64,
+}
+
+/// The hourly storage peaks of one tenant, `(hour start, bytes, originals)`,
+/// folded into its hourly request buckets (an hour with storage and no
+/// requests gets a bucket of its own). Both inputs and the output are in
+/// time order.
+pub fn with_storage(hourly: Vec<Bucket>, storage: Vec<(u64, u64, u64)>) -> Vec<Bucket> {
+    let mut out: BTreeMap<u64, Bucket> = hourly.into_iter().map(|b| (b.start_unix_ms, b)).collect();
+    for (start, bytes, originals) in storage {
+        let b = out.entry(start).or_insert_with(|| Bucket {
+            start_unix_ms: start,
+            ..Bucket::default()
+        });
+        b.stored_bytes = bytes;
+        b.stored_originals = originals;
+        b.stored_byte_hours = bytes;
+    }
+    out.into_values().collect()
 }
 
 /// Rolls records up by (tenant, bucket start), keyed on the time the request was received.
@@ -138,7 +183,7 @@ pub fn rebucket(
             })
             .merge(&b);
     }
-    out.into_values().filter(|b| b.requests > 0).collect()
+    out.into_values().filter(|b| !b.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -195,6 +240,30 @@ mod tests {
         let some = rebucket(hourly, BucketSize::Hour, 2 * HOUR, 5 * HOUR);
         assert_eq!(some.len(), 3);
         assert_eq!(some[0].start_unix_ms, 2 * HOUR);
+    }
+
+    #[test]
+    fn test_storage_is_a_level_per_hour_and_byte_hours_per_day() {
+        let t = TenantId::random();
+        let hourly: Vec<Bucket> = roll_up(&[record(&t, 5, 200)], BucketSize::Hour)
+            .into_values()
+            .collect();
+        // Hour 0 has a request and 1,000 bytes stored; hours 1 and 2 storage only.
+        let storage = vec![(0, 1_000, 2), (HOUR, 3_000, 3), (2 * HOUR, 500, 1)];
+        let hours = with_storage(hourly, storage);
+        assert_eq!(hours.len(), 3);
+        assert_eq!((hours[0].requests, hours[0].stored_bytes), (1, 1_000));
+        assert_eq!((hours[1].requests, hours[1].stored_byte_hours), (0, 3_000));
+        let day = rebucket(hours.clone(), BucketSize::Day, 0, 24 * HOUR);
+        assert_eq!(day.len(), 1);
+        // The day's peak, and the sum of its hours.
+        assert_eq!((day[0].stored_bytes, day[0].stored_originals), (3_000, 3));
+        assert_eq!(day[0].stored_byte_hours, 4_500);
+        assert_eq!(day[0].requests, 1);
+        // A storage-only hour is reported, an empty one is not.
+        let only = rebucket(hours, BucketSize::Hour, HOUR, 3 * HOUR);
+        assert_eq!(only.len(), 2);
+        assert!(Bucket::default().is_empty());
     }
 
     #[test]

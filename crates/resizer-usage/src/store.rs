@@ -20,7 +20,7 @@ use resizer_core::ids::TenantId;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::record::UsageRecord;
-use crate::rollup::{Bucket, BucketSize, roll_up};
+use crate::rollup::{Bucket, BucketSize, StoredSample, roll_up};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,18 @@ pub trait UsageStore: Send + Sync {
     /// Forgets the ids of records received on days before the one holding
     /// `before_ms`; returns how many were dropped.
     async fn prune_seen(&self, before_ms: u64) -> Result<u64, UsageStoreError>;
+    /// Raises each sampled tenant's storage peak for the hour starting at
+    /// `hour_ms` to at least its sample. Idempotent and order-free, so any
+    /// number of samplers may repeat samples.
+    async fn record_storage(&self, hour_ms: u64, samples: &[StoredSample]) -> Result<(), UsageStoreError>;
+    /// The tenant's hourly storage peaks `(hour start, bytes, originals)`
+    /// starting in `[from_ms, to_ms)`, oldest first.
+    async fn storage_hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u64, u64)>, UsageStoreError>;
 }
 
 /// How long record ids are remembered for deduplication.
@@ -89,6 +101,13 @@ impl SqliteUsageStore {
                  pixels_in INTEGER NOT NULL,
                  pixels_out INTEGER NOT NULL,
                  cpu_micros INTEGER NOT NULL,
+                 PRIMARY KEY (tenant_id, start_ms)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS storage_hourly (
+                 tenant_id TEXT NOT NULL,
+                 start_ms INTEGER NOT NULL,
+                 bytes INTEGER NOT NULL,
+                 originals INTEGER NOT NULL,
                  PRIMARY KEY (tenant_id, start_ms)
              ) WITHOUT ROWID;",
         )?;
@@ -147,6 +166,57 @@ impl UsageStore for SqliteUsageStore {
                 params![to_i64(day_of(before_ms))],
             )?;
             Ok(dropped as u64)
+        })
+        .await
+        .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
+    }
+
+    async fn record_storage(&self, hour_ms: u64, samples: &[StoredSample]) -> Result<(), UsageStoreError> {
+        let (this, samples) = (self.clone(), samples.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = this.lock();
+            let tx = conn.transaction()?;
+            {
+                let mut raise = tx.prepare_cached(
+                    "INSERT INTO storage_hourly VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant_id, start_ms) DO UPDATE SET
+                         bytes = max(bytes, excluded.bytes),
+                         originals = max(originals, excluded.originals)",
+                )?;
+                for s in &samples {
+                    raise.execute(params![
+                        s.tenant_id.as_str(),
+                        to_i64(hour_ms),
+                        to_i64(s.bytes),
+                        to_i64(s.originals)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
+    }
+
+    async fn storage_hourly(
+        &self,
+        tenant: &TenantId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u64, u64)>, UsageStoreError> {
+        let (this, tenant) = (self.clone(), tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = this.lock();
+            let mut q = conn.prepare_cached(
+                "SELECT start_ms, bytes, originals FROM storage_hourly
+                 WHERE tenant_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms",
+            )?;
+            let rows = q.query_map(params![tenant.as_str(), to_i64(from_ms), to_i64(to_ms)], |row| {
+                let get = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok((get(0)?, get(1)?, get(2)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
         .map_err(|e| UsageStoreError::Blocking(e.to_string()))?
@@ -222,6 +292,7 @@ impl SqliteUsageStore {
                 pixels_in: get(6)?,
                 pixels_out: get(7)?,
                 cpu_micros: get(8)?,
+                ..Bucket::default()
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -267,6 +338,13 @@ mod tests {
         assert_eq!(hours[1].start_unix_ms, 3_600_000);
         assert_eq!(store.hourly(&b, 0, 7_200_000).await.unwrap()[0].requests, 1);
         assert!(store.seen(batch[0].record_id.as_str()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn test_storage_samples_keep_the_hours_peak_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteUsageStore::open(&dir.path().join("u.sqlite")).unwrap();
+        crate::testing::storage_contract(&store).await;
     }
 
     #[tokio::test]

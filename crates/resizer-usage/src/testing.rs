@@ -68,3 +68,36 @@ impl Drop for Garage {
         let _ = Command::new(script()).arg("stop").arg(self.dir.path()).status();
     }
 }
+
+/// What every [`crate::store::UsageStore`] keeps of storage samples: the
+/// peak per tenant and hour, whatever the order or repetition of samples.
+pub async fn storage_contract(store: &dyn crate::store::UsageStore) {
+    use crate::rollup::StoredSample;
+    use resizer_core::ids::TenantId;
+    const HOUR: u64 = 3_600_000;
+    let (a, b) = (TenantId::random(), TenantId::random());
+    let sample = |t: &TenantId, bytes, originals| StoredSample {
+        tenant_id: t.clone(),
+        bytes,
+        originals,
+    };
+    store
+        .record_storage(0, &[sample(&a, 100, 1), sample(&b, 7, 1)])
+        .await
+        .unwrap();
+    // A later, higher sample raises the hour's peak; a lower or repeated one does not.
+    store.record_storage(0, &[sample(&a, 300, 3)]).await.unwrap();
+    store.record_storage(0, &[sample(&a, 200, 2)]).await.unwrap();
+    store.record_storage(HOUR, &[sample(&a, 50, 1)]).await.unwrap();
+    store.record_storage(HOUR, &[sample(&a, 50, 1)]).await.unwrap();
+    let hours = store.storage_hourly(&a, 0, 2 * HOUR).await.unwrap();
+    assert_eq!(hours, vec![(0, 300, 3), (HOUR, 50, 1)]);
+    assert_eq!(store.storage_hourly(&a, HOUR, 2 * HOUR).await.unwrap().len(), 1);
+    assert_eq!(
+        store.storage_hourly(&b, 0, 2 * HOUR).await.unwrap(),
+        vec![(0, 7, 1)]
+    );
+    // Nothing crosses tenants.
+    let c = TenantId::random();
+    assert!(store.storage_hourly(&c, 0, 2 * HOUR).await.unwrap().is_empty());
+}

@@ -158,6 +158,9 @@ pub struct UsageSection {
     pub segment_max_bytes: u64,
     /// `resizer serve`: how often the in-process aggregator takes closed segments. Default 1,000 ms.
     pub aggregate_every_ms: u64,
+    /// `resizer serve` and `resizer aggregator`: how often every tenant's stored originals
+    /// are sampled into the roll-ups (each hour keeps its highest sample). Default 300,000 ms.
+    pub storage_sample_ms: u64,
     /// Distributed `resizer api`: how often closed segments are shipped to the JetStream
     /// staging stream. Default 1,000 ms.
     pub ship_every_ms: u64,
@@ -196,6 +199,7 @@ impl Default for UsageSection {
             segment_max_age_ms: 5000,
             segment_max_bytes: 8 * 1024 * 1024,
             aggregate_every_ms: 1000,
+            storage_sample_ms: 300_000,
             ship_every_ms: 1000,
             database_url: None,
             archive_dir: None,

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use resizer::blobs::OriginalsTotals;
 use resizer_api::AdminState;
-use resizer_api::originals::Delivery;
 use resizer_identity::{AuthCache, IdentityService, LocalFollower};
-use resizer_originals::LocalOriginals;
+use resizer_originals::{LocalOriginals, OriginalStore};
 
 use resizer_usage::aggregator::Aggregator;
 use resizer_usage::query::{LocalUsage, UsageQueries};
@@ -34,14 +34,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let jobs = JobPath::embedded(&config, EMBEDDED_NODE, &shutdown)?;
 
-    let (queries, aggregating) = usage(&config, &jobs)?;
+    let originals = originals(&config)?;
+    let (queries, aggregating) = usage(&config, &jobs, originals.clone())?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let api = jobs
         .api(&config, EMBEDDED_NODE, auth, ready.clone())
         .with_usage_queries(queries.clone())
         .with_observer(admin_token.clone())
-        .with_delivery(delivery(&config)?)
+        .with_delivery(node::delivery(&config, originals))
         .with_signing_keys(identity.clone());
     let admin = AdminState::new(identity, admin_token)
         .with_wrong_token_burst(config.http.wrong_token_burst)
@@ -80,12 +81,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Originals in `data_dir/originals`, and the variant cache.
-fn delivery(config: &Config) -> anyhow::Result<Delivery> {
+/// Originals in `data_dir/originals`.
+fn originals(config: &Config) -> anyhow::Result<Arc<dyn OriginalStore>> {
     let dir = config.data_dir.join("originals");
     let store =
         LocalOriginals::open(&dir).with_context(|| format!("opening originals in {}", dir.display()))?;
-    Ok(node::delivery(config, Arc::new(store)))
+    Ok(Arc::new(store))
 }
 
 /// Identity: the authoritative store, and the auth cache that follows it in process.
@@ -103,11 +104,13 @@ async fn identity(config: &Config) -> anyhow::Result<(Arc<IdentityService>, Arc<
     Ok((identity, auth))
 }
 
-/// Usage: the node's log → the in-process aggregator → roll-ups and archive;
-/// returns what answers usage queries and the aggregating task.
+/// Usage: the node's log → the in-process aggregator → roll-ups and archive,
+/// and the stored originals sampled into the same roll-ups; returns what
+/// answers usage queries and the task doing both.
 fn usage(
     config: &Config,
     jobs: &JobPath,
+    originals: Arc<dyn OriginalStore>,
 ) -> anyhow::Result<(Arc<dyn UsageQueries>, tokio::task::JoinHandle<()>)> {
     let usage_dir = config.data_dir.join("usage");
     let store: Arc<dyn UsageStore> = Arc::new(
@@ -116,6 +119,13 @@ fn usage(
     let archive = node::usage_archive(config, usage_dir.join("archive"))?;
     let aggregator = Arc::new(Aggregator::new(jobs.usage_log(), store.clone(), archive.clone()));
     let every = Duration::from_millis(config.usage.aggregate_every_ms.max(10));
-    let aggregating = tokio::spawn(aggregator.run(every));
+    let sampling = resizer_usage::storage::run(
+        Arc::new(OriginalsTotals(originals)),
+        store.clone(),
+        Duration::from_millis(config.usage.storage_sample_ms.max(10)),
+    );
+    let aggregating = tokio::spawn(async move {
+        tokio::join!(aggregator.run(every), sampling);
+    });
     Ok((Arc::new(LocalUsage { store, archive }), aggregating))
 }

@@ -512,6 +512,78 @@ async fn test_deliveries_are_metered_with_the_signing_key_and_sign_makes_working
     );
 }
 
+#[tokio::test]
+async fn test_stored_bytes_reach_the_usage_roll_ups_per_tenant_per_hour() {
+    let server = Server::start_env(&[("RESIZER_USAGE__STORAGE_SAMPLE_MS", "100")]);
+    let (_, key) = server.customer().await;
+    let (_, other) = server.customer().await;
+    let jpeg = common::read_corpus(PHOTO);
+    let png = common::make_png_rgba(2, 2, &[7; 16]);
+    for (k, name, body) in [
+        (&key, "a.jpg", &jpeg),
+        (&key, "b.png", &png),
+        (&other, "c.jpg", &jpeg),
+    ] {
+        assert_eq!(server.put_original(k, name, body.clone()).await.status, 201);
+    }
+    let mine = (jpeg.len() + png.len()) as u64;
+    let hours = wait_for_storage(&server, &key, mine).await;
+    assert!(hours.iter().all(|b| b["stored_originals"].as_u64() <= Some(2)));
+    // The other tenant's bill holds its own bytes only.
+    let theirs = wait_for_storage(&server, &other, jpeg.len() as u64).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|b| b["stored_bytes"].as_u64() <= Some(jpeg.len() as u64))
+    );
+    // An hour keeps its peak after a delete; a day sums its hours' peaks as byte-hours.
+    assert_eq!(delete(&server, "/v1/originals/a.jpg", &key).await.status, 204);
+    let (from, to) = window();
+    let days = usage(&server, &key, &format!("from={from}&to={to}&bucket=day")).await;
+    let hourly_sum: u64 = usage(&server, &key, &format!("from={from}&to={to}"))
+        .await
+        .iter()
+        .map(|b| b["stored_bytes"].as_u64().unwrap())
+        .sum();
+    let day_sum: u64 = days
+        .iter()
+        .map(|b| b["stored_byte_hours"].as_u64().unwrap())
+        .sum();
+    assert_eq!(day_sum, hourly_sum);
+    assert!(day_sum >= mine, "{days:?}");
+}
+
+/// A slice of a few hours around now, as `/v1/usage` takes it.
+fn window() -> (String, String) {
+    let now = resizer_core::time::now_unix_secs();
+    let at = resizer_core::time::rfc3339;
+    (at(now - 3 * 3600), at(now + 3600))
+}
+
+async fn usage(server: &Server, key: &str, query: &str) -> Vec<Value> {
+    let r = get(server, &format!("/v1/usage?{query}"), Some(key), &[]).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["buckets"].as_array().cloned().unwrap_or_default()
+}
+
+/// The tenant's hourly buckets once one of them shows `bytes` stored.
+async fn wait_for_storage(server: &Server, key: &str, bytes: u64) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (from, to) = window();
+        let hours = usage(server, key, &format!("from={from}&to={to}")).await;
+        if hours.iter().any(|b| b["stored_bytes"].as_u64() == Some(bytes)) {
+            return hours;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hour stores {bytes} bytes: {hours:?}"
+        );
+        // Within the tenant's usage-query budget (5/s).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// The tenant's audit records of `route` (through the admin API), once there are `n`.
 async fn wait_for_records(server: &Server, tenant: &str, route: &str, n: usize) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
