@@ -69,6 +69,9 @@ pub struct AdminState {
     guesses: Arc<crate::rate_limit::GuessThrottle>,
     /// The public port's OpenAPI document, for the reference pages.
     public_document: Option<openapi::RenderedDocument>,
+    /// When set (with the feed), API nodes may issue and revoke signing keys
+    /// on a tenant's behalf, presenting that tenant's own key.
+    delegation: Option<crate::signing_keys::Delegation>,
 }
 
 /// A tenant as the API shows it.
@@ -123,6 +126,7 @@ impl AdminState {
             usage: None,
             guesses: Arc::default(),
             public_document: None,
+            delegation: None,
         }
     }
 
@@ -151,6 +155,22 @@ impl AdminState {
         self
     }
 
+    /// Also serves the delegated signing-key routes (behind the cluster
+    /// secret, like the feed), checking tenant keys against `auth`, a cache
+    /// following this service's store.
+    pub fn with_signing_key_delegation(mut self, auth: Arc<resizer_identity::AuthCache>) -> Self {
+        self.delegation = Some(crate::signing_keys::Delegation {
+            identity: self.identity.clone(),
+            auth,
+        });
+        self
+    }
+
+    /// The delegated signing-key routes' needs, when served.
+    pub(crate) fn delegation(&self) -> Option<crate::signing_keys::Delegation> {
+        self.delegation.clone()
+    }
+
     /// Returns the admin router.
     pub fn router(self) -> Router {
         let mut router = Router::new()
@@ -167,15 +187,16 @@ impl AdminState {
             .route("/admin/v1/audit", get(tenant_audit))
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
         if let Some(secret) = self.feed_secret.clone() {
-            router = router.merge(
-                Router::new()
-                    .route(feed::routes::SNAPSHOT, get(feed_snapshot))
-                    .route(feed::routes::CHANGES, get(feed_changes))
-                    .route_layer(axum::middleware::from_fn_with_state(
-                        secret,
-                        require_cluster_secret,
-                    )),
-            );
+            let mut internal = Router::new()
+                .route(feed::routes::SNAPSHOT, get(feed_snapshot))
+                .route(feed::routes::CHANGES, get(feed_changes));
+            if self.delegation.is_some() {
+                internal = internal.merge(crate::signing_keys::delegated_routes());
+            }
+            router = router.merge(internal.route_layer(axum::middleware::from_fn_with_state(
+                secret,
+                require_cluster_secret,
+            )));
         }
         let admin_doc = openapi::RenderedDocument::new(&openapi::admin_document());
         if let Some(public_doc) = self.public_document.clone() {

@@ -17,6 +17,15 @@ pub enum IdentityError {
     /// The authoritative store failed.
     #[error("identity store error: {0}")]
     Store(String),
+    /// A remote identity service refused the caller (its key was revoked or its
+    /// tenant suspended after this node's auth cache last heard).
+    #[error("{message}")]
+    Refused {
+        /// The identity service's code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl PublicError for IdentityError {
@@ -26,6 +35,7 @@ impl PublicError for IdentityError {
             Self::Invalid(_) => ErrorCode::InvalidParameter,
             Self::Quota(_) => ErrorCode::QuotaExceeded,
             Self::Store(_) => ErrorCode::DependencyUnavailable,
+            Self::Refused { code, .. } => *code,
         }
     }
 

@@ -34,6 +34,9 @@ pub mod routes {
     pub const SNAPSHOT: &str = "/internal/v1/identity/snapshot";
     /// Changes after a sequence number, long-polled (`after`, `limit`, `wait_ms`).
     pub const CHANGES: &str = "/internal/v1/identity/changes";
+    /// Signing keys issued (`POST`) and revoked (`DELETE …/{id}`) on behalf of
+    /// the tenant whose API key rides in [`crate::remote::TENANT_KEY_HEADER`].
+    pub const SIGNING_KEYS: &str = "/internal/v1/identity/signing-keys";
 }
 
 /// The body of `GET /internal/v1/identity/changes`.
@@ -59,22 +62,28 @@ fn unavailable(e: impl std::fmt::Display) -> IdentityError {
     IdentityError::Store(format!("identity feed: {e}"))
 }
 
+/// A client of the identity service: every call bounded by `timeout`,
+/// `ca_file` (PEM) trusted for `https` across machines.
+pub(crate) fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, IdentityError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        // The cluster secret goes to the identity service only, never where it points.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(unavailable)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(unavailable)
+}
+
 impl HttpChangeSource {
     /// Creates a client for the feed at `base_url` (the identity service's admin listener).
     /// `ca_file` (PEM) is trusted for an `https` feed across machines.
     pub fn new(base_url: &str, secret: &str, ca_file: Option<&Path>) -> Result<Self, IdentityError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(LONG_POLL + Duration::from_secs(10))
-            // The cluster secret goes to the identity service only, never where it points.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(unavailable)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(unavailable)?;
+        let client = client(LONG_POLL + Duration::from_secs(10), ca_file)?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             secret: secret.to_string(),

@@ -13,6 +13,7 @@
 //! - [`service`]: validation rules and the write path that notifies caches.
 //! - [`cache`]: the [`AuthCache`]: apply changes, authenticate in constant time.
 //! - [`feed`]: following the change log over HTTP, with a local snapshot file for restarts.
+//! - [`remote`]: signing keys issued through a remote identity service, on the tenant's own key.
 //! - [`error`]: [`IdentityError`], mapped to public error codes.
 
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod feed;
 pub mod inventory;
 pub mod model;
+pub mod remote;
 pub mod service;
 pub mod store;
 

@@ -111,7 +111,7 @@ pub struct IssuedKeyView {
 }
 
 /// A newly issued URL signing secret: shown once.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct IssuedSigningKey {
     /// Signing key id, used to revoke it.
     pub signing_key_id: SigningKeyId,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use resizer_api::{AdminState, HashedSecret};
 use resizer_identity::feed::{FeedFollower, HttpChangeSource, load_snapshot_file};
+use resizer_identity::remote::RemoteSigningKeys;
 use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
 use tokio_util::sync::CancellationToken;
@@ -22,8 +23,9 @@ use resizer_usage::query::{LocalUsage, UsageQueries};
 use resizer_worker::{Worker, WorkerConfig};
 
 use crate::node::{self, JobPath, Served};
-use resizer::blobs::ObjectBlobs;
+use resizer::blobs::{ObjectBlobs, OriginalsTotals};
 use resizer::config::Config;
+use resizer_originals::OriginalStore;
 use resizer_originals::shared::SharedOriginals;
 
 /// How often the identity service looks for writes made by another instance sharing its store.
@@ -46,31 +48,22 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     let identity = Arc::new(IdentityService::new(store.clone()));
     let admin_token = crate::admin_token::resolve(&config.data_dir)?;
     let public_api = resizer_api::openapi::public_document(&node::api_config(&config, "api"));
+    // Its own auth cache checks the tenant keys API nodes forward for signing keys.
+    let tenant_auth = Arc::new(AuthCache::new());
+    tenant_auth
+        .catch_up(store.as_ref())
+        .await
+        .context("loading the identity service's auth cache")?;
     let mut admin = AdminState::new(identity.clone(), admin_token)
         .with_wrong_token_burst(config.http.wrong_token_burst)
         .with_feed(cluster_secret)
+        .with_signing_key_delegation(tenant_auth)
         .with_public_document(public_api);
     if let Some(queries) = distributed_usage_queries(&config).await? {
         admin = admin.with_usage(queries);
     }
 
-    // Writes by another identity instance on the same store wake feed readers too.
-    let poller = {
-        let (identity, store) = (identity.clone(), store.clone());
-        tokio::spawn(async move {
-            let mut last = 0;
-            let mut every = tokio::time::interval(STORE_POLL);
-            loop {
-                every.tick().await;
-                if let Ok(seq) = store.latest_seq().await
-                    && seq != last
-                {
-                    last = seq;
-                    identity.signal_change();
-                }
-            }
-        })
-    };
+    let poller = tokio::spawn(poll_store(identity.clone(), store.clone()));
 
     let admin_listener = node::bind(&config.admin_listen).await?;
     let admin_addr = admin_listener.local_addr()?;
@@ -89,6 +82,21 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes by another identity instance on the same store wake feed readers too.
+async fn poll_store(identity: Arc<IdentityService>, store: Arc<dyn IdentityStore>) {
+    let mut last = 0;
+    let mut every = tokio::time::interval(STORE_POLL);
+    loop {
+        every.tick().await;
+        if let Ok(seq) = store.latest_seq().await
+            && seq != last
+        {
+            last = seq;
+            identity.signal_change();
+        }
+    }
+}
+
 /// `resizer api`: the public REST tier. Authenticates from an auth cache that
 /// follows the identity service's feed, starting from a local snapshot file
 /// when one exists. With `queue.nats_url` set, jobs go to JetStream for
@@ -102,9 +110,15 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let public_addr = public_listener.local_addr()?;
     let (jobs, reachable_at, late_servers) = api_job_path(&config, &shutdown).await?;
     let ready = Arc::new(AtomicBool::new(false));
+    let signing_keys = RemoteSigningKeys::new(
+        &config.identity.url,
+        config.cluster_secret()?,
+        config.tls.ca_file.as_deref(),
+    )?;
     let mut api = jobs
         .api(&config, &reachable_at, auth, ready.clone())
-        .with_observer(HashedSecret::from_secret(config.cluster_secret()?));
+        .with_observer(HashedSecret::from_secret(config.cluster_secret()?))
+        .with_signing_keys(Arc::new(signing_keys));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
     }
@@ -257,6 +271,7 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
             .context("connecting to the usage store")?,
     );
     let archive = node::usage_archive(&config, config.data_dir.join("archive"))?;
+    let sampling = storage_sampling(&config, store.clone()).await?;
     let aggregator = StreamAggregator::connect(
         StreamAggregatorConfig {
             servers: config.nats_servers(),
@@ -290,6 +305,9 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     tracing::info!(metrics_addr = %addr, aggregator = %name, "resizer aggregator ready");
     serve_health(listener, router, &config, ready, &shutdown).await;
     shutdown.cancel();
+    if let Some(sampling) = sampling {
+        sampling.abort();
+    }
     match tokio::time::timeout(Duration::from_secs(10), task).await {
         Ok(Ok(Err(e))) => return Err(anyhow::Error::new(e).context("the aggregator failed")),
         Err(_) => tracing::warn!("aggregator did not stop in time"),
@@ -297,6 +315,24 @@ pub async fn run_aggregator(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("resizer stopped");
     Ok(())
+}
+
+/// Every aggregator (not only the lease holder: raising an hour's peak is
+/// idempotent) samples stored originals into the roll-ups when
+/// `delivery.database_url` names the originals index.
+async fn storage_sampling(
+    config: &Config,
+    store: Arc<PostgresUsageStore>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(originals) = shared_originals(config).await? else {
+        return Ok(None);
+    };
+    let every = Duration::from_millis(config.usage.storage_sample_ms.max(10));
+    Ok(Some(tokio::spawn(resizer_usage::storage::run(
+        Arc::new(OriginalsTotals(originals)),
+        store,
+        every,
+    ))))
 }
 
 /// Usage queries over the aggregators' shared roll-ups (PostgreSQL) and archive,
@@ -318,6 +354,13 @@ async fn distributed_usage_queries(config: &Config) -> anyhow::Result<Option<Arc
 /// Originals in the object store with their index in PostgreSQL, when
 /// `delivery.database_url` is set; else this node answers their routes with 503.
 async fn distributed_delivery(config: &Config) -> anyhow::Result<Option<resizer_api::originals::Delivery>> {
+    Ok(shared_originals(config)
+        .await?
+        .map(|store| node::delivery(config, store)))
+}
+
+/// The originals shared by the distributed roles, when `delivery.database_url` is set.
+async fn shared_originals(config: &Config) -> anyhow::Result<Option<Arc<dyn OriginalStore>>> {
     let Some(url) = &config.delivery.database_url else {
         return Ok(None);
     };
@@ -325,7 +368,7 @@ async fn distributed_delivery(config: &Config) -> anyhow::Result<Option<resizer_
     let store = SharedOriginals::connect(url, Box::new(ObjectBlobs(objects)))
         .await
         .context("connecting to the originals index")?;
-    Ok(Some(node::delivery(config, Arc::new(store))))
+    Ok(Some(Arc::new(store)))
 }
 
 /// Serves a role's `/healthz` and `/metrics` until SIGTERM/SIGINT or `shutdown`.

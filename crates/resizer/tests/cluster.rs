@@ -33,6 +33,8 @@ fn up() -> Cluster {
             // A small queue (20 jobs per stream), so the test can fill it; no per-tenant cap.
             ("RESIZER_QUEUE__CAPACITY", &QUEUE_CAPACITY.to_string()),
             ("RESIZER_API__MAX_IN_FLIGHT_PER_TENANT", "1000"),
+            // Stored originals reach the usage roll-ups within a second.
+            ("STORAGE_SAMPLE_MS", "500"),
         ],
     )
 }
@@ -71,10 +73,6 @@ async fn metric_sum(cluster: &Cluster, ports: &[(&str, u16)], name_prefix: &str)
 async fn delivery_through_haproxy(cluster: &Cluster, api_urls: &[String; 2]) {
     let (tenant, key) = cluster.tenant("delivery").await;
     let key = key.as_str();
-    let sk = cluster
-        .admin_post(&format!("/admin/v1/tenants/{tenant}/signing-keys"), json!({}))
-        .await;
-    let secret = sk["secret"].as_str().unwrap().to_string();
     let photo = bytes::Bytes::from(common::read_corpus("jpeg-256k/a09_Path.jpg"));
     // The key reaches the node HAProxy picks through the identity feed.
     wait_for("the new tenant's upload", Duration::from_secs(20), || {
@@ -109,6 +107,19 @@ async fn delivery_through_haproxy(cluster: &Cluster, api_urls: &[String; 2]) {
         },
     )
     .await;
+    // The tenant's own key issues its signing key through HAProxy: the API node
+    // goes on to the identity service with that key.
+    let sk = cluster
+        .client
+        .post(format!("{}/v1/signing-keys", cluster.public_url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sk.status().as_u16(), 201);
+    let sk: serde_json::Value = sk.json().await.unwrap();
+    assert_eq!(sk["tenant_id"], tenant.as_str());
+    let secret = sk["secret"].as_str().unwrap().to_string();
     let path = resizer_core::signing::signed_path_and_query(
         &secret,
         &format!("/v1/img/{tenant}/cluster/cat.jpg"),
@@ -162,6 +173,23 @@ async fn delivery_through_haproxy(cluster: &Cluster, api_urls: &[String; 2]) {
     .await;
     assert_eq!(hits, 6.0, "every repeat lands on the node that made it");
     assert_eq!(misses, 1.0, "the variant was made once in the cluster");
+    // The aggregators sample the stored original into the tenant's usage.
+    wait_for("the stored bytes in /v1/usage", Duration::from_secs(30), || {
+        let client = cluster.client.clone();
+        let url = format!("{}/v1/usage", cluster.public_url);
+        let want = photo.len() as u64;
+        async move {
+            let Ok(r) = client.get(url).bearer_auth(key).send().await else {
+                return false;
+            };
+            let usage: serde_json::Value = r.json().await.unwrap_or_default();
+            usage["buckets"].as_array().is_some_and(|b| {
+                b.iter()
+                    .any(|b| b["stored_bytes"].as_u64() == Some(want) && b["stored_originals"] == 1)
+            })
+        }
+    })
+    .await;
     let deleted = cluster
         .client
         .delete(format!("{}/v1/originals/cluster/cat.jpg", cluster.public_url))

@@ -169,6 +169,125 @@ async fn test_changes_reach_every_api_node_within_a_second() {
     assert_eq!(r.status().as_u16(), 404);
 }
 
+/// `POST /v1/signing-keys` (or `DELETE …/{id}`) on an API node with `key`.
+async fn own_signing_key(node: &Server, key: &str, revoke: Option<&str>) -> common::Reply {
+    let url = format!("{}/v1/signing-keys", node.public);
+    let request = match revoke {
+        None => node.client.post(url),
+        Some(id) => node.client.delete(format!("{url}/{id}")),
+    };
+    common::Reply::from(request.bearer_auth(key).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn test_tenants_manage_signing_keys_through_any_api_node() {
+    let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
+        return;
+    };
+    let mut idp = identity(&db, None, None);
+    let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let tenant = |name: &str| json!({"name": name, "rate_limit_rps": 1000});
+    let mine = idp.create_tenant(tenant("mine")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = idp.create_tenant(tenant("theirs")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (my_key_id, my_key) = idp.create_key(&mine).await;
+    let (_, their_key) = idp.create_key(&theirs).await;
+    until_all(&[&a, &b], &my_key, 400, SLA).await;
+    until_all(&[&a, &b], &their_key, 400, SLA).await;
+
+    // Issued through either node, for the caller's tenant, counted by the one authority.
+    let mut ids = Vec::new();
+    for node in [&a, &b, &a, &b, &a] {
+        let r = own_signing_key(node, &my_key, None).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["tenant_id"], mine.as_str());
+        assert!(r.json()["secret"].as_str().unwrap().starts_with("sgs_"));
+        ids.push(r.json()["signing_key_id"].as_str().unwrap().to_string());
+    }
+    own_signing_key(&b, &my_key, None)
+        .await
+        .assert_error(403, "quota_exceeded");
+    // Another tenant can neither see nor revoke them.
+    own_signing_key(&a, &their_key, Some(&ids[0]))
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(own_signing_key(&b, &my_key, Some(&ids[0])).await.status, 204);
+    assert_eq!(
+        own_signing_key(&a, &my_key, Some(&ids[0])).await.status,
+        204,
+        "idempotent"
+    );
+    let unknown = "sgk_00000000000000000000000000000000";
+    own_signing_key(&a, &my_key, Some(unknown))
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        own_signing_key(&a, &their_key, None).await.json()["tenant_id"],
+        theirs.as_str()
+    );
+
+    // The internal route wants the cluster secret and a live tenant key, checked by the identity service.
+    let internal = format!("{}/internal/v1/identity/signing-keys", idp.admin);
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let bare = idp.client.post(&internal).header("x-resizer-tenant-key", &my_key);
+    assert_eq!(status(bare.send().await.unwrap()), 401, "no cluster secret");
+    let no_key = idp.client.post(&internal).bearer_auth(common::CLUSTER_SECRET);
+    assert_eq!(status(no_key.send().await.unwrap()), 401, "no tenant key");
+    let admin = idp
+        .client
+        .post(&internal)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-resizer-tenant-key", &my_key);
+    assert_eq!(
+        status(admin.send().await.unwrap()),
+        401,
+        "the admin token is not the cluster secret"
+    );
+
+    // A key revoked a moment ago is refused at once, whether or not the node's cache has heard.
+    assert_eq!(
+        admin_delete(&idp, &format!("/admin/v1/keys/{my_key_id}")).await,
+        204
+    );
+    own_signing_key(&a, &my_key, None)
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // An identity service that hangs (stopped, not dead) costs a bounded wait and a 503, then recovers.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &idp.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    let r = own_signing_key(&b, &their_key, None).await;
+    let waited = started.elapsed();
+    let resumed = std::process::Command::new("kill")
+        .args(["-CONT", &idp.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+    r.assert_error(503, "dependency_unavailable");
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        waited < Duration::from_secs(8),
+        "waited {waited:?} on a hung identity service"
+    );
+    assert_eq!(own_signing_key(&b, &their_key, None).await.status, 201);
+    // And one that is gone: a 503 at once.
+    idp.kill9();
+    own_signing_key(&a, &their_key, None)
+        .await
+        .assert_error(503, "dependency_unavailable");
+}
+
 #[tokio::test]
 async fn test_api_nodes_keep_serving_through_identity_outage() {
     let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
