@@ -34,7 +34,8 @@
 # run as root, default 256), NATS_GOMAXPROCS (scheduler threads per nats-server,
 # default a third of the cores, at least 1), NATS_SYS_PASSWORD (adds a `sys` user to the
 # servers' system account; unset by default), STORAGE_SAMPLE_MS (how often the aggregators
-# sample stored originals into the usage roll-ups, default 300000).
+# sample stored originals into the usage roll-ups, default 300000), VARIANT_BALANCE (uri, the
+# default: variant URLs on a consistent-hash ring; roundrobin, for comparison).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -461,8 +462,7 @@ backend api
 backend variants
     # The path without the query: every size of an original on one node; a consistent
     # ring, so a node leaving moves only its own share (ADR 0012).
-    balance uri path-only
-    hash-type consistent
+$(variant_balance)
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 250ms fastinter 100ms fall 2 rise 2
@@ -477,6 +477,16 @@ EOF
         wait_http "http://$(addr haproxy):$PUBLIC_PORT/healthz" 30
         ;;
     *) die "unknown component $name (one of: $COMPONENTS)" ;;
+    esac
+}
+
+# How HAProxy spreads variant URLs: a consistent hash of the path (the default), or
+# VARIANT_BALANCE=roundrobin, for comparison only (bench/delivery-cluster.sh).
+variant_balance() {
+    case "${VARIANT_BALANCE:-uri}" in
+    uri) printf '    balance uri path-only\n    hash-type consistent\n' ;;
+    roundrobin) printf '    balance roundrobin\n' ;;
+    *) die "VARIANT_BALANCE is uri or roundrobin, not $VARIANT_BALANCE" ;;
     esac
 }
 

@@ -93,6 +93,8 @@ pub struct TenantView {
     /// RFC 3339.
     #[schema(format = DateTime)]
     updated_at: String,
+    /// The tenant's own originals quota; a `null` field means the deployment's setting.
+    originals_quota: resizer_identity::OriginalsQuota,
 }
 
 /// `GET /admin/v1/tenants`.
@@ -112,6 +114,7 @@ impl From<Tenant> for TenantView {
             suspended: t.suspended,
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
+            originals_quota: t.originals_quota,
         }
     }
 }

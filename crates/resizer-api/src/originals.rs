@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use resizer_core::ErrorCode;
 use resizer_core::ids::{RequestId, to_hex};
 use resizer_core::time::now_unix_ms;
+use resizer_identity::OriginalsQuota;
 use resizer_originals::{OriginalMeta, OriginalName, OriginalStore, Page, Quota};
 use sha2::{Digest, Sha256};
 
@@ -28,12 +29,21 @@ use crate::variant_cache::VariantCache;
 pub struct Delivery {
     /// The originals.
     pub store: Arc<dyn OriginalStore>,
-    /// Every tenant's bound on stored originals.
+    /// The deployment's bound on a tenant's stored originals (a tenant's own
+    /// setting, where it has one, replaces either field).
     pub quota: Quota,
     /// Finished variants.
     pub cache: VariantCache,
     /// `max-age` of variant answers, seconds (a signed URL's `exp` lowers it).
     pub max_age_secs: u64,
+}
+
+/// The quota of a tenant: its own setting where it has one, else the deployment's.
+fn tenant_quota(deployment: Quota, own: OriginalsQuota) -> Quota {
+    Quota {
+        max_bytes: own.max_bytes.unwrap_or(deployment.max_bytes),
+        max_count: own.max_count.unwrap_or(deployment.max_count),
+    }
 }
 
 /// The node's delivery settings, or 503 where originals are not served.
@@ -144,7 +154,12 @@ async fn put_metered(
     };
     let replaced = d
         .store
-        .put(&admitted.auth.tenant_id, meta.clone(), input, d.quota)
+        .put(
+            &admitted.auth.tenant_id,
+            meta.clone(),
+            input,
+            tenant_quota(d.quota, admitted.auth.originals_quota),
+        )
         .await?;
     tracing::info!(tenant_id = %admitted.auth.tenant_id, bytes = meta.bytes, replaced = replaced.is_some(), "original stored");
     let mut response = (StatusCode::CREATED, Json(meta)).into_response();
@@ -315,4 +330,24 @@ pub(crate) async fn list_originals(
         .list(&auth.tenant_id, &prefix, q.cursor.as_deref(), limit)
         .await?;
     Ok(Json(page).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_a_tenants_own_quota_replaces_only_the_fields_it_sets() {
+        let deployment = Quota {
+            max_bytes: 100,
+            max_count: 10,
+        };
+        let own = |max_bytes, max_count| OriginalsQuota { max_bytes, max_count };
+        let q = tenant_quota(deployment, own(None, None));
+        assert_eq!((q.max_bytes, q.max_count), (100, 10));
+        let q = tenant_quota(deployment, own(Some(5), None));
+        assert_eq!((q.max_bytes, q.max_count), (5, 10));
+        let q = tenant_quota(deployment, own(Some(1000), Some(0)));
+        assert_eq!((q.max_bytes, q.max_count), (1000, 0));
+    }
 }

@@ -107,6 +107,7 @@ fn auth(rate: (u32, u32)) -> (Arc<AuthCache>, String) {
         suspended: false,
         created_at: 0,
         updated_at: 0,
+        originals_quota: Default::default(),
     };
     let cache = Arc::new(AuthCache::new());
     cache.load(Snapshot {

@@ -22,6 +22,7 @@ fn main() {
             suspended: false,
             created_at: 0,
             updated_at: 0,
+            originals_quota: Default::default(),
         })
         .collect();
     let mut secrets = Vec::with_capacity(KEYS);

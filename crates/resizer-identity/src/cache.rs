@@ -12,7 +12,7 @@ use resizer_core::api_key::{self, KeyHash};
 use resizer_core::ids::{CredentialId, KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, Snapshot, Tenant};
+use crate::model::{Change, ChangeEvent, OriginalsQuota, Snapshot, Tenant};
 use crate::service::ChangeSubscriber;
 use resizer_core::time::now_unix_ms;
 
@@ -29,6 +29,8 @@ pub struct AuthContext {
     pub rate_limit_rps: u32,
     /// The tenant's burst.
     pub burst: u32,
+    /// The tenant's own originals quota, where it differs from the deployment's.
+    pub originals_quota: OriginalsQuota,
 }
 
 /// Why authentication failed.
@@ -314,6 +316,7 @@ impl AuthCache {
             key_id: key_id.into(),
             rate_limit_rps: tenant.rate_limit_rps,
             burst: tenant.burst,
+            originals_quota: tenant.originals_quota,
         };
         if tenant.suspended {
             return Err(AuthError::Suspended(Box::new(ctx)));
@@ -341,6 +344,7 @@ impl AuthCache {
             key_id: keys[matched].0.clone().into(),
             rate_limit_rps: t.rate_limit_rps,
             burst: t.burst,
+            originals_quota: t.originals_quota,
         };
         if t.suspended {
             return Err(AuthError::Suspended(Box::new(ctx)));

@@ -20,6 +20,35 @@ pub struct Tenant {
     pub created_at: i64,
     /// Last change, Unix seconds.
     pub updated_at: i64,
+    /// This tenant's originals quota, where it differs from the deployment's.
+    #[serde(default)]
+    pub originals_quota: OriginalsQuota,
+}
+
+/// A tenant's own bounds on stored originals; a `None` field keeps the
+/// deployment's setting (`delivery.max_bytes_per_tenant`, `delivery.max_originals_per_tenant`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginalsQuota {
+    /// Most bytes of originals; `null` for the deployment's default.
+    #[schema(minimum = 0, maximum = 1_125_899_906_842_624_u64)]
+    pub max_bytes: Option<u64>,
+    /// Most originals; `null` for the deployment's default.
+    #[schema(minimum = 0, maximum = 1_000_000_000_u64)]
+    pub max_count: Option<u64>,
+}
+
+impl OriginalsQuota {
+    /// Largest settable byte quota: 1 PiB.
+    pub const MAX_BYTES: u64 = 1 << 50;
+    /// Largest settable count.
+    pub const MAX_COUNT: u64 = 1_000_000_000;
+
+    /// Whether both fields are within their bounds.
+    pub fn is_valid(&self) -> bool {
+        self.max_bytes.is_none_or(|b| b <= Self::MAX_BYTES)
+            && self.max_count.is_none_or(|c| c <= Self::MAX_COUNT)
+    }
 }
 
 /// A partial update of a tenant; absent fields are unchanged.
@@ -37,6 +66,9 @@ pub struct TenantPatch {
     pub burst: Option<u32>,
     /// Suspend or reinstate.
     pub suspended: Option<bool>,
+    /// Replaces the tenant's originals quota (both fields; `null` in one keeps
+    /// the deployment's setting for it).
+    pub originals_quota: Option<OriginalsQuota>,
 }
 
 impl TenantPatch {
@@ -54,6 +86,9 @@ impl TenantPatch {
         }
         if let Some(suspended) = self.suspended {
             tenant.suspended = suspended;
+        }
+        if let Some(quota) = self.originals_quota {
+            tenant.originals_quota = quota;
         }
         tenant.updated_at = now;
     }
@@ -73,6 +108,7 @@ mod tests {
             suspended: false,
             created_at: 1,
             updated_at: 1,
+            originals_quota: OriginalsQuota::default(),
         };
         let before = t.clone();
         TenantPatch {

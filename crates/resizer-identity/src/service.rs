@@ -10,7 +10,7 @@ use resizer_core::time::now_unix_secs;
 use serde::Deserialize;
 
 use crate::error::IdentityError;
-use crate::model::{SigningKeyOutcome, Tenant, TenantPatch};
+use crate::model::{OriginalsQuota, SigningKeyOutcome, Tenant, TenantPatch};
 use crate::store::IdentityStore;
 
 /// Default sustained rate for a new tenant.
@@ -36,6 +36,9 @@ pub struct NewTenant {
     /// Requests allowed in a burst; default twice the rate (capped at the maximum).
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: Option<u32>,
+    /// The tenant's own originals quota; default the deployment's.
+    #[serde(default)]
+    pub originals_quota: Option<OriginalsQuota>,
 }
 
 /// Something that wants to hear that the change log grew (an auth cache in
@@ -97,6 +100,17 @@ fn check_limit(field: &str, value: u32) -> Result<(), IdentityError> {
         )));
     }
     Ok(())
+}
+
+fn check_quota(quota: &OriginalsQuota) -> Result<(), IdentityError> {
+    if quota.is_valid() {
+        return Ok(());
+    }
+    Err(IdentityError::Invalid(format!(
+        "originals_quota: max_bytes at most {}, max_count at most {}",
+        OriginalsQuota::MAX_BYTES,
+        OriginalsQuota::MAX_COUNT
+    )))
 }
 
 /// A newly issued key: the secret is in here once and nowhere else.
@@ -173,6 +187,8 @@ impl IdentityService {
             .burst
             .unwrap_or_else(|| rps.saturating_mul(2).min(*LIMIT_RANGE.end()));
         check_limit("burst", burst)?;
+        let originals_quota = new.originals_quota.unwrap_or_default();
+        check_quota(&originals_quota)?;
         let now = now_unix_secs();
         let tenant = Tenant {
             id: TenantId::random(),
@@ -182,6 +198,7 @@ impl IdentityService {
             suspended: false,
             created_at: now,
             updated_at: now,
+            originals_quota,
         };
         self.store.create_tenant(&tenant).await?;
         self.notify().await;
@@ -215,6 +232,9 @@ impl IdentityService {
         }
         if let Some(burst) = patch.burst {
             check_limit("burst", burst)?;
+        }
+        if let Some(quota) = &patch.originals_quota {
+            check_quota(quota)?;
         }
         let patch = TenantPatch {
             name: patch.name.map(|n| n.trim().to_string()),

@@ -443,9 +443,49 @@ async fn test_quotas_refuse_uploads_past_a_tenants_count_or_bytes() {
     );
     let big = [jpeg.clone(), jpeg.clone(), jpeg.clone()].concat();
     server
-        .put_original(&other, "big.jpg", big)
+        .put_original(&other, "big.jpg", big.clone())
         .await
         .assert_error(403, "quota_exceeded");
+
+    // A tenant's own setting replaces the deployment's, field by field, at once.
+    let (generous, key) = server.customer().await;
+    let set = |quota: Value| {
+        let url = format!("{}/admin/v1/tenants/{generous}", server.admin);
+        let req = server.client.patch(url).bearer_auth(common::ADMIN_TOKEN);
+        async move {
+            Reply::from(
+                req.json(&serde_json::json!({ "originals_quota": quota }))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let r = set(serde_json::json!({"max_bytes": 5_000_000, "max_count": 3})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["originals_quota"]["max_count"], 3);
+    assert_eq!(server.put_original(&key, "big.jpg", big).await.status, 201);
+    for name in ["2.jpg", "3.jpg"] {
+        assert_eq!(server.put_original(&key, name, jpeg.clone()).await.status, 201);
+    }
+    server
+        .put_original(&key, "4.jpg", jpeg.clone())
+        .await
+        .assert_error(403, "quota_exceeded");
+    // No originals at all, not even a replacement; `null` bytes is the deployment's 800,000 again.
+    let r = set(serde_json::json!({"max_bytes": null, "max_count": 0})).await;
+    assert!(r.json()["originals_quota"]["max_bytes"].is_null());
+    server
+        .put_original(&key, "2.jpg", jpeg.clone())
+        .await
+        .assert_error(403, "quota_exceeded");
+    set(serde_json::json!({"max_count": -1}))
+        .await
+        .assert_error(400, "invalid_json");
+    set(serde_json::json!({"max_count": 2_000_000_000_u64}))
+        .await
+        .assert_error(400, "invalid_parameter");
 }
 
 #[tokio::test]

@@ -116,6 +116,7 @@ fn messages() -> Vec<Seed> {
         suspended: false,
         created_at: 1_800_000_000,
         updated_at: 1_800_000_000,
+        originals_quota: Default::default(),
     };
     let key_id = KeyId::random();
     let signing_key_id = SigningKeyId::random();

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, ChangeEvent, OriginalsQuota, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
@@ -55,6 +55,10 @@ CREATE TABLE signing_keys (
 );
 CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
 "#,
+    r#"
+ALTER TABLE tenants ADD COLUMN originals_max_bytes BIGINT;
+ALTER TABLE tenants ADD COLUMN originals_max_count BIGINT;
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock.
@@ -73,7 +77,13 @@ fn store_err(e: impl std::fmt::Display) -> IdentityError {
     IdentityError::Store(e.to_string())
 }
 
-const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at";
+const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at, \
+                              originals_max_bytes, originals_max_count";
+
+/// A quota field as stored (validated to fit long before i64 ends).
+fn quota_column(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
 
 fn row_to_tenant(row: &Row) -> Result<Tenant, IdentityError> {
     let id: String = row.get(0);
@@ -85,6 +95,10 @@ fn row_to_tenant(row: &Row) -> Result<Tenant, IdentityError> {
         suspended: row.get(4),
         created_at: row.get(5),
         updated_at: row.get(6),
+        originals_quota: OriginalsQuota {
+            max_bytes: row.get::<_, Option<i64>>(7).map(|v| v.max(0) as u64),
+            max_count: row.get::<_, Option<i64>>(8).map(|v| v.max(0) as u64),
+        },
     })
 }
 
@@ -208,7 +222,9 @@ impl IdentityStore for PostgresIdentityStore {
             Box::pin(async move {
                 let tx = begin_write(client).await?;
                 tx.execute(
-                    &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+                    &format!(
+                        "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    ),
                     &[
                         &t.id.as_str(),
                         &t.name,
@@ -217,6 +233,8 @@ impl IdentityStore for PostgresIdentityStore {
                         &t.suspended,
                         &t.created_at,
                         &t.updated_at,
+                        &quota_column(t.originals_quota.max_bytes),
+                        &quota_column(t.originals_quota.max_count),
                     ],
                 )
                 .await
@@ -276,7 +294,8 @@ impl IdentityStore for PostgresIdentityStore {
                 };
                 patch.apply_to(&mut tenant, now);
                 tx.execute(
-                    "UPDATE tenants SET name = $2, rate_limit_rps = $3, burst = $4, suspended = $5, updated_at = $6 WHERE id = $1",
+                    "UPDATE tenants SET name = $2, rate_limit_rps = $3, burst = $4, suspended = $5, updated_at = $6, \
+                     originals_max_bytes = $7, originals_max_count = $8 WHERE id = $1",
                     &[
                         &id,
                         &tenant.name,
@@ -284,6 +303,8 @@ impl IdentityStore for PostgresIdentityStore {
                         &i64::from(tenant.burst),
                         &tenant.suspended,
                         &now,
+                        &quota_column(tenant.originals_quota.max_bytes),
+                        &quota_column(tenant.originals_quota.max_count),
                     ],
                 )
                 .await
@@ -594,6 +615,7 @@ mod tests {
                         name: format!("t{i}"),
                         rate_limit_rps: None,
                         burst: None,
+                        originals_quota: None,
                     })
                     .await
                     .unwrap();

@@ -11,7 +11,7 @@ use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, ChangeEvent, OriginalsQuota, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
@@ -51,6 +51,10 @@ CREATE TABLE signing_keys (
     revoked_at INTEGER
 );
 CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
+"#,
+    r#"
+ALTER TABLE tenants ADD COLUMN originals_max_bytes INTEGER;
+ALTER TABLE tenants ADD COLUMN originals_max_count INTEGER;
 "#,
 ];
 
@@ -126,10 +130,20 @@ fn row_to_tenant(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
         suspended: row.get::<_, i64>(4)? != 0,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        originals_quota: OriginalsQuota {
+            max_bytes: row.get::<_, Option<i64>>(7)?.map(|v| v.max(0) as u64),
+            max_count: row.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
+        },
     })
 }
 
-const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at";
+const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at, \
+                              originals_max_bytes, originals_max_count";
+
+/// A quota field as stored (validated to fit long before i64 ends).
+fn quota_column(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
 
 fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent) -> Result<(), IdentityError> {
     let json = serde_json::to_string(event).map_err(store_err)?;
@@ -158,7 +172,9 @@ impl IdentityStore for SqliteIdentityStore {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(store_err)?;
             tx.execute(
-                &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!(
+                    "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     t.id.as_str(),
                     t.name,
@@ -166,7 +182,9 @@ impl IdentityStore for SqliteIdentityStore {
                     t.burst,
                     t.suspended as i64,
                     t.created_at,
-                    t.updated_at
+                    t.updated_at,
+                    quota_column(t.originals_quota.max_bytes),
+                    quota_column(t.originals_quota.max_count)
                 ],
             )
             .map_err(store_err)?;
@@ -209,14 +227,17 @@ impl IdentityStore for SqliteIdentityStore {
             };
             patch.apply_to(&mut tenant, now);
             tx.execute(
-                "UPDATE tenants SET name = ?2, rate_limit_rps = ?3, burst = ?4, suspended = ?5, updated_at = ?6 WHERE id = ?1",
+                "UPDATE tenants SET name = ?2, rate_limit_rps = ?3, burst = ?4, suspended = ?5, updated_at = ?6, \
+                 originals_max_bytes = ?7, originals_max_count = ?8 WHERE id = ?1",
                 params![
                     id,
                     tenant.name,
                     tenant.rate_limit_rps,
                     tenant.burst,
                     tenant.suspended as i64,
-                    now
+                    now,
+                    quota_column(tenant.originals_quota.max_bytes),
+                    quota_column(tenant.originals_quota.max_count)
                 ],
             )
             .map_err(store_err)?;

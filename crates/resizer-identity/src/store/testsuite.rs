@@ -6,7 +6,7 @@ use resizer_core::api_key;
 use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::cache::{AuthCache, AuthError};
-use crate::model::{ChangeEvent, TenantPatch};
+use crate::model::{ChangeEvent, OriginalsQuota, TenantPatch};
 use crate::service::{IdentityService, NewTenant};
 use crate::store::IdentityStore;
 
@@ -15,6 +15,7 @@ fn new_tenant(name: &str) -> NewTenant {
         name: name.into(),
         rate_limit_rps: None,
         burst: None,
+        originals_quota: None,
     }
 }
 
@@ -44,10 +45,45 @@ async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
         .unwrap();
     assert!(t2.suspended);
     assert_eq!(t2.rate_limit_rps, 5);
+    assert_eq!(
+        t2.originals_quota,
+        OriginalsQuota::default(),
+        "the deployment's until set"
+    );
+    let quota = OriginalsQuota {
+        max_bytes: Some(1 << 40),
+        max_count: None,
+    };
+    let t3 = svc
+        .update_tenant(
+            &t.id,
+            TenantPatch {
+                originals_quota: Some(quota),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((t3.originals_quota, t3.rate_limit_rps), (quota, 5));
+    assert_eq!(
+        svc.get_tenant(&t.id).await.unwrap().originals_quota,
+        quota,
+        "stored"
+    );
+    let too_big = OriginalsQuota {
+        max_bytes: Some(OriginalsQuota::MAX_BYTES + 1),
+        max_count: None,
+    };
+    let patch = TenantPatch {
+        originals_quota: Some(too_big),
+        ..TenantPatch::default()
+    };
+    assert!(svc.update_tenant(&t.id, patch).await.is_err());
+    let t2 = t3;
     assert_eq!(svc.get_tenant(&t.id).await.unwrap(), t2);
     assert!(svc.list_tenants().await.unwrap().iter().any(|x| x.id == t.id));
     let changes = store.changes_since(before, 100).await.unwrap();
-    assert_eq!(changes.len(), 2);
+    assert_eq!(changes.len(), 3);
     assert!(changes[0].seq < changes[1].seq);
     assert!(matches!(&changes[1].event, ChangeEvent::TenantUpserted { tenant } if tenant.suspended));
     // Unknown tenants and invalid limits are refused.
@@ -60,6 +96,7 @@ async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
         name: "x".into(),
         rate_limit_rps: Some(0),
         burst: None,
+        originals_quota: None,
     };
     assert!(svc.create_tenant(bad).await.is_err());
 }
