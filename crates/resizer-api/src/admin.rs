@@ -71,7 +71,7 @@ pub struct AdminState {
     public_document: Option<openapi::RenderedDocument>,
     /// When set (with the feed), API nodes may issue and revoke signing keys
     /// on a tenant's behalf, presenting that tenant's own key.
-    delegation: Option<crate::signing_keys::Delegation>,
+    delegation: Option<crate::credentials::Delegation>,
 }
 
 /// A tenant as the API shows it.
@@ -161,8 +161,8 @@ impl AdminState {
     /// Also serves the delegated signing-key routes (behind the cluster
     /// secret, like the feed), checking tenant keys against `auth`, a cache
     /// following this service's store.
-    pub fn with_signing_key_delegation(mut self, auth: Arc<resizer_identity::AuthCache>) -> Self {
-        self.delegation = Some(crate::signing_keys::Delegation {
+    pub fn with_credentials_delegation(mut self, auth: Arc<resizer_identity::AuthCache>) -> Self {
+        self.delegation = Some(crate::credentials::Delegation {
             identity: self.identity.clone(),
             auth,
         });
@@ -170,7 +170,7 @@ impl AdminState {
     }
 
     /// The delegated signing-key routes' needs, when served.
-    pub(crate) fn delegation(&self) -> Option<crate::signing_keys::Delegation> {
+    pub(crate) fn delegation(&self) -> Option<crate::credentials::Delegation> {
         self.delegation.clone()
     }
 
@@ -194,7 +194,7 @@ impl AdminState {
                 .route(feed::routes::SNAPSHOT, get(feed_snapshot))
                 .route(feed::routes::CHANGES, get(feed_changes));
             if self.delegation.is_some() {
-                internal = internal.merge(crate::signing_keys::delegated_routes());
+                internal = internal.merge(crate::credentials::delegated_routes());
             }
             router = router.merge(internal.route_layer(axum::middleware::from_fn_with_state(
                 secret,

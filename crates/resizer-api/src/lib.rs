@@ -12,6 +12,9 @@
 //! - [`originals`]: `/v1/originals`, a tenant's stored images, and the node's [`originals::Delivery`] settings.
 //! - [`variants`]: `GET /v1/img/{tenant}/{name}`, variants by (signed) URL, with ETags and 304s.
 //! - [`variant_cache`]: finished variants in memory, bounded by bytes, per tenant and ETag.
+//! - [`credentials`]: a tenant's self-service on its keys and signing keys, in
+//!   process or through the identity service with the tenant's own key.
+//! - [`keys`]: a tenant's own API keys (`/v1/keys`).
 //! - [`signing_keys`]: a tenant's own URL signing keys (`/v1/signing-keys`).
 //! - [`admission`]: room on the node, the key, the tenant's rate and share (before the body).
 //! - [`body`]: reading bodies within their limits; draining an early refusal's.
@@ -31,9 +34,11 @@
 pub mod admin;
 pub mod admission;
 pub mod body;
+pub mod credentials;
 pub mod error;
 pub mod internal;
 pub mod inventory;
+pub mod keys;
 pub mod listener;
 pub mod metering;
 pub mod observe;

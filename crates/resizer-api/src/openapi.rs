@@ -30,6 +30,9 @@ use crate::public::ApiConfig;
         crate::variants::variant,
         crate::signing_keys::create_own,
         crate::signing_keys::revoke_own,
+        crate::keys::list_own,
+        crate::keys::create_own,
+        crate::keys::revoke_own,
         crate::public::healthz,
         crate::public::readyz,
         crate::public::metrics_text,
@@ -40,6 +43,7 @@ use crate::public::ApiConfig;
         (name = "resize", description = "Images in, images out."),
         (name = "usage", description = "What you used, by hour or day."),
         (name = "delivery", description = "Originals stored once; variants by (signed) URL, cached."),
+        (name = "keys", description = "Your tenant's API keys, managed with any of its live keys."),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers."),
     )
 )]

@@ -80,8 +80,8 @@ pub(crate) struct Inner {
     observers: Vec<HashedSecret>,
     /// Originals and variants by URL; none where this node does not serve them.
     pub delivery: Option<crate::originals::Delivery>,
-    /// Where a tenant's own key issues signing keys; none where only the admin port does.
-    pub signing_keys: Option<Arc<dyn crate::signing_keys::SigningKeys>>,
+    /// Where a tenant's own key manages its keys and signing keys; none where only the admin port does.
+    pub credentials: Option<Arc<dyn crate::credentials::Credentials>>,
 }
 
 impl ApiState {
@@ -108,7 +108,7 @@ impl ApiState {
                 usage_queries: None,
                 observers: Vec::new(),
                 delivery: None,
-                signing_keys: None,
+                credentials: None,
                 config,
             }),
         }
@@ -130,10 +130,10 @@ impl ApiState {
         self
     }
 
-    /// Lets a tenant's key issue and revoke its signing keys here.
-    pub fn with_signing_keys(mut self, keys: Arc<dyn crate::signing_keys::SigningKeys>) -> Self {
+    /// Lets a tenant's key manage its keys and signing keys here.
+    pub fn with_credentials(mut self, credentials: Arc<dyn crate::credentials::Credentials>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.signing_keys = Some(keys);
+            inner.credentials = Some(credentials);
         }
         self
     }
@@ -161,6 +161,11 @@ impl ApiState {
                     .delete(crate::originals::original_route),
             )
             .route("/v1/img/{tenant}/{*name}", get(crate::variants::variant))
+            .route(
+                "/v1/keys",
+                get(crate::keys::list_own).post(crate::keys::create_own),
+            )
+            .route("/v1/keys/{id}", axum::routing::delete(crate::keys::revoke_own))
             .route("/v1/signing-keys", post(crate::signing_keys::create_own))
             .route(
                 "/v1/signing-keys/{id}",

@@ -37,6 +37,9 @@ pub mod routes {
     /// Signing keys issued (`POST`) and revoked (`DELETE …/{id}`) on behalf of
     /// the tenant whose API key rides in [`crate::remote::TENANT_KEY_HEADER`].
     pub const SIGNING_KEYS: &str = "/internal/v1/identity/signing-keys";
+    /// A tenant's API keys listed (`GET`), issued (`POST`) and revoked
+    /// (`DELETE …/{id}`) on its own behalf, the same way.
+    pub const KEYS: &str = "/internal/v1/identity/keys";
 }
 
 /// The body of `GET /internal/v1/identity/changes`.

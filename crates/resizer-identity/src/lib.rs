@@ -28,7 +28,7 @@ pub mod store;
 pub use cache::LocalFollower;
 pub use cache::{AuthCache, AuthContext, AuthError, CacheSource};
 pub use error::IdentityError;
-pub use model::{Change, ChangeEvent, OriginalsQuota, Snapshot, Tenant, TenantPatch};
+pub use model::{Change, ChangeEvent, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch};
 pub use service::{ChangeSubscriber, IdentityService, IssuedKeyView, IssuedSigningKey, NewTenant};
 pub use store::sqlite::SqliteIdentityStore;
 pub use store::{ChangeSource, IdentityStore};

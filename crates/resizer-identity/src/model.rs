@@ -163,15 +163,26 @@ pub enum ChangeEvent {
     },
 }
 
-/// How creating a signing key went.
+/// How creating a key or a signing key went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigningKeyOutcome {
+pub enum CreateOutcome {
     /// Stored.
     Created,
     /// No such tenant.
     UnknownTenant,
-    /// The tenant already has the most active signing keys allowed.
+    /// The tenant already has the most live keys of that kind allowed.
     TooMany,
+}
+
+/// An API key as its tenant may see it: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Key id.
+    pub key_id: KeyId,
+    /// Issue time, Unix seconds.
+    pub created_at: i64,
+    /// Revocation time, Unix seconds; `None` while live.
+    pub revoked_at: Option<i64>,
 }
 
 /// A change with its position in the log.

@@ -1,18 +1,19 @@
-//! Signing keys issued through a remote identity service: what a distributed
-//! API node does for `POST`/`DELETE /v1/signing-keys`. The node forwards the
-//! tenant's own API key with its cluster secret; the identity service checks
-//! the key again against its authoritative state, so an API node gains no
-//! power to mint keys for a tenant that did not ask.
+//! A tenant's own credentials managed through a remote identity service: what
+//! a distributed API node does for `/v1/signing-keys` and `/v1/keys`. The node
+//! forwards the tenant's own API key with its cluster secret; the identity
+//! service checks the key again against its authoritative state, so an API
+//! node gains no power to mint or revoke keys for a tenant that did not ask.
 
 use std::path::Path;
 use std::time::Duration;
 
 use resizer_core::ErrorCode;
-use resizer_core::ids::SigningKeyId;
+use resizer_core::ids::{KeyId, SigningKeyId};
 
 use crate::error::IdentityError;
 use crate::feed::routes;
-use crate::service::IssuedSigningKey;
+use crate::model::KeyRecord;
+use crate::service::{IssuedKeyView, IssuedSigningKey};
 
 /// The header carrying the tenant's API key to the identity service.
 pub const TENANT_KEY_HEADER: &str = "x-resizer-tenant-key";
@@ -21,7 +22,7 @@ pub const TENANT_KEY_HEADER: &str = "x-resizer-tenant-key";
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client of the identity service's delegated signing-key routes.
-pub struct RemoteSigningKeys {
+pub struct RemoteIdentity {
     base_url: String,
     cluster_secret: String,
     client: reqwest::Client,
@@ -31,7 +32,7 @@ fn unavailable(e: impl std::fmt::Display) -> IdentityError {
     IdentityError::Store(format!("identity service: {e}"))
 }
 
-impl RemoteSigningKeys {
+impl RemoteIdentity {
     /// A client for the identity service at `base_url` (its admin listener);
     /// `ca_file` (PEM) is trusted for `https`.
     pub fn new(base_url: &str, cluster_secret: &str, ca_file: Option<&Path>) -> Result<Self, IdentityError> {
@@ -43,15 +44,35 @@ impl RemoteSigningKeys {
     }
 
     /// Issues a signing key for the tenant owning `tenant_key`.
-    pub async fn issue(&self, tenant_key: &str) -> Result<IssuedSigningKey, IdentityError> {
+    pub async fn issue_signing_key(&self, tenant_key: &str) -> Result<IssuedSigningKey, IdentityError> {
         let url = format!("{}{}", self.base_url, routes::SIGNING_KEYS);
         let response = self.send(self.client.post(url), tenant_key).await?;
         response.json().await.map_err(unavailable)
     }
 
-    /// Revokes `id` of the tenant owning `tenant_key`.
-    pub async fn revoke(&self, tenant_key: &str, id: &SigningKeyId) -> Result<(), IdentityError> {
+    /// Revokes signing key `id` of the tenant owning `tenant_key`.
+    pub async fn revoke_signing_key(&self, tenant_key: &str, id: &SigningKeyId) -> Result<(), IdentityError> {
         let url = format!("{}{}/{id}", self.base_url, routes::SIGNING_KEYS);
+        self.send(self.client.delete(url), tenant_key).await.map(drop)
+    }
+
+    /// The API keys of the tenant owning `tenant_key`.
+    pub async fn list_keys(&self, tenant_key: &str) -> Result<Vec<KeyRecord>, IdentityError> {
+        let url = format!("{}{}", self.base_url, routes::KEYS);
+        let response = self.send(self.client.get(url), tenant_key).await?;
+        response.json().await.map_err(unavailable)
+    }
+
+    /// Issues an API key for the tenant owning `tenant_key`.
+    pub async fn issue_key(&self, tenant_key: &str) -> Result<IssuedKeyView, IdentityError> {
+        let url = format!("{}{}", self.base_url, routes::KEYS);
+        let response = self.send(self.client.post(url), tenant_key).await?;
+        response.json().await.map_err(unavailable)
+    }
+
+    /// Revokes API key `id` of the tenant owning `tenant_key` (not `tenant_key` itself).
+    pub async fn revoke_key(&self, tenant_key: &str, id: &KeyId) -> Result<(), IdentityError> {
+        let url = format!("{}{}/{id}", self.base_url, routes::KEYS);
         self.send(self.client.delete(url), tenant_key).await.map(drop)
     }
 
@@ -82,6 +103,7 @@ fn refusal(status: u16, body: &serde_json::Value) -> IdentityError {
     match code {
         Some(ErrorCode::NotFound) => IdentityError::NotFound(message),
         Some(ErrorCode::QuotaExceeded) => IdentityError::Quota(message),
+        Some(ErrorCode::InvalidParameter) => IdentityError::Invalid(message),
         // The key was revoked or its tenant suspended since this node's cache last heard.
         Some(code @ (ErrorCode::Unauthenticated | ErrorCode::TenantSuspended)) => {
             IdentityError::Refused { code, message }

@@ -10,7 +10,7 @@ use resizer_core::time::now_unix_secs;
 use serde::Deserialize;
 
 use crate::error::IdentityError;
-use crate::model::{OriginalsQuota, SigningKeyOutcome, Tenant, TenantPatch};
+use crate::model::{CreateOutcome, KeyRecord, OriginalsQuota, Tenant, TenantPatch};
 use crate::store::IdentityStore;
 
 /// Default sustained rate for a new tenant.
@@ -21,6 +21,10 @@ const MAX_NAME_LEN: usize = 200;
 /// Live signing keys a tenant may hold: enough to rotate (old and new, a spare
 /// per environment), few enough that checking a URL against all stays cheap.
 pub const MAX_SIGNING_KEYS: u32 = 5;
+
+/// Most live API keys a tenant may issue itself (`POST /v1/keys`); the admin
+/// API is not bounded by it (an operator's decision stands).
+pub const MAX_OWN_KEYS: u32 = 20;
 
 /// The body of `POST /admin/v1/tenants`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -114,7 +118,7 @@ fn check_quota(quota: &OriginalsQuota) -> Result<(), IdentityError> {
 }
 
 /// A newly issued key: the secret is in here once and nowhere else.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct IssuedKeyView {
     /// Key id, used to revoke it.
     pub key_id: KeyId,
@@ -251,13 +255,38 @@ impl IdentityService {
 
     /// Issues a new key for a tenant; only its hash is stored.
     pub async fn issue_key(&self, tenant: &TenantId) -> Result<IssuedKeyView, IdentityError> {
+        self.issue_key_within(tenant, u32::MAX).await
+    }
+
+    /// Issues a key at a tenant's own request, up to [`MAX_OWN_KEYS`] live at once.
+    pub async fn issue_own_key(&self, tenant: &TenantId) -> Result<IssuedKeyView, IdentityError> {
+        self.issue_key_within(tenant, MAX_OWN_KEYS).await
+    }
+
+    async fn issue_key_within(
+        &self,
+        tenant: &TenantId,
+        max_live: u32,
+    ) -> Result<IssuedKeyView, IdentityError> {
         let issued = api_key::issue();
-        let created = self
+        let outcome = self
             .store
-            .create_key(tenant, &issued.key_id, &issued.hash.to_hex(), now_unix_secs())
+            .create_key(
+                tenant,
+                &issued.key_id,
+                &issued.hash.to_hex(),
+                max_live,
+                now_unix_secs(),
+            )
             .await?;
-        if !created {
-            return Err(IdentityError::NotFound(format!("tenant {tenant}")));
+        match outcome {
+            CreateOutcome::Created => {}
+            CreateOutcome::UnknownTenant => return Err(IdentityError::NotFound(format!("tenant {tenant}"))),
+            CreateOutcome::TooMany => {
+                return Err(IdentityError::Quota(format!(
+                    "the tenant already has {max_live} live keys; revoke one first"
+                )));
+            }
         }
         self.notify().await;
         Ok(IssuedKeyView {
@@ -275,11 +304,11 @@ impl IdentityService {
             .create_signing_key(tenant, &id, &secret, MAX_SIGNING_KEYS, now_unix_secs())
             .await?;
         match outcome {
-            SigningKeyOutcome::Created => {}
-            SigningKeyOutcome::UnknownTenant => {
+            CreateOutcome::Created => {}
+            CreateOutcome::UnknownTenant => {
                 return Err(IdentityError::NotFound(format!("tenant {tenant}")));
             }
-            SigningKeyOutcome::TooMany => {
+            CreateOutcome::TooMany => {
                 return Err(IdentityError::Quota(format!(
                     "the tenant already has {MAX_SIGNING_KEYS} signing keys; revoke one first"
                 )));
@@ -304,6 +333,32 @@ impl IdentityService {
         }
         self.notify().await;
         Ok(())
+    }
+
+    /// The tenant's keys, live and revoked, oldest first.
+    pub async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, IdentityError> {
+        self.store.list_keys(tenant).await
+    }
+
+    /// Revokes one of `tenant`'s keys at its own request, presented with
+    /// `presenting` (another tenant's key is not found; a key cannot revoke
+    /// itself, so a tenant cannot lock itself out by mistake).
+    pub async fn revoke_own_key(
+        &self,
+        tenant: &TenantId,
+        presenting: &KeyId,
+        key_id: &KeyId,
+    ) -> Result<(), IdentityError> {
+        if key_id == presenting {
+            return Err(IdentityError::Invalid(
+                "a key cannot revoke itself; revoke it with another of the tenant's keys".into(),
+            ));
+        }
+        // Ownership never changes, so checking it before revoking is not a race.
+        if !self.list_keys(tenant).await?.iter().any(|k| &k.key_id == key_id) {
+            return Err(IdentityError::NotFound(format!("key {key_id}")));
+        }
+        self.revoke_key(key_id).await
     }
 
     /// Revokes a key.

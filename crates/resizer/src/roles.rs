@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use resizer_api::{AdminState, HashedSecret};
 use resizer_identity::feed::{FeedFollower, HttpChangeSource, load_snapshot_file};
-use resizer_identity::remote::RemoteSigningKeys;
+use resizer_identity::remote::RemoteIdentity;
 use resizer_identity::store::postgres::PostgresIdentityStore;
 use resizer_identity::{AuthCache, IdentityService, IdentityStore};
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,7 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
     let mut admin = AdminState::new(identity.clone(), admin_token)
         .with_wrong_token_burst(config.http.wrong_token_burst)
         .with_feed(cluster_secret)
-        .with_signing_key_delegation(tenant_auth)
+        .with_credentials_delegation(tenant_auth)
         .with_public_document(public_api);
     if let Some(queries) = distributed_usage_queries(&config).await? {
         admin = admin.with_usage(queries);
@@ -110,7 +110,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let public_addr = public_listener.local_addr()?;
     let (jobs, reachable_at, late_servers) = api_job_path(&config, &shutdown).await?;
     let ready = Arc::new(AtomicBool::new(false));
-    let signing_keys = RemoteSigningKeys::new(
+    let credentials = RemoteIdentity::new(
         &config.identity.url,
         config.cluster_secret()?,
         config.tls.ca_file.as_deref(),
@@ -118,7 +118,7 @@ pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let mut api = jobs
         .api(&config, &reachable_at, auth, ready.clone())
         .with_observer(HashedSecret::from_secret(config.cluster_secret()?))
-        .with_signing_keys(Arc::new(signing_keys));
+        .with_credentials(Arc::new(credentials));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         api = api.with_usage_queries(queries);
     }

@@ -43,7 +43,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_usage_queries(queries.clone())
         .with_observer(admin_token.clone())
         .with_delivery(node::delivery(&config, originals))
-        .with_signing_keys(identity.clone());
+        .with_credentials(identity.clone());
     let admin = AdminState::new(identity, admin_token)
         .with_wrong_token_burst(config.http.wrong_token_burst)
         .with_usage(queries)

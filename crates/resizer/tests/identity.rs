@@ -180,7 +180,7 @@ async fn own_signing_key(node: &Server, key: &str, revoke: Option<&str>) -> comm
 }
 
 #[tokio::test]
-async fn test_tenants_manage_signing_keys_through_any_api_node() {
+async fn test_tenants_manage_their_keys_and_signing_keys_through_any_api_node() {
     let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
         return;
     };
@@ -250,6 +250,39 @@ async fn test_tenants_manage_signing_keys_through_any_api_node() {
         401,
         "the admin token is not the cluster secret"
     );
+
+    // API keys the same way: issued on one node, working on both, listed and revoked through either.
+    let keys = |node: &Server, key: &str, method: reqwest::Method, id: Option<&str>| {
+        let url = format!(
+            "{}/v1/keys{}",
+            node.public,
+            id.map(|i| format!("/{i}")).unwrap_or_default()
+        );
+        let req = node.client.request(method, url).bearer_auth(key);
+        async move { common::Reply::from(req.send().await.unwrap()).await }
+    };
+    let issued = keys(&a, &my_key, reqwest::Method::POST, None).await;
+    assert_eq!(issued.status, 201, "{}", String::from_utf8_lossy(&issued.body));
+    let second = issued.json()["secret"].as_str().unwrap().to_string();
+    until_all(&[&a, &b], &second, 400, SLA).await;
+    let third = keys(&b, &second, reqwest::Method::POST, None).await.json();
+    let third_id = third["key_id"].as_str().unwrap();
+    let listed = keys(&b, &second, reqwest::Method::GET, None).await.json();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    keys(&a, &their_key, reqwest::Method::DELETE, Some(third_id))
+        .await
+        .assert_error(404, "not_found");
+    let second_id = issued.json()["key_id"].as_str().unwrap().to_string();
+    keys(&a, &second, reqwest::Method::DELETE, Some(&second_id))
+        .await
+        .assert_error(400, "invalid_parameter");
+    assert_eq!(
+        keys(&a, &second, reqwest::Method::DELETE, Some(third_id))
+            .await
+            .status,
+        204
+    );
+    until_all(&[&a, &b], third["secret"].as_str().unwrap(), 401, SLA).await;
 
     // A key revoked a moment ago is refused at once, whether or not the node's cache has heard.
     assert_eq!(

@@ -106,6 +106,101 @@ async fn test_admin_api_validates_and_protects() {
     assert!(!server.stderr.lock().unwrap().contains(&secret[20..]));
 }
 
+/// `method` on `/v1/keys[/{id}]` with `key`.
+async fn own_keys(server: &Server, key: &str, method: reqwest::Method, id: Option<&str>) -> common::Reply {
+    let url = match id {
+        None => format!("{}/v1/keys", server.public),
+        Some(id) => format!("{}/v1/keys/{id}", server.public),
+    };
+    let r = server
+        .client
+        .request(method, url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(r).await
+}
+
+#[tokio::test]
+async fn test_tenants_manage_their_own_keys_and_only_theirs() {
+    use reqwest::Method;
+    let server = Server::start();
+    let (tenant, first) = server.customer().await;
+    let (_, stranger) = server.customer().await;
+    let listed = own_keys(&server, &first, Method::GET, None).await.json();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["keys"][0]["current"], true);
+    assert!(listed["keys"][0]["revoked_at"].is_null());
+    assert!(
+        !listed.to_string().contains(&first),
+        "never a secret in a listing"
+    );
+    let first_id = listed["keys"][0]["key_id"].as_str().unwrap().to_string();
+
+    // A new key, shown once, works at once; the listing holds both, only one current.
+    let issued = own_keys(&server, &first, Method::POST, None).await;
+    assert_eq!(issued.status, 201);
+    let (second, second_id) = (
+        issued.json()["secret"].as_str().unwrap().to_string(),
+        issued.json()["key_id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(issued.json()["tenant_id"], tenant.as_str());
+    assert_eq!(
+        server.auth_status(&second).await,
+        400,
+        "authenticated (then refused for no body)"
+    );
+    let listed = own_keys(&server, &second, Method::GET, None).await.json();
+    let current: Vec<_> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["current"] == true)
+        .collect();
+    assert_eq!((listed["keys"].as_array().unwrap().len(), current.len()), (2, 1));
+    assert_eq!(current[0]["key_id"], second_id.as_str());
+
+    // Walls: another tenant's key neither lists nor revokes them; no key revokes itself.
+    assert_eq!(
+        own_keys(&server, &stranger, Method::GET, None).await.json()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    own_keys(&server, &stranger, Method::DELETE, Some(&first_id))
+        .await
+        .assert_error(404, "not_found");
+    own_keys(&server, &first, Method::DELETE, Some(&first_id))
+        .await
+        .assert_error(400, "invalid_parameter");
+    own_keys(&server, &first, Method::DELETE, Some("key_nonsense"))
+        .await
+        .assert_error(404, "not_found");
+    // Rotation: the new key revokes the old one, which is refused from then on.
+    assert_eq!(
+        own_keys(&server, &second, Method::DELETE, Some(&first_id))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(server.auth_status(&first).await, 401);
+    own_keys(&server, &first, Method::POST, None)
+        .await
+        .assert_error(401, "unauthenticated");
+    let listed = own_keys(&server, &second, Method::GET, None).await.json();
+    assert!(listed["keys"][0]["revoked_at"].is_string() || listed["keys"][1]["revoked_at"].is_string());
+
+    // At most 20 live keys issued this way.
+    for _ in 0..19 {
+        assert_eq!(own_keys(&server, &second, Method::POST, None).await.status, 201);
+    }
+    own_keys(&server, &second, Method::POST, None)
+        .await
+        .assert_error(403, "quota_exceeded");
+}
+
 #[tokio::test]
 async fn test_generated_admin_token_printed_once_and_persisted() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
-use crate::model::{Change, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
+use crate::model::{Change, CreateOutcome, KeyRecord, Snapshot, Tenant, TenantPatch};
 
 /// Where a follower reads the change log: a store directly, or the identity
 /// service's feed over the network.
@@ -41,14 +41,17 @@ pub trait IdentityStore: ChangeSource {
         patch: &TenantPatch,
         now: i64,
     ) -> Result<Option<Tenant>, IdentityError>;
-    /// Stores a key hash for an existing tenant; `false` if the tenant is unknown.
+    /// Stores a key hash for an existing tenant with fewer than `max_live` live keys.
     async fn create_key(
         &self,
         tenant: &TenantId,
         key_id: &KeyId,
         hash_hex: &str,
+        max_live: u32,
         now: i64,
-    ) -> Result<bool, IdentityError>;
+    ) -> Result<CreateOutcome, IdentityError>;
+    /// The tenant's keys, live and revoked, oldest first (by the second; then by id).
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, IdentityError>;
     /// Revokes a key; `false` if it does not exist. Revoking twice is fine.
     async fn revoke_key(&self, key_id: &KeyId, now: i64) -> Result<bool, IdentityError>;
     /// Stores a signing secret for an existing tenant with fewer than `max_active` live ones.
@@ -59,7 +62,7 @@ pub trait IdentityStore: ChangeSource {
         secret: &str,
         max_active: u32,
         now: i64,
-    ) -> Result<SigningKeyOutcome, IdentityError>;
+    ) -> Result<CreateOutcome, IdentityError>;
     /// Revokes `tenant`'s signing key `id`; `false` if that tenant has no such key.
     /// Revoking twice is fine.
     async fn revoke_signing_key(

@@ -14,7 +14,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, OriginalsQuota, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
+use crate::model::{
+    Change, ChangeEvent, CreateOutcome, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch,
+};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
@@ -322,14 +324,26 @@ impl IdentityStore for PostgresIdentityStore {
         tenant: &TenantId,
         key_id: &KeyId,
         hash_hex: &str,
+        max_live: u32,
         now: i64,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<CreateOutcome, IdentityError> {
         let (tenant, key_id, hash) = (tenant.clone(), key_id.clone(), hash_hex.to_string());
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = begin_write(client).await?;
                 if select_tenant(&tx, tenant.as_str()).await?.is_none() {
-                    return Ok(false);
+                    return Ok(CreateOutcome::UnknownTenant);
+                }
+                let live: i64 = tx
+                    .query_one(
+                        "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+                        &[&tenant.as_str()],
+                    )
+                    .await
+                    .map_err(store_err)?
+                    .get(0);
+                if live >= i64::from(max_live) {
+                    return Ok(CreateOutcome::TooMany);
                 }
                 tx.execute(
                     "INSERT INTO api_keys (key_id, tenant_id, hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -347,7 +361,34 @@ impl IdentityStore for PostgresIdentityStore {
                 )
                 .await?;
                 tx.commit().await.map_err(store_err)?;
-                Ok(true)
+                Ok(CreateOutcome::Created)
+            })
+        })
+        .await
+    }
+
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, IdentityError> {
+        let tenant = tenant.to_string();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let rows = client
+                    .query(
+                        "SELECT key_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 \
+                         ORDER BY created_at, key_id",
+                        &[&tenant],
+                    )
+                    .await
+                    .map_err(store_err)?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|r| {
+                        Some(KeyRecord {
+                            key_id: KeyId::parse(r.get::<_, &str>(0))?,
+                            created_at: r.get(1),
+                            revoked_at: r.get(2),
+                        })
+                    })
+                    .collect())
             })
         })
         .await
@@ -390,13 +431,13 @@ impl IdentityStore for PostgresIdentityStore {
         secret: &str,
         max_active: u32,
         now: i64,
-    ) -> Result<SigningKeyOutcome, IdentityError> {
+    ) -> Result<CreateOutcome, IdentityError> {
         let (tenant, id, secret) = (tenant.clone(), id.clone(), secret.to_string());
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = begin_write(client).await?;
                 if select_tenant(&tx, tenant.as_str()).await?.is_none() {
-                    return Ok(SigningKeyOutcome::UnknownTenant);
+                    return Ok(CreateOutcome::UnknownTenant);
                 }
                 let active: i64 = tx
                     .query_one(
@@ -407,7 +448,7 @@ impl IdentityStore for PostgresIdentityStore {
                     .map_err(store_err)?
                     .get(0);
                 if active >= i64::from(max_active) {
-                    return Ok(SigningKeyOutcome::TooMany);
+                    return Ok(CreateOutcome::TooMany);
                 }
                 tx.execute(
                     "INSERT INTO signing_keys (signing_key_id, tenant_id, secret, created_at) VALUES ($1, $2, $3, $4)",
@@ -422,7 +463,7 @@ impl IdentityStore for PostgresIdentityStore {
                 };
                 append_change(&tx, &event).await?;
                 tx.commit().await.map_err(store_err)?;
-                Ok(SigningKeyOutcome::Created)
+                Ok(CreateOutcome::Created)
             })
         })
         .await

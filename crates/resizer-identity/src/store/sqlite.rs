@@ -11,7 +11,9 @@ use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
-use crate::model::{Change, ChangeEvent, OriginalsQuota, SigningKeyOutcome, Snapshot, Tenant, TenantPatch};
+use crate::model::{
+    Change, ChangeEvent, CreateOutcome, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch,
+};
 use resizer_core::time::now_unix_ms;
 
 use crate::store::{ChangeSource, IdentityStore};
@@ -253,13 +255,24 @@ impl IdentityStore for SqliteIdentityStore {
         tenant: &TenantId,
         key_id: &KeyId,
         hash_hex: &str,
+        max_live: u32,
         now: i64,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<CreateOutcome, IdentityError> {
         let (tenant, key_id, hash) = (tenant.clone(), key_id.clone(), hash_hex.to_string());
         self.run(move |conn| {
             let tx = conn.transaction().map_err(store_err)?;
             if select_tenant(&tx, tenant.as_str())?.is_none() {
-                return Ok(false);
+                return Ok(CreateOutcome::UnknownTenant);
+            }
+            let live: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM api_keys WHERE tenant_id = ?1 AND revoked_at IS NULL",
+                    params![tenant.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            if live >= i64::from(max_live) {
+                return Ok(CreateOutcome::TooMany);
             }
             tx.execute(
                 "INSERT INTO api_keys (key_id, tenant_id, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -275,7 +288,36 @@ impl IdentityStore for SqliteIdentityStore {
                 },
             )?;
             tx.commit().map_err(store_err)?;
-            Ok(true)
+            Ok(CreateOutcome::Created)
+        })
+        .await
+    }
+
+    async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, IdentityError> {
+        let tenant = tenant.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key_id, created_at, revoked_at FROM api_keys WHERE tenant_id = ?1 \
+                     ORDER BY created_at, key_id",
+                )
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map(params![tenant], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(store_err)?;
+            let rows: Vec<(String, i64, Option<i64>)> = rows.collect::<Result<_, _>>().map_err(store_err)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, created_at, revoked_at)| {
+                    Some(KeyRecord {
+                        key_id: KeyId::parse(&id)?,
+                        created_at,
+                        revoked_at,
+                    })
+                })
+                .collect())
         })
         .await
     }
@@ -317,12 +359,12 @@ impl IdentityStore for SqliteIdentityStore {
         secret: &str,
         max_active: u32,
         now: i64,
-    ) -> Result<SigningKeyOutcome, IdentityError> {
+    ) -> Result<CreateOutcome, IdentityError> {
         let (tenant, id, secret) = (tenant.clone(), id.clone(), secret.to_string());
         self.run(move |conn| {
             let tx = conn.transaction().map_err(store_err)?;
             if select_tenant(&tx, tenant.as_str())?.is_none() {
-                return Ok(SigningKeyOutcome::UnknownTenant);
+                return Ok(CreateOutcome::UnknownTenant);
             }
             let active: i64 = tx
                 .query_row(
@@ -332,7 +374,7 @@ impl IdentityStore for SqliteIdentityStore {
                 )
                 .map_err(store_err)?;
             if active >= i64::from(max_active) {
-                return Ok(SigningKeyOutcome::TooMany);
+                return Ok(CreateOutcome::TooMany);
             }
             tx.execute(
                 "INSERT INTO signing_keys (signing_key_id, tenant_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -348,7 +390,7 @@ impl IdentityStore for SqliteIdentityStore {
                 },
             )?;
             tx.commit().map_err(store_err)?;
-            Ok(SigningKeyOutcome::Created)
+            Ok(CreateOutcome::Created)
         })
         .await
     }

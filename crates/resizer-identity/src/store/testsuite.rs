@@ -6,6 +6,7 @@ use resizer_core::api_key;
 use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::cache::{AuthCache, AuthError};
+use crate::error::IdentityError;
 use crate::model::{ChangeEvent, OriginalsQuota, TenantPatch};
 use crate::service::{IdentityService, NewTenant};
 use crate::store::IdentityStore;
@@ -24,27 +25,24 @@ pub async fn run_all(store: Arc<dyn IdentityStore>) {
     tenants_and_changes(store.clone()).await;
     keys_are_hashed_and_revocable(store.clone()).await;
     cache_follows_snapshot_and_increments(store.clone()).await;
-    signing_keys_are_tenant_scoped_capped_and_replicated(store).await;
+    signing_keys_are_tenant_scoped_capped_and_replicated(store.clone()).await;
+    own_keys_are_listed_capped_and_revoked_only_by_their_tenant(store.clone()).await;
+    originals_quota_round_trips(store).await;
 }
 
-async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
-    let svc = IdentityService::new(store.clone());
-    let before = store.snapshot().await.unwrap().seq;
-    let t = svc.create_tenant(new_tenant("acme")).await.unwrap();
-    assert_eq!((t.rate_limit_rps, t.burst, t.suspended), (100, 200, false));
+async fn originals_quota_round_trips(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store);
+    let t = svc.create_tenant(new_tenant("quota")).await.unwrap();
     let t2 = svc
         .update_tenant(
             &t.id,
             TenantPatch {
-                suspended: Some(true),
                 rate_limit_rps: Some(5),
                 ..TenantPatch::default()
             },
         )
         .await
         .unwrap();
-    assert!(t2.suspended);
-    assert_eq!(t2.rate_limit_rps, 5);
     assert_eq!(
         t2.originals_quota,
         OriginalsQuota::default(),
@@ -79,11 +77,70 @@ async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
         ..TenantPatch::default()
     };
     assert!(svc.update_tenant(&t.id, patch).await.is_err());
-    let t2 = t3;
+}
+
+async fn own_keys_are_listed_capped_and_revoked_only_by_their_tenant(store: Arc<dyn IdentityStore>) {
+    use crate::service::MAX_OWN_KEYS;
+    let svc = IdentityService::new(store);
+    let (a, b) = (
+        svc.create_tenant(new_tenant("a")).await.unwrap().id,
+        svc.create_tenant(new_tenant("b")).await.unwrap().id,
+    );
+    let first = svc.issue_key(&a).await.unwrap().key_id;
+    for _ in 1..MAX_OWN_KEYS {
+        svc.issue_own_key(&a).await.unwrap();
+    }
+    let err = svc.issue_own_key(&a).await.unwrap_err();
+    assert!(matches!(err, IdentityError::Quota(_)), "{err}");
+    // The operator is not bound by the tenant's own cap.
+    let extra = svc.issue_key(&a).await.unwrap().key_id;
+    let keys = svc.list_keys(&a).await.unwrap();
+    assert_eq!(keys.len(), MAX_OWN_KEYS as usize + 1);
+    assert!(
+        keys.windows(2).all(|w| w[0].created_at <= w[1].created_at),
+        "oldest first"
+    );
+    assert!(keys.iter().any(|k| k.key_id == first && k.revoked_at.is_none()));
+    assert!(svc.list_keys(&b).await.unwrap().is_empty());
+    // Revoked only by the tenant, never by the key itself; a revoked key frees a slot.
+    let other = svc.issue_key(&b).await.unwrap().key_id;
+    assert!(matches!(
+        svc.revoke_own_key(&b, &other, &first).await,
+        Err(IdentityError::NotFound(_))
+    ));
+    assert!(matches!(
+        svc.revoke_own_key(&a, &first, &first).await,
+        Err(IdentityError::Invalid(_))
+    ));
+    svc.revoke_own_key(&a, &first, &extra).await.unwrap();
+    svc.revoke_own_key(&a, &extra, &first).await.unwrap();
+    let keys = svc.list_keys(&a).await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.revoked_at.is_some()).count(), 2);
+    svc.issue_own_key(&a).await.unwrap();
+}
+
+async fn tenants_and_changes(store: Arc<dyn IdentityStore>) {
+    let svc = IdentityService::new(store.clone());
+    let before = store.snapshot().await.unwrap().seq;
+    let t = svc.create_tenant(new_tenant("acme")).await.unwrap();
+    assert_eq!((t.rate_limit_rps, t.burst, t.suspended), (100, 200, false));
+    let t2 = svc
+        .update_tenant(
+            &t.id,
+            TenantPatch {
+                suspended: Some(true),
+                rate_limit_rps: Some(5),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(t2.suspended);
+    assert_eq!(t2.rate_limit_rps, 5);
     assert_eq!(svc.get_tenant(&t.id).await.unwrap(), t2);
     assert!(svc.list_tenants().await.unwrap().iter().any(|x| x.id == t.id));
     let changes = store.changes_since(before, 100).await.unwrap();
-    assert_eq!(changes.len(), 3);
+    assert_eq!(changes.len(), 2);
     assert!(changes[0].seq < changes[1].seq);
     assert!(matches!(&changes[1].event, ChangeEvent::TenantUpserted { tenant } if tenant.suspended));
     // Unknown tenants and invalid limits are refused.
