@@ -28,7 +28,7 @@ pub struct Tenant {
 /// A tenant's own bounds on stored originals; a `None` field keeps the
 /// deployment's setting (`delivery.max_bytes_per_tenant`, `delivery.max_originals_per_tenant`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct OriginalsQuota {
     /// Most bytes of originals; `null` for the deployment's default.
     #[schema(minimum = 0, maximum = 1_125_899_906_842_624_u64)]
@@ -36,6 +36,35 @@ pub struct OriginalsQuota {
     /// Most originals; `null` for the deployment's default.
     #[schema(minimum = 0, maximum = 1_000_000_000_u64)]
     pub max_count: Option<u64>,
+}
+
+/// Only a JSON object, as the schema says (serde's derive would also take
+/// `[bytes, count]`), with known fields of non-negative integers or `null`.
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for OriginalsQuota {
+    type Error = String;
+
+    fn try_from(fields: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let mut quota = Self::default();
+        for (name, value) in fields {
+            let field = match name.as_str() {
+                "max_bytes" => &mut quota.max_bytes,
+                "max_count" => &mut quota.max_count,
+                other => {
+                    return Err(format!(
+                        "unknown field `{other}`, expected `max_bytes` or `max_count`"
+                    ));
+                }
+            };
+            *field = match value {
+                serde_json::Value::Null => None,
+                v => Some(
+                    v.as_u64()
+                        .ok_or_else(|| format!("`{name}` must be a non-negative integer or null"))?,
+                ),
+            };
+        }
+        Ok(quota)
+    }
 }
 
 impl OriginalsQuota {
@@ -118,6 +147,20 @@ mod tests {
         .apply_to(&mut t, 5);
         assert!(t.suspended);
         assert_eq!((t.name.as_str(), t.rate_limit_rps, t.burst), ("a", 10, 20));
+        let quota = |json: &str| serde_json::from_str::<OriginalsQuota>(json);
+        assert_eq!(quota(r#"{"max_count": 3}"#).unwrap().max_count, Some(3));
+        assert_eq!(
+            quota(r#"{"max_bytes": null}"#).unwrap(),
+            OriginalsQuota::default()
+        );
+        for bad in [
+            "[null, null]",
+            r#"{"max_count": -1}"#,
+            r#"{"max_count": "3"}"#,
+            r#"{"other": 1}"#,
+        ] {
+            assert!(quota(bad).is_err(), "{bad}");
+        }
         assert_eq!((t.created_at, t.updated_at), (before.created_at, 5));
     }
 }
