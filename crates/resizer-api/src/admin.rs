@@ -526,8 +526,7 @@ pub(crate) async fn revoke_key(
     State(state): State<AdminState>,
     Path(key_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key_id = KeyId::parse(&key_id)
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("key {key_id} not found")))?;
+    let key_id = crate::keys::key_id_in_path(&key_id)?;
     state.identity.revoke_key(&key_id).await?;
     tracing::info!(key_id = %key_id, "key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())

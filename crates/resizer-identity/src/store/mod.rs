@@ -74,3 +74,8 @@ pub trait IdentityStore: ChangeSource {
     /// Returns the sequence number of the newest change (0 when empty).
     async fn latest_seq(&self) -> Result<u64, IdentityError>;
 }
+
+/// A quota field as both stores keep it (validated to fit long before i64 ends).
+pub(crate) fn quota_column(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}

@@ -19,7 +19,7 @@ use crate::model::{
 };
 use resizer_core::time::now_unix_ms;
 
-use crate::store::{ChangeSource, IdentityStore};
+use crate::store::{ChangeSource, IdentityStore, quota_column};
 
 /// Migrations, applied in order under an advisory lock; `schema_migrations` records them.
 const MIGRATIONS: &[&str] = &[
@@ -81,11 +81,6 @@ fn store_err(e: impl std::fmt::Display) -> IdentityError {
 
 const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at, \
                               originals_max_bytes, originals_max_count";
-
-/// A quota field as stored (validated to fit long before i64 ends).
-fn quota_column(v: Option<u64>) -> Option<i64> {
-    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
-}
 
 fn row_to_tenant(row: &Row) -> Result<Tenant, IdentityError> {
     let id: String = row.get(0);

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use resizer_core::time::now_unix_ms;
 
-use crate::store::{ChangeSource, IdentityStore};
+use crate::store::{ChangeSource, IdentityStore, quota_column};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -141,11 +141,6 @@ fn row_to_tenant(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
 
 const TENANT_COLUMNS: &str = "id, name, rate_limit_rps, burst, suspended, created_at, updated_at, \
                               originals_max_bytes, originals_max_count";
-
-/// A quota field as stored (validated to fit long before i64 ends).
-fn quota_column(v: Option<u64>) -> Option<i64> {
-    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
-}
 
 fn append_change(tx: &rusqlite::Transaction<'_>, event: &ChangeEvent) -> Result<(), IdentityError> {
     let json = serde_json::to_string(event).map_err(store_err)?;
