@@ -39,6 +39,8 @@ if ! $build_only; then
     # Independent readers of animated outputs (frames, delays, loop count).
     command -v gifsicle >/dev/null 2>&1 || need+=(gifsicle)
     command -v webpinfo >/dev/null 2>&1 || need+=(webp)
+    # A JPEG XL decoder (libjxl's), to check our JPEG XL outputs.
+    command -v djxl >/dev/null 2>&1 || need+=(libjxl-tools)
     # A real browser for the delivery and console tests: Debian's Chromium and its
     # matching driver (Selenium, from PyPI below, drives it).
     command -v chromium >/dev/null 2>&1 || need+=(chromium)

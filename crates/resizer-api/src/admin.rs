@@ -169,6 +169,11 @@ impl AdminState {
         self
     }
 
+    /// The management plane.
+    pub(crate) fn identity(&self) -> &Arc<IdentityService> {
+        &self.identity
+    }
+
     /// The delegated signing-key routes' needs, when served.
     pub(crate) fn delegation(&self) -> Option<crate::credentials::Delegation> {
         self.delegation.clone()
@@ -185,6 +190,11 @@ impl AdminState {
             .route(
                 "/admin/v1/tenants/{id}/signing-keys/{signing_key_id}",
                 delete(revoke_signing_key),
+            )
+            .route("/admin/v1/flags", get(crate::flags::list_flags))
+            .route(
+                "/admin/v1/flags/{name}",
+                axum::routing::put(crate::flags::put_flag).delete(crate::flags::delete_flag),
             )
             .route("/admin/v1/usage", get(tenant_usage))
             .route("/admin/v1/audit", get(tenant_audit))
@@ -363,7 +373,7 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
     }
 }
 
-async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let bytes = read_body(headers, body, MAX_ADMIN_BODY, std::time::Duration::from_secs(10)).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(

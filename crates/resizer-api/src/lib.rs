@@ -20,6 +20,7 @@
 //! - [`body`]: reading bodies within their limits; draining an early refusal's.
 //! - [`metering`]: the usage record every metered request leaves before it is answered.
 //! - [`admin`]: tenants and keys on the admin port, behind the admin token.
+//! - [`flags`]: feature flags on the admin port (`/admin/v1/flags`).
 //! - [`internal`]: the internal port of a distributed API node: workers fetch staged
 //!   input and deliver results there, each behind its job's token
 //!   (routes in [`resizer_jobs::transport::routes`]).
@@ -36,6 +37,7 @@ pub mod admission;
 pub mod body;
 pub mod credentials;
 pub mod error;
+pub mod flags;
 pub mod internal;
 pub mod inventory;
 pub mod keys;

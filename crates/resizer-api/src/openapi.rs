@@ -33,6 +33,7 @@ use crate::public::ApiConfig;
         crate::keys::list_own,
         crate::keys::create_own,
         crate::keys::revoke_own,
+        crate::flags::own_flags,
         crate::public::healthz,
         crate::public::readyz,
         crate::public::metrics_text,
@@ -44,6 +45,7 @@ use crate::public::ApiConfig;
         (name = "usage", description = "What you used, by hour or day."),
         (name = "delivery", description = "Originals stored once; variants by (signed) URL, cached."),
         (name = "keys", description = "Your tenant's API keys, managed with any of its live keys."),
+        (name = "flags", description = "Features turned on for your tenant (feature flags)."),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers."),
     )
 )]
@@ -62,6 +64,9 @@ pub struct PublicApi;
         crate::admin::revoke_key,
         crate::admin::create_signing_key,
         crate::admin::revoke_signing_key,
+        crate::flags::list_flags,
+        crate::flags::put_flag,
+        crate::flags::delete_flag,
         crate::admin::tenant_usage,
         crate::admin::tenant_audit,
         crate::public::healthz,

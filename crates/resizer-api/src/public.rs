@@ -153,6 +153,7 @@ impl ApiState {
             .route("/openapi.json", get(move || async move { doc.response() }))
             .route("/v1/resize", post(crate::resize::resize))
             .route("/v1/usage", get(own_usage))
+            .route("/v1/flags", get(crate::flags::own_flags))
             .route("/v1/originals", get(crate::originals::list_originals))
             .route(
                 "/v1/originals/{*name}",

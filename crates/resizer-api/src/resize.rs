@@ -145,6 +145,7 @@ async fn resize_metered(
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|_| ApiError::new(ErrorCode::InvalidParameter, "the query string is malformed"))?;
     let params = ResizeParams::parse(&pairs, cfg.limits.max_output_side)?;
+    crate::flags::check_format(&admitted.auth, &params)?;
     let body = body_slot
         .take()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the body was already read"))?;
@@ -157,6 +158,7 @@ async fn resize_metered(
         trace: Some(trace),
         params,
         output,
+        fast_shrink_on_load: crate::flags::fast_shrink_on_load(&admitted.auth),
         input,
         deadline: Instant::now() + cfg.job_deadline,
     };

@@ -109,6 +109,8 @@ struct Ask {
     params: ResizeParams,
     /// `Cache-Control` of the answer.
     cache_control: String,
+    /// The tenant's `shrink_on_load` flag.
+    fast_shrink_on_load: bool,
 }
 
 async fn variant_metered(
@@ -188,6 +190,7 @@ async fn make_variant(
         trace: Some(job.trace),
         params: ask.params.clone(),
         output: format,
+        fast_shrink_on_load: ask.fast_shrink_on_load,
         input,
         deadline: Instant::now() + s.config.job_deadline,
     };
@@ -259,6 +262,8 @@ fn authorize_url(
     let remaining = expiry(exp.as_deref())?;
     pairs.retain(|(k, _)| k != EXP);
     let params = ResizeParams::parse(&pairs, s.config.limits.max_output_side)?;
+    crate::flags::check_format(&admitted.auth, &params)?;
+    let fast_shrink_on_load = crate::flags::fast_shrink_on_load(&admitted.auth);
     let max_age = remaining.map_or(d.max_age_secs, |r| r.min(d.max_age_secs));
     let cache_control = if sig.is_some() {
         format!("public, max-age={max_age}, immutable")
@@ -272,6 +277,7 @@ fn authorize_url(
             name,
             params,
             cache_control,
+            fast_shrink_on_load,
         },
     ))
 }

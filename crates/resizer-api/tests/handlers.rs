@@ -115,6 +115,7 @@ fn auth(rate: (u32, u32)) -> (Arc<AuthCache>, String) {
         keys: vec![(issued.key_id, tenant.id.clone(), issued.hash.to_hex())],
         tenants: vec![tenant],
         signing_keys: Vec::new(),
+        flags: Vec::new(),
     });
     (cache, issued.secret)
 }

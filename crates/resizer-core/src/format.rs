@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// An image format Resizer reads; all but HEIC are also written (no HEVC
-/// encoder is linked: the free one, x265, is GPL). GIF and WebP carry
+/// An image format Resizer reads or writes. All but HEIC are written (no HEVC
+/// encoder is linked: the free one, x265, is GPL); JPEG XL is written only,
+/// losslessly, behind the `format_jxl` feature flag. GIF and WebP carry
 /// animations through; the others take an animation's first frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +21,8 @@ pub enum ImageFormat {
     Heic,
     /// GIF (still or animated; written with a palette per frame).
     Gif,
+    /// JPEG XL, written only and losslessly (never chosen by `format=auto`).
+    Jxl,
 }
 
 impl ImageFormat {
@@ -34,12 +37,13 @@ impl ImageFormat {
     ];
 
     /// Every format written.
-    pub const WRITTEN: [ImageFormat; 5] = [
+    pub const WRITTEN: [ImageFormat; 6] = [
         ImageFormat::Avif,
         ImageFormat::Webp,
         ImageFormat::Jpeg,
         ImageFormat::Png,
         ImageFormat::Gif,
+        ImageFormat::Jxl,
     ];
 
     /// Whether Resizer can write this format.
@@ -71,6 +75,7 @@ impl ImageFormat {
             Self::Avif => "image/avif",
             Self::Heic => "image/heic",
             Self::Gif => "image/gif",
+            Self::Jxl => "image/jxl",
         }
     }
 
@@ -83,6 +88,7 @@ impl ImageFormat {
             Self::Avif => "avif",
             Self::Heic => "heic",
             Self::Gif => "gif",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -95,6 +101,7 @@ impl ImageFormat {
             Self::Avif => "avif",
             Self::Heic => "heic",
             Self::Gif => "gif",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -107,6 +114,7 @@ impl ImageFormat {
             "webp" => Some(Self::Webp),
             "avif" => Some(Self::Avif),
             "gif" => Some(Self::Gif),
+            "jxl" => Some(Self::Jxl),
             _ => None,
         }
     }

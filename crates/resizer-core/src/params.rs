@@ -176,7 +176,7 @@ impl ResizeParams {
                         FormatChoice::Auto
                     } else {
                         FormatChoice::Fixed(ImageFormat::parse(value).ok_or_else(|| {
-                            invalid("format", "must be one of auto, jpeg, png, webp, avif, gif")
+                            invalid("format", "must be one of auto, jpeg, png, webp, avif, gif, jxl")
                         })?)
                     };
                 }

@@ -81,6 +81,7 @@ pub fn identity_feed(data: &[u8]) {
     assert_eq!(state.tenants, model.tenants.into_values().collect::<Vec<_>>());
     let signing: Vec<_> = model.signing.into_iter().map(|(k, (t, s))| (k, t, s)).collect();
     assert_eq!(state.signing_keys, signing);
+    assert_eq!(state.flags, model.flags.into_values().collect::<Vec<_>>());
 }
 
 /// The feed's meaning, as plainly as it can be written.
@@ -89,6 +90,7 @@ struct Model {
     tenants: BTreeMap<TenantId, Tenant>,
     keys: BTreeMap<KeyId, (TenantId, String)>,
     signing: BTreeMap<SigningKeyId, (TenantId, String)>,
+    flags: BTreeMap<String, resizer_identity::Flag>,
 }
 
 impl Model {
@@ -105,11 +107,13 @@ impl Model {
             .iter()
             .map(|(k, t, secret)| (k.clone(), (t.clone(), secret.clone())))
             .collect();
+        let flags = s.flags.iter().map(|f| (f.name.clone(), f.clone())).collect();
         Self {
             seq: s.seq,
             tenants,
             keys,
             signing,
+            flags,
         }
     }
 
@@ -145,6 +149,12 @@ impl Model {
                 }
                 ChangeEvent::SigningKeyRevoked { signing_key_id } => {
                     self.signing.remove(signing_key_id);
+                }
+                ChangeEvent::FlagUpserted { flag } => {
+                    self.flags.insert(flag.name.clone(), flag.clone());
+                }
+                ChangeEvent::FlagDeleted { name } => {
+                    self.flags.remove(name);
                 }
             }
         }

@@ -38,6 +38,7 @@ fn main() {
         tenants,
         keys,
         signing_keys: Vec::new(),
+        flags: Vec::new(),
     });
 
     let mut samples = Vec::with_capacity(LOOKUPS);

@@ -12,6 +12,7 @@ use resizer_core::api_key::{self, KeyHash};
 use resizer_core::ids::{CredentialId, KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
+use crate::flags::FlagTable;
 use crate::model::{Change, ChangeEvent, OriginalsQuota, Snapshot, Tenant};
 use crate::service::ChangeSubscriber;
 use resizer_core::time::now_unix_ms;
@@ -31,6 +32,15 @@ pub struct AuthContext {
     pub burst: u32,
     /// The tenant's own originals quota, where it differs from the deployment's.
     pub originals_quota: OriginalsQuota,
+    /// The feature flags as of authentication (shared, not copied).
+    pub flags: Arc<FlagTable>,
+}
+
+impl AuthContext {
+    /// Whether feature flag `name` is on for this request's tenant.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags.enabled(name, &self.tenant_id)
+    }
 }
 
 /// Why authentication failed.
@@ -60,6 +70,9 @@ struct State {
     /// Live URL signing secrets, by owner: a signed request checks only its
     /// tenant's few (at most 5), never every tenant's.
     signing: HashMap<TenantId, Vec<(SigningKeyId, String)>>,
+    /// Replaced whole on a change (flags change rarely), so a request holds
+    /// the table it authenticated with without a lock.
+    flags: Arc<FlagTable>,
 }
 
 impl State {
@@ -201,6 +214,7 @@ impl AuthCache {
             tenants,
             keys,
             signing_keys,
+            flags: state.flags.iter().cloned().collect(),
         }
     }
 
@@ -222,6 +236,7 @@ impl AuthCache {
         for (id, tenant_id, secret) in snapshot.signing_keys {
             state.add_signing(id, tenant_id, secret);
         }
+        state.flags = Arc::new(FlagTable::new(snapshot.flags));
         *self.write() = state;
         self.record_metrics();
     }
@@ -271,6 +286,12 @@ impl AuthCache {
                 ChangeEvent::SigningKeyRevoked { signing_key_id } => {
                     state.remove_signing(signing_key_id);
                 }
+                ChangeEvent::FlagUpserted { flag } => {
+                    Arc::make_mut(&mut state.flags).upsert(flag.clone());
+                }
+                ChangeEvent::FlagDeleted { name } => {
+                    Arc::make_mut(&mut state.flags).remove(name);
+                }
             }
             state.seq = change.seq;
         }
@@ -317,6 +338,7 @@ impl AuthCache {
             rate_limit_rps: tenant.rate_limit_rps,
             burst: tenant.burst,
             originals_quota: tenant.originals_quota,
+            flags: state.flags.clone(),
         };
         if tenant.suspended {
             return Err(AuthError::Suspended(Box::new(ctx)));
@@ -345,6 +367,7 @@ impl AuthCache {
             rate_limit_rps: t.rate_limit_rps,
             burst: t.burst,
             originals_quota: t.originals_quota,
+            flags: state.flags.clone(),
         };
         if t.suspended {
             return Err(AuthError::Suspended(Box::new(ctx)));
@@ -352,11 +375,17 @@ impl AuthCache {
         Ok(ctx)
     }
 
+    /// The feature flags as this cache knows them.
+    pub fn flags(&self) -> Arc<FlagTable> {
+        self.read().flags.clone()
+    }
+
     fn record_metrics(&self) {
         let state = self.read();
         metrics::gauge!("resizer_auth_cache_seq").set(state.seq as f64);
         metrics::gauge!("resizer_auth_cache_tenants").set(state.tenants.len() as f64);
         metrics::gauge!("resizer_auth_cache_keys").set(state.keys.len() as f64);
+        metrics::gauge!("resizer_auth_cache_flags").set(state.flags.iter().count() as f64);
     }
 }
 

@@ -13,6 +13,11 @@ pub const METRICS: &[MetricDef] = &[
     gauge("resizer_auth_cache_tenants", &[], "Tenants in the auth cache"),
     gauge("resizer_auth_cache_keys", &[], "Live keys in the auth cache"),
     gauge(
+        "resizer_auth_cache_flags",
+        &[],
+        "Feature flags defined in the auth cache",
+    ),
+    gauge(
         "resizer_auth_cache_age_seconds",
         &[],
         "Seconds since the identity feed last answered",

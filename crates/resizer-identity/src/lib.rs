@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`inventory`]: the metrics this crate records (listed in docs/metrics.md).
 //! - [`model`]: tenants, keys and change events.
+//! - [`flags`]: feature flags and how one is evaluated for a tenant.
 //! - [`store`]: the [`IdentityStore`] trait and its SQLite backend.
 //! - [`service`]: validation rules and the write path that notifies caches.
 //! - [`cache`]: the [`AuthCache`]: apply changes, authenticate in constant time.
@@ -19,6 +20,7 @@
 pub mod cache;
 pub mod error;
 pub mod feed;
+pub mod flags;
 pub mod inventory;
 pub mod model;
 pub mod remote;
@@ -28,6 +30,7 @@ pub mod store;
 pub use cache::LocalFollower;
 pub use cache::{AuthCache, AuthContext, AuthError, CacheSource};
 pub use error::IdentityError;
+pub use flags::{Flag, FlagSpec, FlagTable};
 pub use model::{Change, ChangeEvent, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch};
 pub use service::{ChangeSubscriber, IdentityService, IssuedKeyView, IssuedSigningKey, NewTenant};
 pub use store::sqlite::SqliteIdentityStore;

@@ -204,6 +204,16 @@ pub enum ChangeEvent {
         /// Signing key id.
         signing_key_id: SigningKeyId,
     },
+    /// A feature flag was defined or changed (the whole flag).
+    FlagUpserted {
+        /// The flag as it now is.
+        flag: crate::flags::Flag,
+    },
+    /// A feature flag was deleted: it reads as off everywhere.
+    FlagDeleted {
+        /// The flag's name.
+        name: String,
+    },
 }
 
 /// How creating a key or a signing key went.
@@ -251,4 +261,7 @@ pub struct Snapshot {
     /// Live signing keys: id, owner, secret (absent in snapshot files of older versions).
     #[serde(default)]
     pub signing_keys: Vec<(SigningKeyId, TenantId, String)>,
+    /// Every feature flag (absent in snapshot files of older versions).
+    #[serde(default)]
+    pub flags: Vec<crate::flags::Flag>,
 }

@@ -10,6 +10,7 @@ use resizer_core::time::now_unix_secs;
 use serde::Deserialize;
 
 use crate::error::IdentityError;
+use crate::flags::{Flag, FlagSpec};
 use crate::model::{CreateOutcome, KeyRecord, OriginalsQuota, Tenant, TenantPatch};
 use crate::store::IdentityStore;
 
@@ -359,6 +360,43 @@ impl IdentityService {
             return Err(IdentityError::NotFound(format!("key {key_id}")));
         }
         self.revoke_key(key_id).await
+    }
+
+    /// Every feature flag, by name.
+    pub async fn list_flags(&self) -> Result<Vec<Flag>, IdentityError> {
+        self.store.list_flags().await
+    }
+
+    /// Creates or replaces feature flag `name`; overrides must name existing tenants.
+    pub async fn put_flag(&self, name: &str, spec: FlagSpec) -> Result<Flag, IdentityError> {
+        let flag = Flag::from_spec(name, spec, now_unix_secs())?;
+        if !flag.overrides.is_empty() {
+            let known: std::collections::HashSet<TenantId> = self
+                .store
+                .list_tenants()
+                .await?
+                .into_iter()
+                .map(|t| t.id)
+                .collect();
+            if let Some(unknown) = flag.overrides.keys().find(|t| !known.contains(*t)) {
+                return Err(IdentityError::Invalid(format!(
+                    "`overrides` names tenant {unknown}, which does not exist"
+                )));
+            }
+        }
+        self.store.put_flag(&flag).await?;
+        self.notify().await;
+        Ok(flag)
+    }
+
+    /// Deletes feature flag `name`: it reads as off everywhere.
+    pub async fn delete_flag(&self, name: &str) -> Result<(), IdentityError> {
+        crate::flags::check_name(name)?;
+        if !self.store.delete_flag(name).await? {
+            return Err(IdentityError::NotFound(format!("flag {name}")));
+        }
+        self.notify().await;
+        Ok(())
     }
 
     /// Revokes a key.

@@ -34,7 +34,7 @@ pub fn embedded_profile(data: &[u8], format: ImageFormat) -> Option<Vec<u8>> {
         ImageFormat::Png => png_profile(data),
         ImageFormat::Webp => webp_profile(data),
         // GIF's ICC application extension is rare enough to treat GIFs as sRGB.
-        ImageFormat::Gif => None,
+        ImageFormat::Gif | ImageFormat::Jxl => None,
         ImageFormat::Avif | ImageFormat::Heic => crate::isobmff::probe(data)
             .ok()?
             .icc

@@ -90,6 +90,9 @@ pub fn decode(
         ImageFormat::Webp => decode_webp(data, probe, shrink, gap),
         ImageFormat::Avif | ImageFormat::Heic => decode_heif(data, probe, max_pixels),
         ImageFormat::Gif => crate::animation::first_gif_frame(data, probe, max_pixels),
+        ImageFormat::Jxl => Err(ImagingError::UnsupportedFormat(
+            "JPEG XL is written, not read".into(),
+        )),
     }
 }
 

@@ -62,8 +62,34 @@ pub fn encode(
         }
         ImageFormat::Avif => crate::heif::encode_avif(&pixels, quality, avif_speed),
         ImageFormat::Gif => crate::animation::encode_gif(vec![still(pixels)], 1, &|| Ok(())),
+        ImageFormat::Jxl => encode_jxl(&pixels),
         ImageFormat::Heic => Err(internal(format!("{format} is read, not written"))),
     }
+}
+
+/// Lossless JPEG XL (modular mode), 8-bit RGB or RGBA, on the calling
+/// imaging thread alone (the encoder's own threads are compiled out: the
+/// pool is the CPU budget). `quality` does not apply.
+fn encode_jxl(pixels: &Pixels) -> Result<Vec<u8>, ImagingError> {
+    use zune_core::bit_depth::BitDepth;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::EncoderOptions;
+    let colorspace = if pixels.channels == 4 {
+        ColorSpace::RGBA
+    } else {
+        ColorSpace::RGB
+    };
+    let options = EncoderOptions::new(
+        pixels.width as usize,
+        pixels.height as usize,
+        colorspace,
+        BitDepth::Eight,
+    );
+    let mut out = Vec::with_capacity(pixels.data.len() / 2);
+    zune_jpegxl::JxlSimpleEncoder::new(&pixels.data, options)
+        .encode(&mut out)
+        .map_err(|e| internal(format!("jpeg xl: {e:?}")))?;
+    Ok(out)
 }
 
 /// PNG, 8-bit RGB or RGBA, at the `png` crate's fast deflate level.

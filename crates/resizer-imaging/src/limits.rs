@@ -121,6 +121,12 @@ pub fn check_output(format: ImageFormat, width: u32, height: u32) -> Result<(), 
             limit: MAX_AVIF_OUTPUT_PIXELS,
         });
     }
+    if format == ImageFormat::Jxl && (width < 2 || height < 2) {
+        // The encoder (zune-jpegxl) writes nothing narrower.
+        return Err(ImagingError::InvalidRequest(
+            "a JPEG XL output needs at least 2 pixels on each side",
+        ));
+    }
     Ok(())
 }
 

@@ -79,7 +79,8 @@ pub fn probe(data: &[u8]) -> Result<Probe, ImagingError> {
         Some(ImageFormat::Webp) => probe_webp(data)?,
         Some(ImageFormat::Avif | ImageFormat::Heic) => probe_heif(data)?,
         Some(ImageFormat::Gif) => probe_gif(data)?,
-        None => {
+        // `sniff` never answers JPEG XL: it is written, not read.
+        Some(ImageFormat::Jxl) | None => {
             return Err(ImagingError::UnsupportedFormat(
                 "the body is not a JPEG, PNG, WebP, AVIF, HEIC or GIF image".into(),
             ));

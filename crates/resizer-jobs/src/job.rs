@@ -37,6 +37,11 @@ pub struct JobDescriptor {
     pub params: ResizeParams,
     /// Output format, already negotiated by the API node.
     pub output: ImageFormat,
+    /// Decode at the smallest scale that covers the output, whatever the
+    /// worker's setting: the tenant's `shrink_on_load` flag, decided by the
+    /// API node at admission (absent in older descriptors: the worker's setting).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fast_shrink_on_load: bool,
     /// Wall-clock deadline (Unix ms); past it the job is dropped, not processed.
     pub deadline_unix_ms: u64,
     /// When the API node published the job (Unix ms), for queue-wait metrics.

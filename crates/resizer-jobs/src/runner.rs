@@ -84,6 +84,9 @@ pub struct JobRequest {
     pub params: ResizeParams,
     /// Negotiated output format.
     pub output: ImageFormat,
+    /// Decode at the smallest scale that covers the output, whatever the
+    /// worker's own setting (the tenant's `shrink_on_load` flag).
+    pub fast_shrink_on_load: bool,
     /// The input image.
     pub input: Bytes,
     /// When the caller stops waiting.
@@ -227,6 +230,7 @@ impl JobRunner {
             },
             params: request.params,
             output: request.output,
+            fast_shrink_on_load: request.fast_shrink_on_load,
             deadline_unix_ms: now + remaining.as_millis() as u64,
             enqueued_unix_ms: now,
         };
@@ -268,6 +272,7 @@ mod tests {
             trace: None,
             params: job.params,
             output: job.output,
+            fast_shrink_on_load: false,
             input: Bytes::from_static(input),
             deadline: Instant::now() + deadline,
         }

@@ -28,6 +28,7 @@ pub fn sample_job() -> JobDescriptor {
             frames: resizer_core::params::Frames::All,
         },
         output: ImageFormat::Jpeg,
+        fast_shrink_on_load: false,
         deadline_unix_ms: u64::MAX,
         enqueued_unix_ms: 0,
     }

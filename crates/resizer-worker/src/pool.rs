@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use resizer_core::ImageFormat;
 use resizer_core::params::ResizeParams;
-use resizer_imaging::{ImagingError, Limits, Pipeline, ResizeOutput};
+use resizer_imaging::{ImagingError, Limits, Pipeline, ResizeOutput, ShrinkOnLoad};
 use tokio::sync::oneshot;
 
 use crate::cpu_time::thread_cpu_micros;
@@ -45,6 +45,8 @@ struct Task {
     input: Bytes,
     params: ResizeParams,
     format: ImageFormat,
+    /// Overrides the pool's shrink-on-load setting for this job (a tenant's flag).
+    shrink_on_load: Option<ShrinkOnLoad>,
     /// Past it the pipeline stops at its next stage boundary.
     deadline: Option<Instant>,
     reply: oneshot::Sender<PoolOutput>,
@@ -93,12 +95,14 @@ impl ImagingPool {
     }
 
     /// Runs one resize on a pool thread and waits for it; the work stops at
-    /// the first stage boundary after `deadline`.
+    /// the first stage boundary after `deadline`. `shrink_on_load`, when
+    /// given, replaces the pool's setting for this job.
     pub async fn run(
         &self,
         input: Bytes,
         params: ResizeParams,
         format: ImageFormat,
+        shrink_on_load: Option<ShrinkOnLoad>,
         deadline: Option<Instant>,
     ) -> Result<PoolOutput, PoolError> {
         let (reply, receive) = oneshot::channel();
@@ -107,6 +111,7 @@ impl ImagingPool {
             input,
             params,
             format,
+            shrink_on_load,
             deadline,
             reply,
         };
@@ -153,6 +158,10 @@ fn imaging_thread(receiver: std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Task>
             let pipeline = match pipeline_opt.as_mut() {
                 Some(p) => p,
                 None => pipeline_opt.insert(Pipeline::try_new()?),
+            };
+            let limits = Limits {
+                shrink_on_load: task.shrink_on_load.unwrap_or(limits.shrink_on_load),
+                ..limits
             };
             pipeline.run_until(&task.input, &task.params, task.format, &limits, task.deadline)
         }));

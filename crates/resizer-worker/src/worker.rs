@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::pool::{ImagingPool, PoolError, PoolOutput};
+use resizer_imaging::ShrinkOnLoad;
 
 /// How often a worker tells the queue it is still working on a job; well under the
 /// queue's ack wait (`queue.ack_wait_ms`, 2,000 ms by default).
@@ -171,9 +172,13 @@ impl Worker {
         let _in_flight =
             resizer_telemetry::GaugeGuard::raise(metrics::gauge!("resizer_worker_jobs_in_flight"));
         let deadline = Instant::now() + job.time_left(now_unix_ms());
-        let work = self
-            .pool
-            .run(input, job.params.clone(), job.output, Some(deadline));
+        let work = self.pool.run(
+            input,
+            job.params.clone(),
+            job.output,
+            job.fast_shrink_on_load.then_some(ShrinkOnLoad::Fast),
+            Some(deadline),
+        );
         tokio::pin!(work);
         let mut heartbeat = tokio::time::interval(PROGRESS_EVERY);
         heartbeat.tick().await;

@@ -467,3 +467,105 @@ async fn measure_replication_lag_over_1000_key_creations() {
         lags.last().unwrap()
     );
 }
+
+/// Flips `format_jxl` for one tenant `flips` times on the identity service and
+/// returns, per flip and node, the time until that node's `/v1/flags` shows it.
+async fn flag_flip_delays(flips: usize, within: Duration) -> Vec<Duration> {
+    let Some(db) = resizer_testing::fresh_database("resizer_it").await else {
+        return Vec::new();
+    };
+    let idp = identity(&db, None, None);
+    let (a, b) = (api(&idp.admin, None), api(&idp.admin, None));
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let tenant = idp
+        .create_tenant(json!({"name": "flags", "rate_limit_rps": 1000000}))
+        .await;
+    let tenant_id = tenant["id"].as_str().unwrap().to_string();
+    let (_, key) = idp.create_key(&tenant_id).await;
+    until_all(&[&a, &b], &key, 400, SLA).await;
+    let mut delays = Vec::new();
+    for i in 0..flips {
+        let on = i % 2 == 0;
+        let resp = idp
+            .client
+            .put(format!("{}/admin/v1/flags/format_jxl", idp.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"overrides": {tenant_id.clone(): on}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let flipped = Instant::now();
+        for node in [&a, &b] {
+            loop {
+                let flags: Value = node
+                    .client
+                    .get(format!("{}/v1/flags", node.public))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if flags["flags"]["format_jxl"] == on {
+                    break;
+                }
+                assert!(
+                    flipped.elapsed() < within,
+                    "flip {i} not on {} after {within:?}",
+                    node.public
+                );
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            delays.push(flipped.elapsed());
+        }
+        // The gate itself follows: off is a 400 before any work on either node.
+        if !on {
+            let r = a
+                .resize(
+                    Some(&key),
+                    "width=64&format=jxl",
+                    read_corpus("webp/d01_Grey.webp"),
+                    None,
+                )
+                .await;
+            r.assert_error(400, "invalid_parameter");
+        }
+    }
+    delays.sort();
+    delays
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+#[tokio::test]
+async fn test_flag_flips_reach_every_api_node_through_the_feed() {
+    let delays = flag_flip_delays(20, Duration::from_secs(5)).await;
+    if let Some(max) = delays.last() {
+        eprintln!(
+            "flag flip -> visible on both nodes, {} observations: p50 {:?} p99 {:?} max {max:?}",
+            delays.len(),
+            percentile(&delays, 0.5),
+            percentile(&delays, 0.99),
+        );
+    }
+}
+
+/// `cargo test --release -p resizer --test identity -- --ignored --nocapture measure_flag`
+#[tokio::test]
+#[ignore = "measurement; run explicitly"]
+async fn measure_flag_propagation_over_500_flips() {
+    let delays = flag_flip_delays(500, Duration::from_secs(5)).await;
+    eprintln!(
+        "flag flip -> visible, {} observations (2 nodes x 500 flips): p50 {:?} p99 {:?} p99.9 {:?} max {:?}",
+        delays.len(),
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        percentile(&delays, 0.999),
+        delays.last().unwrap()
+    );
+}

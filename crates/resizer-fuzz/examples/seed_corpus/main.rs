@@ -24,7 +24,7 @@ fn main() {
             Some(ImageFormat::Webp) => "pipeline_webp",
             Some(ImageFormat::Avif | ImageFormat::Heic) => "pipeline_heif",
             Some(ImageFormat::Gif) => "pipeline_gif",
-            None => continue,
+            Some(ImageFormat::Jxl) | None => continue,
         };
         // Two request bytes (see resizer_fuzz::images): width 48, and a cover box to WebP.
         for (i, head) in [[47u8, 0], [95, 0b0001_1101]].iter().enumerate() {

@@ -104,6 +104,7 @@ fn messages() -> Vec<Seed> {
         },
         params: ResizeParams::width(320),
         output: ImageFormat::Webp,
+        fast_shrink_on_load: true,
         deadline_unix_ms: 1_800_000_030_000,
         enqueued_unix_ms: 1_800_000_000_000,
     };
@@ -126,6 +127,7 @@ fn messages() -> Vec<Seed> {
         tenants: vec![t.clone()],
         keys: vec![(key_id.clone(), tenant.clone(), hash.clone())],
         signing_keys: vec![(signing_key_id.clone(), tenant.clone(), "sgs_secret".into())],
+        flags: Vec::new(),
     };
     let change = |seq, event| Change {
         seq,

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 
 use crate::error::IdentityError;
+use crate::flags::Flag;
 use crate::model::{Change, CreateOutcome, KeyRecord, Snapshot, Tenant, TenantPatch};
 
 /// Where a follower reads the change log: a store directly, or the identity
@@ -71,6 +72,12 @@ pub trait IdentityStore: ChangeSource {
         id: &SigningKeyId,
         now: i64,
     ) -> Result<bool, IdentityError>;
+    /// Creates or replaces a feature flag.
+    async fn put_flag(&self, flag: &Flag) -> Result<(), IdentityError>;
+    /// Deletes a feature flag; `false` if there was none.
+    async fn delete_flag(&self, name: &str) -> Result<bool, IdentityError>;
+    /// Every feature flag, by name.
+    async fn list_flags(&self) -> Result<Vec<Flag>, IdentityError>;
     /// Returns the sequence number of the newest change (0 when empty).
     async fn latest_seq(&self) -> Result<u64, IdentityError>;
 }

@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::error::IdentityError;
+use crate::flags::Flag;
 use crate::model::{
     Change, ChangeEvent, CreateOutcome, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch,
 };
@@ -60,6 +61,13 @@ CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
     r#"
 ALTER TABLE tenants ADD COLUMN originals_max_bytes BIGINT;
 ALTER TABLE tenants ADD COLUMN originals_max_count BIGINT;
+"#,
+    r#"
+CREATE TABLE flags (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -499,6 +507,51 @@ impl IdentityStore for PostgresIdentityStore {
         .await
     }
 
+    async fn put_flag(&self, flag: &Flag) -> Result<(), IdentityError> {
+        let flag = flag.clone();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let body = serde_json::to_string(&flag).map_err(store_err)?;
+                let tx = begin_write(client).await?;
+                tx.execute(
+                    "INSERT INTO flags (name, body, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
+                    &[&flag.name, &body, &flag.updated_at],
+                )
+                .await
+                .map_err(store_err)?;
+                append_change(&tx, &ChangeEvent::FlagUpserted { flag }).await?;
+                tx.commit().await.map_err(store_err)
+            })
+        })
+        .await
+    }
+
+    async fn delete_flag(&self, name: &str) -> Result<bool, IdentityError> {
+        let name = name.to_string();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = begin_write(client).await?;
+                let deleted = tx
+                    .execute("DELETE FROM flags WHERE name = $1", &[&name])
+                    .await
+                    .map_err(store_err)?;
+                if deleted == 0 {
+                    return Ok(false);
+                }
+                append_change(&tx, &ChangeEvent::FlagDeleted { name }).await?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, IdentityError> {
+        self.with_client(|client| Box::pin(async move { all_flags(&*client).await }))
+            .await
+    }
+
     async fn latest_seq(&self) -> Result<u64, IdentityError> {
         self.with_client(|client| {
             Box::pin(async move {
@@ -512,6 +565,17 @@ impl IdentityStore for PostgresIdentityStore {
         })
         .await
     }
+}
+
+/// Every feature flag, by name.
+async fn all_flags(client: &impl tokio_postgres::GenericClient) -> Result<Vec<Flag>, IdentityError> {
+    let rows = client
+        .query("SELECT body FROM flags ORDER BY name", &[])
+        .await
+        .map_err(store_err)?;
+    rows.iter()
+        .map(|row| serde_json::from_str(row.get::<_, &str>(0)).map_err(store_err))
+        .collect()
 }
 
 /// Every live signing key: id, owner, secret.
@@ -575,12 +639,14 @@ impl ChangeSource for PostgresIdentityStore {
                     }
                 }
                 let signing_keys = live_signing_keys(&tx).await?;
+                let flags = all_flags(&tx).await?;
                 tx.commit().await.map_err(store_err)?;
                 Ok(Snapshot {
                     seq: seq as u64,
                     tenants,
                     keys,
                     signing_keys,
+                    flags,
                 })
             })
         })

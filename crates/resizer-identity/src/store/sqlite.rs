@@ -11,6 +11,7 @@ use resizer_core::ids::{KeyId, SigningKeyId, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IdentityError;
+use crate::flags::Flag;
 use crate::model::{
     Change, ChangeEvent, CreateOutcome, KeyRecord, OriginalsQuota, Snapshot, Tenant, TenantPatch,
 };
@@ -57,6 +58,13 @@ CREATE INDEX signing_keys_tenant ON signing_keys(tenant_id);
     r#"
 ALTER TABLE tenants ADD COLUMN originals_max_bytes INTEGER;
 ALTER TABLE tenants ADD COLUMN originals_max_count INTEGER;
+"#,
+    r#"
+CREATE TABLE flags (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -425,6 +433,45 @@ impl IdentityStore for SqliteIdentityStore {
         .await
     }
 
+    async fn put_flag(&self, flag: &Flag) -> Result<(), IdentityError> {
+        let flag = flag.clone();
+        self.run(move |conn| {
+            let body = serde_json::to_string(&flag).map_err(store_err)?;
+            let tx = conn.transaction().map_err(store_err)?;
+            tx.execute(
+                "INSERT INTO flags (name, body, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![flag.name, body, flag.updated_at],
+            )
+            .map_err(store_err)?;
+            append_change(&tx, &ChangeEvent::FlagUpserted { flag })?;
+            tx.commit().map_err(store_err)
+        })
+        .await
+    }
+
+    async fn delete_flag(&self, name: &str) -> Result<bool, IdentityError> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(store_err)?;
+            if tx
+                .execute("DELETE FROM flags WHERE name = ?1", params![name])
+                .map_err(store_err)?
+                == 0
+            {
+                return Ok(false);
+            }
+            append_change(&tx, &ChangeEvent::FlagDeleted { name })?;
+            tx.commit().map_err(store_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, IdentityError> {
+        self.run(|conn| all_flags(conn)).await
+    }
+
     async fn latest_seq(&self) -> Result<u64, IdentityError> {
         self.run(|conn| {
             let seq: i64 = conn
@@ -434,6 +481,18 @@ impl IdentityStore for SqliteIdentityStore {
         })
         .await
     }
+}
+
+fn all_flags(conn: &Connection) -> Result<Vec<Flag>, IdentityError> {
+    let mut stmt = conn
+        .prepare("SELECT body FROM flags ORDER BY name")
+        .map_err(store_err)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(store_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row.map_err(store_err)?).map_err(store_err)?);
+    }
+    Ok(out)
 }
 
 fn live_signing_keys(conn: &Connection) -> Result<Vec<(SigningKeyId, TenantId, String)>, IdentityError> {
@@ -492,11 +551,13 @@ impl ChangeSource for SqliteIdentityStore {
                 keys
             };
             let signing_keys = live_signing_keys(&tx)?;
+            let flags = all_flags(&tx)?;
             Ok(Snapshot {
                 seq: seq as u64,
                 tenants,
                 keys,
                 signing_keys,
+                flags,
             })
         })
         .await

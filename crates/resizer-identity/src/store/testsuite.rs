@@ -27,7 +27,70 @@ pub async fn run_all(store: Arc<dyn IdentityStore>) {
     cache_follows_snapshot_and_increments(store.clone()).await;
     signing_keys_are_tenant_scoped_capped_and_replicated(store.clone()).await;
     own_keys_are_listed_capped_and_revoked_only_by_their_tenant(store.clone()).await;
-    originals_quota_round_trips(store).await;
+    originals_quota_round_trips(store.clone()).await;
+    flags_are_stored_replicated_and_evaluated(store).await;
+}
+
+async fn flags_are_stored_replicated_and_evaluated(store: Arc<dyn IdentityStore>) {
+    use crate::flags::FlagSpec;
+    let svc = IdentityService::new(store.clone());
+    let (a, b) = (
+        svc.create_tenant(new_tenant("flag a")).await.unwrap(),
+        svc.create_tenant(new_tenant("flag b")).await.unwrap(),
+    );
+    let key = svc.issue_key(&a.id).await.unwrap();
+    let cache = AuthCache::new();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    assert!(
+        !cache.authenticate(&key.secret).unwrap().flag("beta"),
+        "undefined is off"
+    );
+    let spec = FlagSpec {
+        description: "a beta".into(),
+        overrides: [(a.id.clone(), true)].into(),
+        ..FlagSpec::default()
+    };
+    let flag = svc.put_flag("beta", spec.clone()).await.unwrap();
+    assert_eq!(svc.list_flags().await.unwrap(), vec![flag.clone()]);
+    cache.catch_up(store.as_ref()).await.unwrap();
+    let ctx = cache.authenticate(&key.secret).unwrap();
+    assert!(ctx.flag("beta"));
+    assert!(!ctx.flags.enabled("beta", &b.id), "only the tenant named");
+    // Replacing the flag replaces it whole; a fresh cache's snapshot agrees.
+    let everyone = FlagSpec {
+        default: true,
+        overrides: [(a.id.clone(), false)].into(),
+        ..spec
+    };
+    svc.put_flag("beta", everyone).await.unwrap();
+    cache.catch_up(store.as_ref()).await.unwrap();
+    let fresh = AuthCache::new();
+    fresh.catch_up(store.as_ref()).await.unwrap();
+    for c in [&cache, &fresh] {
+        assert!(!c.authenticate(&key.secret).unwrap().flag("beta"));
+        assert!(c.flags().enabled("beta", &b.id));
+    }
+    // Overrides name real tenants; names are checked; delete turns it off.
+    let ghost = FlagSpec {
+        overrides: [(TenantId::random(), true)].into(),
+        ..FlagSpec::default()
+    };
+    assert!(matches!(
+        svc.put_flag("beta", ghost).await,
+        Err(IdentityError::Invalid(_))
+    ));
+    assert!(matches!(
+        svc.put_flag("Beta!", FlagSpec::default()).await,
+        Err(IdentityError::Invalid(_))
+    ));
+    svc.delete_flag("beta").await.unwrap();
+    assert!(matches!(
+        svc.delete_flag("beta").await,
+        Err(IdentityError::NotFound(_))
+    ));
+    cache.catch_up(store.as_ref()).await.unwrap();
+    assert!(!cache.flags().enabled("beta", &b.id));
+    assert!(svc.list_flags().await.unwrap().is_empty());
 }
 
 async fn originals_quota_round_trips(store: Arc<dyn IdentityStore>) {

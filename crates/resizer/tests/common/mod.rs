@@ -437,27 +437,36 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             pixels: img.to_vec(),
         }
     } else if bytes.get(4..12) == Some(b"ftypavif") {
-        let mut d = decode(&avifdec_to_png(bytes));
+        let mut d = decode(&to_png_with("avifdec", "avif", bytes));
         d.format = "avif";
+        d
+    } else if bytes.starts_with(&[0xFF, 0x0A]) {
+        let mut d = decode(&to_png_with("djxl", "jxl", bytes));
+        d.format = "jxl";
         d
     } else {
         panic!("output is not an image: {:?}", &bytes[..bytes.len().min(16)]);
     }
 }
 
-/// Decodes an AVIF with libavif's `avifdec` (dav1d; installed by
-/// scripts/setup.sh): a decoder that shares no code with ours (libheif).
-fn avifdec_to_png(avif: &[u8]) -> Vec<u8> {
+/// Decodes with a reference tool that shares no code with our encoders
+/// (both installed by scripts/setup.sh): libavif's `avifdec` (dav1d) for
+/// AVIF (ours is libheif + libaom), libjxl's `djxl` for JPEG XL (ours is zune-jpegxl).
+fn to_png_with(tool: &str, extension: &str, bytes: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
-    std::fs::write(&input, avif).unwrap();
-    let status = std::process::Command::new("avifdec")
+    let (input, output) = (
+        dir.path().join(format!("in.{extension}")),
+        dir.path().join("out.png"),
+    );
+    std::fs::write(&input, bytes).unwrap();
+    let status = std::process::Command::new(tool)
         .arg(&input)
         .arg(&output)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
-        .expect("avifdec (libavif-bin, installed by scripts/setup.sh)");
-    assert!(status.success(), "avifdec refused our AVIF");
+        .unwrap_or_else(|e| panic!("{tool} (installed by scripts/setup.sh): {e}"));
+    assert!(status.success(), "{tool} refused our {extension}");
     std::fs::read(output).unwrap()
 }
 
