@@ -78,6 +78,13 @@ GARAGE_S3_PORT=$((BASE + 90))
 GARAGE_RPC_PORT=$((BASE + 91))
 NATS_URLS="nats://$(addr nats-1):$(nats_port 1),nats://$(addr nats-2):$(nats_port 2),nats://$(addr nats-3):$(nats_port 3)"
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
+# The operator console's fleet view (on the identity service): every resizer
+# process of the cluster, by the listener that serves its /metrics.
+fleet_list() {
+    echo "api-1=http://$(addr api-1):$(api_port 1),api-2=http://$(addr api-2):$(api_port 2),\
+worker-1=http://$(addr worker-1):$(worker_port 1),worker-2=http://$(addr worker-2):$(worker_port 2),\
+aggregator=http://$(addr aggregator):$(aggregator_port 1),aggregator-2=http://$(addr aggregator-2):$(aggregator_port 2)"
+}
 s3_field() { sed -n "s/^$1=//p" "$DIR/garage.env"; }   # from garage.sh's output
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
@@ -378,6 +385,7 @@ EOF
         launch identity env $(resizer_env) $(usage_env) $(cluster_secret_env) \
             RESIZER_ADMIN_TOKEN="$(cat "$DIR/admin-token")" \
             RESIZER_IDENTITY__DATABASE_URL="$(pg_url)" \
+            RESIZER_CONSOLE__FLEET="$(fleet_list)" \
             RESIZER_ADMIN_LISTEN="$(addr identity):$IDENTITY_PORT" RESIZER_DATA_DIR="$DIR/identity" \
             "$RESIZER_BIN" identity
         wait_http "http://$(addr identity):$IDENTITY_PORT/healthz" 30

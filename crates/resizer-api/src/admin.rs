@@ -72,6 +72,8 @@ pub struct AdminState {
     /// When set (with the feed), API nodes may issue and revoke signing keys
     /// on a tenant's behalf, presenting that tenant's own key.
     delegation: Option<crate::credentials::Delegation>,
+    /// The nodes `/admin/v1/fleet` reports.
+    fleet: crate::fleet::Fleet,
 }
 
 /// A tenant as the API shows it.
@@ -130,7 +132,19 @@ impl AdminState {
             guesses: Arc::default(),
             public_document: None,
             delegation: None,
+            fleet: crate::fleet::Fleet::new("serve", Vec::new(), None),
         }
+    }
+
+    /// Reports `fleet` on `/admin/v1/fleet` (default: this process alone, named `serve`).
+    pub fn with_fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = fleet;
+        self
+    }
+
+    /// The nodes `/admin/v1/fleet` reports.
+    pub(crate) fn fleet(&self) -> &crate::fleet::Fleet {
+        &self.fleet
     }
 
     /// Allows `burst` wrong admin tokens per client address before throttling.
@@ -184,7 +198,10 @@ impl AdminState {
         let mut router = Router::new()
             .route("/admin/v1/tenants", post(create_tenant).get(list_tenants))
             .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
-            .route("/admin/v1/tenants/{id}/keys", post(create_key))
+            .route(
+                "/admin/v1/tenants/{id}/keys",
+                post(create_key).get(list_tenant_keys),
+            )
             .route("/admin/v1/keys/{key_id}", delete(revoke_key))
             .route("/admin/v1/tenants/{id}/signing-keys", post(create_signing_key))
             .route(
@@ -197,8 +214,11 @@ impl AdminState {
                 axum::routing::put(crate::flags::put_flag).delete(crate::flags::delete_flag),
             )
             .route("/admin/v1/usage", get(tenant_usage))
+            .route("/admin/v1/usage/top", get(top_tenants))
+            .route("/admin/v1/fleet", get(crate::fleet::fleet))
             .route("/admin/v1/audit", get(tenant_audit))
-            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token));
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), require_token))
+            .merge(resizer_console::routes(resizer_console::Console::Operator));
         if let Some(secret) = self.feed_secret.clone() {
             let mut internal = Router::new()
                 .route(feed::routes::SNAPSHOT, get(feed_snapshot))
@@ -257,6 +277,32 @@ pub(crate) async fn tenant_usage(
     crate::usage::buckets(state.usage.clone(), tenant, &params).await
 }
 
+/// The busiest tenants over a slice, by requests, bytes or CPU.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/usage/top",
+    tag = "admin",
+    operation_id = "top_tenants",
+    params(crate::usage::UsageParams),
+    responses(
+        (status = 200, description = "The busiest tenants first.", body = crate::usage::TopReport),
+        (status = 400, description = "Bad parameters.", body = ErrorBody),
+        (status = 503, description = "Usage is not served by this node right now.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn top_tenants(
+    State(state): State<AdminState>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let params = crate::usage::params(&uri)?;
+    let tenants = state.identity.list_tenants().await?;
+    let tenants = tenants.into_iter().map(|t| (t.id, t.name)).collect();
+    crate::usage::top(state.usage.clone(), tenants, &params).await
+}
+
 /// A tenant's raw usage records.
 #[utoipa::path(
     get,
@@ -278,7 +324,8 @@ pub(crate) async fn tenant_audit(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let params = crate::usage::params(&uri)?;
-    crate::usage::audit(state.usage.clone(), &params).await
+    let tenant = params.tenant()?;
+    crate::usage::audit(state.usage.clone(), tenant, &params).await
 }
 
 /// Lets through only requests bearing the cluster secret (internal endpoints).
@@ -515,6 +562,31 @@ pub(crate) async fn create_key(
     let issued = state.identity.issue_key(&id).await?;
     tracing::info!(tenant_id = %id, key_id = %issued.key_id, "key issued");
     Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+/// A tenant's keys, live and revoked (ids and times, never secrets).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/keys",
+    tag = "admin",
+    operation_id = "list_tenant_keys",
+    params(("id" = TenantId, Path, description = "The tenant.")),
+    responses(
+        (status = 200, description = "The keys, oldest first.", body = crate::keys::KeyList),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 401, description = "The admin token is required.", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("admin_token" = [])),
+)]
+pub(crate) async fn list_tenant_keys(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = tenant_id(&id)?;
+    state.identity.get_tenant(&id).await?;
+    let keys = state.identity.list_keys(&id).await?;
+    Ok(Json(crate::keys::KeyList::of_operator(keys)).into_response())
 }
 
 /// Revokes a key, on every API node within a second.

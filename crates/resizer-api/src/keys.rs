@@ -43,6 +43,16 @@ pub struct KeyList {
     pub keys: Vec<KeyView>,
 }
 
+impl KeyList {
+    /// As the admin API shows them: no key is "current" (the operator holds none).
+    pub(crate) fn of_operator(keys: Vec<KeyRecord>) -> Self {
+        let none = KeyId::random();
+        Self {
+            keys: keys.into_iter().map(|k| view(k, &none)).collect(),
+        }
+    }
+}
+
 fn view(k: KeyRecord, current: &KeyId) -> KeyView {
     KeyView {
         current: &k.key_id == current,

@@ -20,7 +20,8 @@
 //! - [`body`]: reading bodies within their limits; draining an early refusal's.
 //! - [`metering`]: the usage record every metered request leaves before it is answered.
 //! - [`admin`]: tenants and keys on the admin port, behind the admin token.
-//! - [`flags`]: feature flags on the admin port (`/admin/v1/flags`).
+//! - [`flags`]: feature flags on the admin port (`/admin/v1/flags`) and a tenant's own (`/v1/flags`).
+//! - [`fleet`]: every node's health and headline numbers (`/admin/v1/fleet`), for the operator console.
 //! - [`internal`]: the internal port of a distributed API node: workers fetch staged
 //!   input and deliver results there, each behind its job's token
 //!   (routes in [`resizer_jobs::transport::routes`]).
@@ -38,6 +39,7 @@ pub mod body;
 pub mod credentials;
 pub mod error;
 pub mod flags;
+pub mod fleet;
 pub mod internal;
 pub mod inventory;
 pub mod keys;

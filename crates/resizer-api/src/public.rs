@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use resizer_core::ErrorCode;
 use resizer_core::rate_limit::retry_after_secs;
-use resizer_identity::AuthCache;
+use resizer_identity::{AuthCache, AuthContext};
 use resizer_imaging::Limits;
 use resizer_jobs::JobRunner;
 use resizer_telemetry::Metrics;
@@ -154,6 +154,7 @@ impl ApiState {
             .route("/v1/resize", post(crate::resize::resize))
             .route("/v1/usage", get(own_usage))
             .route("/v1/flags", get(crate::flags::own_flags))
+            .route("/v1/audit", get(own_audit))
             .route("/v1/originals", get(crate::originals::list_originals))
             .route(
                 "/v1/originals/{*name}",
@@ -175,6 +176,7 @@ impl ApiState {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
+            .merge(resizer_console::routes(resizer_console::Console::Tenant))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn(observe))
@@ -214,8 +216,49 @@ pub(crate) async fn own_usage(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let s = &state.inner;
-    let secret = bearer(&headers).ok_or_else(|| {
+    let (auth, params) = usage_caller(&state.inner, &headers, &uri)?;
+    crate::usage::buckets(state.inner.usage_queries.clone(), auth.tenant_id, &params).await
+}
+
+/// The caller's own recent requests, one usage record each.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "usage",
+    operation_id = "own_audit",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "Start, inclusive (RFC 3339); default `to` minus 24 hours."),
+        ("to" = Option<String>, Query, format = DateTime, description = "End, exclusive (RFC 3339); default now; at most 400 days after `from`."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "Most records (the oldest in the slice first); default 10000."),
+    ),
+    responses(
+        (status = 200, description = "The calling tenant's records, oldest first.", body = crate::usage::AuditReport),
+        (status = 400, description = "Bad parameters.", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key.", body = ErrorBody),
+        (status = 429, description = "More than 5 usage queries a second.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "Usage is not served by this node right now.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn own_audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let (auth, params) = usage_caller(&state.inner, &headers, &uri)?;
+    crate::usage::audit(state.inner.usage_queries.clone(), auth.tenant_id, &params).await
+}
+
+/// Authenticates a usage or audit query (bounded per tenant: dashboards poll)
+/// and parses its parameters; the tenant comes from the key, never the query.
+fn usage_caller(
+    s: &Inner,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<(AuthContext, crate::usage::UsageParams), ApiError> {
+    let secret = bearer(headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthenticated,
             "an `Authorization: Bearer <key>` header is required",
@@ -232,14 +275,14 @@ pub(crate) async fn own_usage(
         )
         .retry_after(retry_after_secs(wait)));
     }
-    let params = crate::usage::params(&uri)?;
+    let params = crate::usage::params(uri)?;
     if params.has_tenant() {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
-            "`tenant` is not accepted here: a key sees its own tenant's usage",
+            "`tenant` is not accepted here: a key sees its own tenant's records",
         ));
     }
-    crate::usage::buckets(s.usage_queries.clone(), auth.tenant_id, &params).await
+    Ok((auth, params))
 }
 
 /// `{"status": "ok"}`: the process answers.

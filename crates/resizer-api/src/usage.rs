@@ -38,9 +38,111 @@ pub struct UsageParams {
     /// The tenant (admin port only, where it is required).
     #[param(value_type = Option<TenantId>)]
     tenant: Option<String>,
-    /// Most records to return (`/admin/v1/audit` only; 1–10000, default 10000).
+    /// Most records to return (audit only; 1–10000, default 10000), or
+    /// tenants (`/admin/v1/usage/top`; 1–100, default 10).
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
+    /// What ranks tenants (`/admin/v1/usage/top` only): `requests` (default), `bytes` (in + out) or `cpu`.
+    #[param(inline)]
+    by: Option<RankBy>,
+}
+
+/// What `/admin/v1/usage/top` ranks tenants by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RankBy {
+    /// Metered requests.
+    #[default]
+    Requests,
+    /// Bytes in plus bytes out.
+    Bytes,
+    /// Worker CPU time.
+    Cpu,
+}
+
+/// One tenant's totals over a slice.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TenantTotals {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its name.
+    pub name: String,
+    /// Metered requests.
+    pub requests: u64,
+    /// Of which 2xx.
+    pub succeeded: u64,
+    /// Of which otherwise.
+    pub failed: u64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response image bytes.
+    pub bytes_out: u64,
+    /// Worker CPU time, ms.
+    pub cpu_ms: u64,
+}
+
+/// `GET /admin/v1/usage/top`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TopReport {
+    /// What ranked them.
+    pub by: RankBy,
+    /// The busiest tenants first (those with no usage in the slice are left out).
+    pub tenants: Vec<TenantTotals>,
+}
+
+/// Most tenants one top query reads (one roll-up query each).
+const MAX_TOP_SCAN: usize = 5_000;
+
+impl TenantTotals {
+    fn rank(&self, by: RankBy) -> u64 {
+        match by {
+            RankBy::Requests => self.requests,
+            RankBy::Bytes => self.bytes_in + self.bytes_out,
+            RankBy::Cpu => self.cpu_ms,
+        }
+    }
+}
+
+/// The busiest of `tenants` over the slice of `p`, by `p.by`.
+pub async fn top(
+    queries: Option<Arc<dyn UsageQueries>>,
+    tenants: Vec<(TenantId, String)>,
+    p: &UsageParams,
+) -> Result<Response, ApiError> {
+    let slice = p.slice(now_unix_ms())?;
+    let queries = queries.ok_or_else(unavailable)?;
+    let by = p.by.unwrap_or_default();
+    let mut totals = Vec::new();
+    for (tenant, name) in tenants.into_iter().take(MAX_TOP_SCAN) {
+        let buckets = queries
+            .buckets(&tenant, slice.from_ms, slice.to_ms, BucketSize::Day)
+            .await
+            .map_err(ApiError::from)?;
+        let mut t = TenantTotals {
+            tenant,
+            name,
+            requests: 0,
+            succeeded: 0,
+            failed: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            cpu_ms: 0,
+        };
+        for b in &buckets {
+            t.requests += b.requests;
+            t.succeeded += b.succeeded;
+            t.failed += b.failed;
+            t.bytes_in += b.bytes_in;
+            t.bytes_out += b.bytes_out;
+            t.cpu_ms += b.cpu_micros / 1000;
+        }
+        if t.requests > 0 {
+            totals.push(t);
+        }
+    }
+    totals.sort_by(|a, b| b.rank(by).cmp(&a.rank(by)).then_with(|| a.tenant.cmp(&b.tenant)));
+    totals.truncate(p.limit.unwrap_or(10).clamp(1, 100));
+    Ok(Json(TopReport { by, tenants: totals }).into_response())
 }
 
 /// The `bucket` values, as the query spells them.
@@ -216,8 +318,11 @@ pub async fn buckets(
 }
 
 /// Answers an audit query for `tenant`.
-pub async fn audit(queries: Option<Arc<dyn UsageQueries>>, p: &UsageParams) -> Result<Response, ApiError> {
-    let tenant = p.tenant()?;
+pub async fn audit(
+    queries: Option<Arc<dyn UsageQueries>>,
+    tenant: TenantId,
+    p: &UsageParams,
+) -> Result<Response, ApiError> {
     let slice = p.slice(now_unix_ms())?;
     let limit = p.limit.unwrap_or(MAX_AUDIT_RECORDS).clamp(1, MAX_AUDIT_RECORDS);
     let queries = queries.ok_or_else(unavailable)?;

@@ -46,6 +46,20 @@ pub struct Config {
     pub tls: TlsSection,
     /// Stored originals and variants by URL.
     pub delivery: DeliverySection,
+    /// The consoles (`/console/` on both ports).
+    pub console: ConsoleSection,
+}
+
+/// The consoles (`/console/` on the public and the admin port).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// The nodes the operator console's fleet view asks besides the one
+    /// serving it: comma-separated `name=url` pairs, each URL a listener of
+    /// that node serving `/readyz` and `/metrics` to the cluster secret
+    /// (`deploy/cluster.sh` lists every component for the identity service).
+    /// Default empty: the node alone (in `resizer serve`, every role).
+    pub fleet: Option<String>,
 }
 
 /// Stored originals and variants by URL (`/v1/originals`, `/v1/img`).
@@ -425,6 +439,7 @@ impl Default for Config {
             http: HttpSection::default(),
             tls: TlsSection::default(),
             delivery: DeliverySection::default(),
+            console: ConsoleSection::default(),
         }
     }
 }
@@ -677,6 +692,22 @@ impl Config {
             bail!("a cluster secret of at least 16 characters is required: set RESIZER_CLUSTER_SECRET");
         }
         Ok(self.cluster.secret.expose())
+    }
+
+    /// The other nodes of the fleet view (`console.fleet`), as (name, URL).
+    pub fn console_fleet(&self) -> anyhow::Result<Vec<(String, String)>> {
+        comma_list(self.console.fleet.as_deref())
+            .into_iter()
+            .map(|pair| {
+                let (name, url) = pair
+                    .split_once('=')
+                    .filter(|(n, u)| !n.is_empty() && u.starts_with("http"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("console.fleet: `{pair}` is not name=http(s)://host:port")
+                    })?;
+                Ok((name.to_string(), url.to_string()))
+            })
+            .collect()
     }
 
     /// The API node URLs a worker may talk to (`worker.api_nodes`); empty means any.

@@ -58,7 +58,12 @@ pub async fn run_identity(config: Config) -> anyhow::Result<()> {
         .with_wrong_token_burst(config.http.wrong_token_burst)
         .with_feed(cluster_secret)
         .with_credentials_delegation(tenant_auth)
-        .with_public_document(public_api);
+        .with_public_document(public_api)
+        .with_fleet(resizer_api::fleet::Fleet::new(
+            "identity",
+            config.console_fleet()?,
+            Some(config.cluster_secret()?.to_string()),
+        ));
     if let Some(queries) = distributed_usage_queries(&config).await? {
         admin = admin.with_usage(queries);
     }

@@ -41,6 +41,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Fixed admin listen address (to restart a node on the same port).
     pub admin_listen: Option<String>,
+    /// Fixed public listen address (for a node others must be told about first).
+    pub listen: Option<String>,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             admin_token_env: true,
             data_dir: None,
             admin_listen: None,
+            listen: None,
         }
     }
 }
@@ -83,7 +86,7 @@ impl Server {
             .unwrap_or_else(|| "127.0.0.1:0".into());
         cmd.arg(options.role);
         if options.role != "identity" {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+            cmd.args(["--listen", options.listen.as_deref().unwrap_or("127.0.0.1:0")]);
         }
         if options.role != "api" {
             cmd.args(["--admin-listen", &admin_listen]);
