@@ -283,7 +283,7 @@ pub(crate) async fn tenant_usage(
     path = "/admin/v1/usage/top",
     tag = "admin",
     operation_id = "top_tenants",
-    params(crate::usage::UsageParams),
+    params(crate::usage::TopParams),
     responses(
         (status = 200, description = "The busiest tenants first.", body = crate::usage::TopReport),
         (status = 400, description = "Bad parameters.", body = ErrorBody),

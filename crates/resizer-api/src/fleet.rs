@@ -66,7 +66,7 @@ pub struct NodeView {
     /// `/readyz` said ready; `null` for the node answering (up by definition) and roles without one.
     ready: Option<bool>,
     /// `/readyz`'s detail, as the node gave it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     readiness: Option<serde_json::Value>,
     /// Headline numbers from its metrics; `null` when it did not answer.
     metrics: Option<Headline>,

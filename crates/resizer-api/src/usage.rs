@@ -38,13 +38,31 @@ pub struct UsageParams {
     /// The tenant (admin port only, where it is required).
     #[param(value_type = Option<TenantId>)]
     tenant: Option<String>,
-    /// Most records to return (audit only; 1–10000, default 10000), or
-    /// tenants (`/admin/v1/usage/top`; 1–100, default 10).
+    /// Most records to return (audit only; 1–10000, default 10000); for
+    /// `/admin/v1/usage/top`, tenants (1–100, default 10).
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
-    /// What ranks tenants (`/admin/v1/usage/top` only): `requests` (default), `bytes` (in + out) or `cpu`.
-    #[param(inline)]
+    /// What ranks tenants (`/admin/v1/usage/top` only, documented by [`TopParams`]).
+    #[param(ignore)]
     by: Option<RankBy>,
+}
+
+/// The query string of `/admin/v1/usage/top` (parsed as [`UsageParams`], `tenant` refused).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopParams {
+    /// Start of the slice, inclusive (RFC 3339); default `to` minus 24 hours.
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// End of the slice, exclusive (RFC 3339); default now. At most 400 days after `from`.
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    /// What ranks tenants; default `requests`.
+    #[param(inline)]
+    pub by: Option<RankBy>,
+    /// Most tenants to return, 1–100; default 10.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<usize>,
 }
 
 /// What `/admin/v1/usage/top` ranks tenants by.
@@ -109,6 +127,15 @@ pub async fn top(
     tenants: Vec<(TenantId, String)>,
     p: &UsageParams,
 ) -> Result<Response, ApiError> {
+    if p.has_tenant() {
+        return Err(invalid(
+            "`tenant` is not accepted here: the top list ranks every tenant",
+        ));
+    }
+    let limit = p.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(invalid("`limit` must be from 1 to 100"));
+    }
     let slice = p.slice(now_unix_ms())?;
     let queries = queries.ok_or_else(unavailable)?;
     let by = p.by.unwrap_or_default();
@@ -141,7 +168,7 @@ pub async fn top(
         }
     }
     totals.sort_by(|a, b| b.rank(by).cmp(&a.rank(by)).then_with(|| a.tenant.cmp(&b.tenant)));
-    totals.truncate(p.limit.unwrap_or(10).clamp(1, 100));
+    totals.truncate(limit);
     Ok(Json(TopReport { by, tenants: totals }).into_response())
 }
 
