@@ -65,6 +65,64 @@ async fn metric_sum(cluster: &Cluster, ports: &[(&str, u16)], name_prefix: &str)
     total
 }
 
+/// A feature flag set on the identity service reaches the API nodes through
+/// the feed, and a worker behind NATS writes the format it gates; the
+/// identity service's fleet view reaches every resizer process of the cluster.
+async fn flags_and_fleet(cluster: &Cluster) {
+    let (tenant, key) = cluster.tenant("flags").await;
+    let admin = |method: reqwest::Method, path: &str| {
+        cluster
+            .client
+            .request(method, format!("{}{path}", cluster.admin_url))
+            .bearer_auth(&cluster.admin_token)
+    };
+    let put = admin(reqwest::Method::PUT, "/admin/v1/flags/format_jxl")
+        .json(&serde_json::json!({"overrides": {tenant.clone(): true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let photo = bytes::Bytes::from(common::read_corpus("jpeg-256k/a09_Path.jpg"));
+    wait_for(
+        "a JPEG XL through HAProxy, NATS and a worker",
+        Duration::from_secs(20),
+        || {
+            let (client, photo, key) = (cluster.client.clone(), photo.clone(), key.clone());
+            let url = format!("{}/v1/resize?width=96&format=jxl", cluster.public_url);
+            async move {
+                let r = client.post(url).bearer_auth(key).body(photo).send().await;
+                r.is_ok_and(|r| {
+                    r.status().as_u16() == 200
+                        && r.headers().get("content-type").is_some_and(|t| t == "image/jxl")
+                })
+            }
+        },
+    )
+    .await;
+    let fleet: serde_json::Value = admin(reqwest::Method::GET, "/admin/v1/fleet")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in ["identity", "api-1", "api-2", "worker-1", "worker-2", "aggregator"] {
+        let node = fleet["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {fleet}"));
+        assert_eq!(node["up"], true, "{node}");
+        assert!(node["metrics"].is_object(), "{name}'s metrics: {node}");
+    }
+    let del = admin(reqwest::Method::DELETE, "/admin/v1/flags/format_jxl")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+}
+
 /// Delivery by URL on the cluster: an original uploaded through HAProxy is
 /// stored in Garage and indexed in PostgreSQL, so both API nodes see it; a
 /// signed variant URL always lands on one node (consistent hashing on the path),
@@ -432,6 +490,7 @@ async fn test_cluster_survives_failures() {
     .await;
     let probes = probes_sent.load(std::sync::atomic::Ordering::Relaxed);
     delivery_through_haproxy(&cluster, &api_urls).await;
+    flags_and_fleet(&cluster).await;
     let streams = stream_states(&cluster).await;
     println!("streams before: {streams:?}");
 
