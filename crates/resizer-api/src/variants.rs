@@ -263,23 +263,25 @@ fn authorize_url(
     pairs.retain(|(k, _)| k != EXP);
     let params = ResizeParams::parse(&pairs, s.config.limits.max_output_side)?;
     crate::flags::check_format(&admitted.auth, &params)?;
-    let fast_shrink_on_load = crate::flags::fast_shrink_on_load(&admitted.auth);
-    let max_age = remaining.map_or(d.max_age_secs, |r| r.min(d.max_age_secs));
-    let cache_control = if sig.is_some() {
+    let ask = Ask {
+        tenant,
+        name,
+        params,
+        cache_control: cache_control(sig.is_some(), remaining, d.max_age_secs),
+        fast_shrink_on_load: crate::flags::fast_shrink_on_load(&admitted.auth),
+    };
+    Ok((admitted, ask))
+}
+
+/// Shared caches may keep a signed variant (its URL is its authority) until the
+/// URL expires at the latest; one fetched with a key is the caller's alone.
+fn cache_control(signed: bool, remaining: Option<u64>, max_age_secs: u64) -> String {
+    let max_age = remaining.map_or(max_age_secs, |r| r.min(max_age_secs));
+    if signed {
         format!("public, max-age={max_age}, immutable")
     } else {
         format!("private, max-age={max_age}")
-    };
-    Ok((
-        admitted,
-        Ask {
-            tenant,
-            name,
-            params,
-            cache_control,
-            fast_shrink_on_load,
-        },
-    ))
+    }
 }
 
 /// Seconds the URL stays valid (None: no `exp`), or 403 once it has passed.

@@ -24,6 +24,19 @@ fn tools_python() -> Option<String> {
     usable.then_some(python)
 }
 
+/// `resizer serve` whose usage reaches the roll-ups within a fraction of a
+/// second, so a chart or an audit query sees a request soon after it.
+fn fast_usage_server() -> Server {
+    let env = [
+        ("RESIZER_USAGE__SEGMENT_MAX_AGE_MS", "200"),
+        ("RESIZER_USAGE__AGGREGATE_EVERY_MS", "100"),
+    ];
+    Server::start_with(Options {
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    })
+}
+
 #[tokio::test]
 async fn test_operator_and_tenant_consoles_in_chromium() {
     let Some(python) = tools_python() else {
@@ -34,15 +47,7 @@ async fn test_operator_and_tenant_consoles_in_chromium() {
         eprintln!("skipped: no chromium or selenium; run scripts/setup.sh");
         return;
     };
-    // Usage reaches the roll-ups within a fraction of a second, so the chart can count it.
-    let env = [
-        ("RESIZER_USAGE__SEGMENT_MAX_AGE_MS", "200"),
-        ("RESIZER_USAGE__AGGREGATE_EVERY_MS", "100"),
-    ];
-    let server = Server::start_with(Options {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..Options::default()
-    });
+    let server = fast_usage_server();
     let kept = std::env::var("RESIZER_CONSOLE_SCREENSHOTS").ok();
     let temp = tempfile::tempdir().unwrap();
     let shots = kept.map_or_else(
@@ -109,14 +114,7 @@ async fn get_json(server: &Server, url: &str, token: &str) -> (u16, Value) {
 /// own, the top list ranks tenants, an operator lists a tenant's keys.
 #[tokio::test]
 async fn test_the_endpoints_behind_the_consoles_show_each_caller_only_its_own() {
-    let env = [
-        ("RESIZER_USAGE__SEGMENT_MAX_AGE_MS", "200"),
-        ("RESIZER_USAGE__AGGREGATE_EVERY_MS", "100"),
-    ];
-    let server = Server::start_with(Options {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..Options::default()
-    });
+    let server = fast_usage_server();
     let (a, key_a) = server.customer().await;
     let (b, key_b) = server.customer().await;
     let photo = common::read_corpus("jpeg-256k/a03_ColorfulCups.jpg");

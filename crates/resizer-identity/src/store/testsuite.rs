@@ -56,10 +56,23 @@ async fn flags_are_stored_replicated_and_evaluated(store: Arc<dyn IdentityStore>
     let ctx = cache.authenticate(&key.secret).unwrap();
     assert!(ctx.flag("beta"));
     assert!(!ctx.flags.enabled("beta", &b.id), "only the tenant named");
+    flags_are_replaced_whole_validated_and_deleted(store, &svc, (&a.id, &b.id), &key.secret, spec).await;
+}
+
+async fn flags_are_replaced_whole_validated_and_deleted(
+    store: Arc<dyn IdentityStore>,
+    svc: &IdentityService,
+    (a, b): (&TenantId, &TenantId),
+    secret_a: &str,
+    spec: crate::flags::FlagSpec,
+) {
+    use crate::flags::FlagSpec;
+    let cache = AuthCache::new();
+    cache.catch_up(store.as_ref()).await.unwrap();
     // Replacing the flag replaces it whole; a fresh cache's snapshot agrees.
     let everyone = FlagSpec {
         default: true,
-        overrides: [(a.id.clone(), false)].into(),
+        overrides: [(a.clone(), false)].into(),
         ..spec
     };
     svc.put_flag("beta", everyone).await.unwrap();
@@ -67,8 +80,8 @@ async fn flags_are_stored_replicated_and_evaluated(store: Arc<dyn IdentityStore>
     let fresh = AuthCache::new();
     fresh.catch_up(store.as_ref()).await.unwrap();
     for c in [&cache, &fresh] {
-        assert!(!c.authenticate(&key.secret).unwrap().flag("beta"));
-        assert!(c.flags().enabled("beta", &b.id));
+        assert!(!c.authenticate(secret_a).unwrap().flag("beta"));
+        assert!(c.flags().enabled("beta", b));
     }
     // Overrides name real tenants; names are checked; delete turns it off.
     let ghost = FlagSpec {
@@ -89,7 +102,7 @@ async fn flags_are_stored_replicated_and_evaluated(store: Arc<dyn IdentityStore>
         Err(IdentityError::NotFound(_))
     ));
     cache.catch_up(store.as_ref()).await.unwrap();
-    assert!(!cache.flags().enabled("beta", &b.id));
+    assert!(!cache.flags().enabled("beta", b));
     assert!(svc.list_flags().await.unwrap().is_empty());
 }
 
