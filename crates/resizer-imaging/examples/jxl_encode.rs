@@ -75,7 +75,9 @@ fn cjxl(png: &std::path::Path, effort: u8, reps: usize) -> (f64, usize) {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: jxl_encode DIR_OF_PNGS [REPS]");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: jxl_encode DIR_OF_PNGS [REPS]");
     let reps: usize = std::env::args().nth(2).map_or(5, |r| r.parse().unwrap());
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -83,7 +85,9 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "png"))
         .collect();
     paths.sort();
-    println!("image | MP | ours MP/s | cjxl -e1 MP/s | cjxl -e3 MP/s | ours KB | cjxl -e1 KB | cjxl -e3 KB | our PNG KB | our PNG MP/s");
+    println!(
+        "image | MP | ours MP/s | cjxl -e1 MP/s | cjxl -e3 MP/s | ours KB | cjxl -e1 KB | cjxl -e3 KB | our PNG KB | our PNG MP/s"
+    );
     let (mut t_ours, mut t_e1, mut t_e3, mut t_png) = (0.0, 0.0, 0.0, 0.0);
     let (mut b_ours, mut b_e1, mut b_e3, mut b_png) = (0, 0, 0, 0);
     for path in &paths {

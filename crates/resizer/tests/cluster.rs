@@ -116,6 +116,18 @@ async fn flags_and_fleet(cluster: &Cluster) {
         assert_eq!(node["up"], true, "{node}");
         assert!(node["metrics"].is_object(), "{name}'s metrics: {node}");
     }
+    // Both consoles are served: the tenant's through HAProxy, the operator's by the identity service.
+    for url in [&cluster.public_url, &cluster.admin_url] {
+        let page = cluster
+            .client
+            .get(format!("{url}/console/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{url}/console/");
+        let csp = page.headers().get("content-security-policy").cloned();
+        assert_eq!(csp.unwrap(), resizer_console::CONTENT_SECURITY_POLICY);
+    }
     let del = admin(reqwest::Method::DELETE, "/admin/v1/flags/format_jxl")
         .send()
         .await
