@@ -7,6 +7,9 @@
 #   bench/queue-latency.sh                 # 2,000 jobs/s for 10 s, 16 pulling tasks
 #   RATE=4000 DUR=20 bench/queue-latency.sh
 #   ARGS=--file NATS_GOMAXPROCS=2 bench/queue-latency.sh   # jobs on disk; Go's default threads
+#   ARGS=--unreplicated-consumers bench/queue-latency.sh   # single-replica consumers (ADR 0009)
+#   QUEUE_ONLY=1 bench/queue-latency.sh    # the three servers alone: no API node, worker,
+#                                          # aggregator or their background traffic
 #
 # Loopback only, bounded; the cluster is stopped on exit.
 set -euo pipefail
@@ -16,12 +19,18 @@ DUR=${DUR:-10}
 CONSUMERS=${CONSUMERS:-16}
 export RESIZER_CLUSTER_DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-queue-bench}
 export RESIZER_CLUSTER_PORT_BASE=${RESIZER_CLUSTER_PORT_BASE:-26500}
-cargo build -q --release --locked -p resizer -p resizer-bench >&2
-export RESIZER_BIN=$PWD/target/release/resizer
 trap 'deploy/cluster.sh down >/dev/null 2>&1 || true' EXIT
-deploy/cluster.sh up >/dev/null
-deploy/cluster.sh stop worker-1
-deploy/cluster.sh stop worker-2
+if [ "${QUEUE_ONLY:-0}" = 1 ]; then
+    cargo build -q --release --locked -p resizer-bench >&2
+    scripts/setup.sh >&2
+    deploy/cluster.sh up-queue >/dev/null
+else
+    cargo build -q --release --locked -p resizer -p resizer-bench >&2
+    export RESIZER_BIN=$PWD/target/release/resizer
+    deploy/cluster.sh up >/dev/null
+    deploy/cluster.sh stop worker-1
+    deploy/cluster.sh stop worker-2
+fi
 D=$RESIZER_CLUSTER_DIR
 servers=""
 for n in 1 2 3; do servers+="nats://$(deploy/cluster.sh addr nats-$n):$((RESIZER_CLUSTER_PORT_BASE + n)),"; done

@@ -8,6 +8,7 @@
 #
 #   deploy/cluster.sh up              # start everything; prints public_url=, admin_url=, admin_token=
 #   deploy/cluster.sh down            # stop exactly what `up` started
+#   deploy/cluster.sh up-queue        # the three nats-servers alone (bench/queue-latency.sh)
 #   deploy/cluster.sh status          # components, pids, alive or not
 #   deploy/cluster.sh kill NAME       # kill -9 one component (nats-1..3, api-1..2, worker-1..2, identity, aggregator, aggregator-2, haproxy, postgres, garage)
 #   deploy/cluster.sh pause NAME      # SIGSTOP (a GC-pause-like stall)
@@ -553,6 +554,13 @@ up)
     echo "public_url=http://$(addr haproxy):$PUBLIC_PORT"
     echo "admin_url=http://$(addr identity):$IDENTITY_PORT"
     echo "admin_token=$(cat "$DIR/admin-token")"
+    ;;
+up-queue)
+    mkdir -p "$DIR"
+    chmod 711 "$DIR"
+    echo "${RESIZER_BIN:-}" >"$DIR/resizer-bin"
+    for n in 1 2 3; do start_one "nats-$n"; done
+    for n in 1 2 3; do wait_http "http://$(addr "nats-$n"):$(mon_port "$n")/healthz" 30; done
     ;;
 down)
     [ -d "$DIR" ] || exit 0

@@ -55,6 +55,12 @@ pub struct JetStreamConfig {
     pub in_memory: bool,
     /// Jobs the whole queue may hold; split evenly over the streams.
     pub max_jobs: u64,
+    /// For measurement only (`bench/queue-latency.sh`, ADR 0009): limits-retention
+    /// streams, each with one in-memory consumer of a single replica, so the cost
+    /// of replicating the consumer and deleting acked jobs can be read off against
+    /// the default. Such a consumer does not fail over with its server and the
+    /// stream has no backlog bound; no role sets it.
+    pub unreplicated_consumers: bool,
     /// Time one publish attempt waits for the stream's ack.
     pub publish_timeout: Duration,
     /// Total time a publish may spend trying streams before answering unavailable.
@@ -92,6 +98,7 @@ impl JetStreamConfig {
             replicas: 1,
             in_memory: true,
             max_jobs: 1024,
+            unreplicated_consumers: false,
             publish_timeout: Duration::from_millis(250),
             publish_budget: Duration::from_millis(1500),
             ack_wait: Duration::from_secs(2),
@@ -213,6 +220,19 @@ fn job_stream_config(config: &JetStreamConfig, name: &str, subject: &str) -> str
     }
 }
 
+/// [`JetStreamConfig::unreplicated_consumers`]'s stream: acked jobs stay (a work
+/// queue refuses a consumer of fewer replicas than itself) and age out, the oldest
+/// dropped first, bounded for the servers' memory.
+fn measured_stream_config(config: stream::Config) -> stream::Config {
+    stream::Config {
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_messages: 20_000,
+        max_bytes: 20_000 * 2048,
+        ..config
+    }
+}
+
 /// Creates stream `i` if missing and, with `consumer_js`, its shared consumer on that connection.
 async fn open_lane(
     config: &JetStreamConfig,
@@ -226,7 +246,10 @@ async fn open_lane(
         "{}.{i}",
         config.stream_prefix.to_ascii_lowercase().replace('_', ".")
     );
-    let stream_config = job_stream_config(config, &name, &subject);
+    let mut stream_config = job_stream_config(config, &name, &subject);
+    if config.unreplicated_consumers {
+        stream_config = measured_stream_config(stream_config);
+    }
     retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
     let consumer = match consumer_js {
         Some(lane_js) => {
@@ -239,6 +262,8 @@ async fn open_lane(
                 // deliveries, and a job that kills every worker it reaches is retried
                 // only until its deadline, after which workers drop it unprocessed.
                 max_ack_pending: 100_000,
+                num_replicas: usize::from(config.unreplicated_consumers),
+                memory_storage: config.unreplicated_consumers,
                 ..Default::default()
             };
             Some(

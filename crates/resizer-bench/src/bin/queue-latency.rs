@@ -50,6 +50,10 @@ struct Cli {
     /// The streams must not exist yet (a fresh cluster).
     #[arg(long)]
     file: bool,
+    /// Measure the queue with limits-retention streams and single-replica consumers
+    /// (ADR 0009), on streams of their own (`QUEUE_BENCH_R1_*`).
+    #[arg(long)]
+    unreplicated_consumers: bool,
     /// NATS user and password of the publishing side (`api`) and the pulling side (`worker`).
     #[arg(long, env = "QUEUE_BENCH_PUBLISHER")]
     publisher: Option<String>,
@@ -93,6 +97,10 @@ async fn connect(cli: &Cli, who: &Option<String>, consume: bool) -> anyhow::Resu
     config.streams = cli.streams;
     config.replicas = cli.replicas;
     config.in_memory = !cli.file;
+    if cli.unreplicated_consumers {
+        config.unreplicated_consumers = true;
+        config.stream_prefix = "QUEUE_BENCH_R1".into();
+    }
     config.access = access(who);
     config.connect_timeout = Duration::from_secs(10);
     JetStreamQueue::connect(config, consume)
@@ -222,13 +230,18 @@ async fn main() -> anyhow::Result<()> {
         let _ = p.await;
     }
     println!(
-        "rate {:.0} jobs/s for {:.0} s, {} consumers, {} streams × R{} in {}; failed publishes: {failed}",
+        "rate {:.0} jobs/s for {:.0} s, {} consumers, {} streams × R{} in {}, consumers R{}; failed publishes: {failed}",
         cli.rate,
         cli.duration,
         cli.consumers,
         cli.streams,
         cli.replicas,
-        if cli.file { "files" } else { "memory" }
+        if cli.file { "files" } else { "memory" },
+        if cli.unreplicated_consumers {
+            1
+        } else {
+            cli.replicas
+        }
     );
     print("publish → stream ack", &*published.lock().await);
     print("publish → worker receive", &*received.lock().await);
