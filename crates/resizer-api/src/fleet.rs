@@ -23,6 +23,9 @@ use crate::error::{ApiError, ErrorBody};
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most peers one answer asks (the config is bounded to this too).
 pub const MAX_PEERS: usize = 64;
+/// Most bytes read from one peer's answer: a metrics page is tens of KiB, and a
+/// URL that points at something else must not fill this node's memory.
+pub const MAX_PEER_BODY: usize = 4 << 20;
 
 /// The nodes an admin listener reports besides itself, and how to reach them.
 #[derive(Clone)]
@@ -161,18 +164,36 @@ async fn ask_peer(fleet: &Fleet, name: &str, url: &str) -> NodeView {
             // Workers and aggregators serve no `/readyz`: up is all they say.
             if r.status() != reqwest::StatusCode::NOT_FOUND {
                 view.ready = Some(r.status().is_success());
-                view.readiness = r.json().await.ok();
+                view.readiness = body_capped(r).await.and_then(|b| serde_json::from_slice(&b).ok());
             }
         }
         Err(e) => view.error = Some(peer_error(&e)),
     }
     if let Ok(r) = metrics
         && r.status().is_success()
-        && let Ok(text) = r.text().await
+        && let Some(body) = body_capped(r).await
     {
-        view.metrics = Some(headline(&text));
+        view.metrics = Some(headline(&String::from_utf8_lossy(&body)));
     }
     view
+}
+
+/// A peer's whole body, or `None` past [`MAX_PEER_BODY`] or on a read error.
+async fn body_capped(mut response: reqwest::Response) -> Option<Vec<u8>> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PEER_BODY as u64)
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_PEER_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 fn peer_error(e: &reqwest::Error) -> String {
@@ -320,5 +341,38 @@ resizer_worker_jobs_in_flight 1
         let b = [(0.1, 0.0), (1.0, 0.0), (f64::INFINITY, 10.0)];
         assert_eq!(quantile(&b, 0.5), Some(1.0));
         assert_eq!(quantile(&[(1.0, 0.0)], 0.5), None);
+    }
+
+    /// A peer whose pages are too big (here a streamed, unsized metrics page) is
+    /// shown up without numbers; one within the bound is read.
+    #[tokio::test]
+    async fn test_a_peer_body_past_the_bound_is_not_read() {
+        use axum::routing::get;
+        let big = || async {
+            let chunk = bytes::Bytes::from(vec![b'#'; 64 << 10]);
+            let chunks =
+                (0..(MAX_PEER_BODY / chunk.len() + 2)).map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+        };
+        let app = axum::Router::new()
+            .route(
+                "/readyz",
+                get(|| async { axum::Json(serde_json::json!({"ready": true})) }),
+            )
+            .route("/metrics", get(big))
+            .route("/small/readyz", get(|| async { "{}" }))
+            .route("/small/metrics", get(|| async { TEXT }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let fleet = Fleet::new("self", vec![], None);
+
+        let big = ask_peer(&fleet, "big", &base).await;
+        assert!(big.up);
+        assert_eq!(big.readiness, Some(serde_json::json!({"ready": true})));
+        assert_eq!(big.metrics, None);
+        let small = ask_peer(&fleet, "small", &format!("{base}/small")).await;
+        assert_eq!(small.metrics.map(|m| m.requests_total), Some(100.0));
+        server.abort();
     }
 }
