@@ -115,7 +115,7 @@ impl TenantTotals {
     fn rank(&self, by: RankBy) -> u64 {
         match by {
             RankBy::Requests => self.requests,
-            RankBy::Bytes => self.bytes_in + self.bytes_out,
+            RankBy::Bytes => self.bytes_in.saturating_add(self.bytes_out),
             RankBy::Cpu => self.cpu_ms,
         }
     }
@@ -145,31 +145,42 @@ pub async fn top(
             .buckets(&tenant, slice.from_ms, slice.to_ms, BucketSize::Day)
             .await
             .map_err(ApiError::from)?;
-        let mut t = TenantTotals {
-            tenant,
-            name,
-            requests: 0,
-            succeeded: 0,
-            failed: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            cpu_ms: 0,
-        };
-        for b in &buckets {
-            t.requests += b.requests;
-            t.succeeded += b.succeeded;
-            t.failed += b.failed;
-            t.bytes_in += b.bytes_in;
-            t.bytes_out += b.bytes_out;
-            t.cpu_ms += b.cpu_micros / 1000;
-        }
+        let t = tenant_totals(tenant, name, &buckets);
         if t.requests > 0 {
             totals.push(t);
         }
     }
+    Ok(Json(TopReport {
+        by,
+        tenants: busiest(totals, by, limit),
+    })
+    .into_response())
+}
+
+/// One tenant's buckets summed as the roll-ups sum them (saturating; CPU
+/// rounded down to ms once, at the end).
+fn tenant_totals(tenant: TenantId, name: String, buckets: &[Bucket]) -> TenantTotals {
+    let mut sum = Bucket::default();
+    for b in buckets {
+        sum.merge(b);
+    }
+    TenantTotals {
+        tenant,
+        name,
+        requests: sum.requests,
+        succeeded: sum.succeeded,
+        failed: sum.failed,
+        bytes_in: sum.bytes_in,
+        bytes_out: sum.bytes_out,
+        cpu_ms: sum.cpu_micros / 1000,
+    }
+}
+
+/// The first `limit` of `totals` by `by`, ties by tenant id (a stable order).
+fn busiest(mut totals: Vec<TenantTotals>, by: RankBy, limit: usize) -> Vec<TenantTotals> {
     totals.sort_by(|a, b| b.rank(by).cmp(&a.rank(by)).then_with(|| a.tenant.cmp(&b.tenant)));
     totals.truncate(limit);
-    Ok(Json(TopReport { by, tenants: totals }).into_response())
+    totals
 }
 
 /// The `bucket` values, as the query spells them.
@@ -363,6 +374,28 @@ pub async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_top_sums_like_the_rollups_and_ranks_by_the_asked_measure() {
+        let bucket = |requests, bytes_in, cpu_micros| Bucket {
+            requests,
+            succeeded: requests,
+            bytes_in,
+            cpu_micros,
+            ..Bucket::default()
+        };
+        let (a, b) = (TenantId::random(), TenantId::random());
+        // Two half-milliseconds are one: CPU is rounded once, after summing.
+        let ta = tenant_totals(a.clone(), "a".into(), &[bucket(1, 10, 500), bucket(2, 10, 500)]);
+        assert_eq!((ta.requests, ta.succeeded, ta.bytes_in, ta.cpu_ms), (3, 3, 20, 1));
+        // Hostile counters saturate instead of wrapping or panicking.
+        let tb = tenant_totals(b.clone(), "b".into(), &[bucket(1, u64::MAX, 0), bucket(1, 5, 0)]);
+        assert_eq!(tb.bytes_in, u64::MAX);
+        let by_requests = busiest(vec![ta.clone(), tb.clone()], RankBy::Requests, 10);
+        assert_eq!(by_requests[0].tenant, a);
+        let by_bytes = busiest(vec![ta, tb], RankBy::Bytes, 1);
+        assert_eq!((by_bytes.len(), &by_bytes[0].tenant), (1, &b));
+    }
 
     fn p(q: &str) -> Result<UsageParams, ApiError> {
         params(&format!("/x?{q}").parse::<Uri>().unwrap())
