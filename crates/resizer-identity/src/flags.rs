@@ -112,7 +112,12 @@ impl Flag {
     pub fn enabled_for(&self, tenant: &TenantId) -> bool {
         match self.overrides.get(tenant) {
             Some(&value) => value,
-            None => self.default || rollout_bucket(&self.name, tenant) < self.rollout_percent,
+            // The hash only where a rollout is under way: most flags are at 0 or 100.
+            None => match self.rollout_percent {
+                0 => self.default,
+                100.. => true,
+                percent => self.default || rollout_bucket(&self.name, tenant) < percent,
+            },
         }
     }
 }
