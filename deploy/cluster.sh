@@ -33,7 +33,8 @@
 # builds target/release/resizer), WORKER_THREADS (imaging threads per worker, default 1),
 # RESIZER_CLUSTER_DISK_MB (size of each API node's and NATS server's data filesystem when
 # run as root, default 256), NATS_GOMAXPROCS (scheduler threads per nats-server,
-# default a third of the cores, at least 1), NATS_SYS_PASSWORD (adds a `sys` user to the
+# default a third of the cores, at least 1), NATS_ROUTE_POOL (the servers' route `pool_size`;
+# unset: NATS's default; a measurement knob, docs/benchmarks.md), NATS_SYS_PASSWORD (adds a `sys` user to the
 # servers' system account; unset by default), STORAGE_SAMPLE_MS (how often the aggregators
 # sample stored originals into the usage roll-ups, default 300000), VARIANT_BALANCE (uri, the
 # default: variant URLs on a consistent-hash ring; roundrobin, for comparison).
@@ -367,7 +368,8 @@ $(nats_authorization)
 $(nats_system_account)
 cluster {
   name: resizer
-  listen: $(addr "$name"):$(route_port "$n")
+  listen: $(addr "$name"):$(route_port "$n")${NATS_ROUTE_POOL:+
+  pool_size: $NATS_ROUTE_POOL}
   authorization { user: route, password: "$(secret nats-route)" }
   routes: [
     nats-route://route:$(secret nats-route)@$(addr nats-1):$(route_port 1)

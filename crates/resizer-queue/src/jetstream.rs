@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
+use crate::handoff::{Joined, Outcome, Taker, Takers};
 use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError, QueueItem};
 
 /// The API error code JetStream answers when a bounded stream refuses a message.
@@ -69,6 +70,9 @@ pub struct JetStreamConfig {
     pub ack_wait: Duration,
     /// How long a stream that failed is skipped before it is tried again.
     pub skip_for: Duration,
+    /// How long a job brought by a request whose pull already returned waits for
+    /// another pull of this process before it is handed back to the queue.
+    pub hold_for: Duration,
     /// Time allowed to connect and to create the streams at start.
     pub connect_timeout: Duration,
     /// This role's NATS user and TLS trust.
@@ -103,6 +107,7 @@ impl JetStreamConfig {
             publish_budget: Duration::from_millis(1500),
             ack_wait: Duration::from_secs(2),
             skip_for: Duration::from_millis(1000),
+            hold_for: Duration::from_millis(25),
             connect_timeout: Duration::from_secs(30),
             access: Default::default(),
         }
@@ -124,8 +129,9 @@ struct Lane {
     skip_publish_until: AtomicU64,
     /// Same, for pulls.
     skip_pull_until: AtomicU64,
-    /// This process's idle pulls waiting on this stream now.
-    waiters: AtomicUsize,
+    /// Idle pull requests of this process open on this stream now, whether their
+    /// pull still waits or already returned (see `handoff`).
+    waiters: Arc<AtomicUsize>,
 }
 
 /// The JetStream queue client of one process.
@@ -139,8 +145,11 @@ pub struct JetStreamQueue {
     next_pull: AtomicUsize,
     /// Streams whose leaders were misplaced at the last balancing round.
     misplaced: std::sync::Mutex<Vec<String>>,
-    /// Idle pull requests still open after their pull returned; see [`JetStreamQueue::quiesce`].
+    /// Idle pull requests still open after their pull returned, and jobs they
+    /// brought that are being passed on; see [`JetStreamQueue::quiesce`].
     open_requests: Arc<AtomicUsize>,
+    /// This process's pulls waiting now, for what those requests bring.
+    takers: Arc<Takers<jetstream::Message>>,
     /// Held while an idle pull chooses its streams and counts itself on them.
     claim: std::sync::Mutex<()>,
     /// Where this process starts looking for the least-waited stream: random, so
@@ -281,7 +290,7 @@ async fn open_lane(
         consumer,
         skip_publish_until: AtomicU64::new(0),
         skip_pull_until: AtomicU64::new(0),
-        waiters: AtomicUsize::new(0),
+        waiters: Arc::new(AtomicUsize::new(0)),
     })
 }
 
@@ -297,13 +306,15 @@ impl JetStreamQueue {
             let lane_js = consume.then(|| &contexts[i % contexts.len()]);
             lanes.push(open_lane(&config, i, &contexts[0], lane_js, deadline).await?);
         }
+        let open_requests = Arc::new(AtomicUsize::new(0));
         Ok(Self {
             config,
             contexts,
             lanes,
             next_publish: AtomicUsize::new(0),
             next_pull: AtomicUsize::new(0),
-            open_requests: Arc::new(AtomicUsize::new(0)),
+            open_requests: open_requests.clone(),
+            takers: Arc::new(Takers::new(nak_later(open_requests.clone()))),
             claim: std::sync::Mutex::new(()),
             wait_offset: {
                 let mut b = [0u8; 1];
@@ -458,14 +469,22 @@ impl JetStreamQueue {
             tokio::time::sleep(max_wait.min(Duration::from_millis(200))).await;
             return Ok(None);
         }
-        // Busy queue: the head of the first stream that has one, without waiting.
+        // A job held for us (`handoff`), then the head of the first stream that
+        // has one, without waiting.
+        if let Some(message) = self.takers.take_held() {
+            return Ok(Some(message));
+        }
         if let Some(message) = self.take_ready(start).await {
             return Ok(Some(message));
         }
-        // Idle: streams none of our pulls waits on get a request each from this
+        let taker = match self.takers.join() {
+            Joined::Held(message) => return Ok(Some(message)),
+            Joined::InLine(taker) => taker,
+        };
+        // Idle: streams none of our requests waits on get a request each from this
         // pull; once every stream has one, further pulls wait on one stream each.
         // Chosen and counted under one lock, so pulls starting together spread out.
-        let (lanes, waiting) = {
+        let waits: Vec<(PullConsumer, Waiting)> = {
             let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
             let order: Vec<&Lane> = (0..n)
                 .map(|k| &self.lanes[(self.wait_offset + start + k) % n])
@@ -485,10 +504,12 @@ impl JetStreamQueue {
             } else {
                 uncovered
             };
-            let waiting: Vec<Waiting> = lanes.iter().map(|lane| Waiting::on(lane)).collect();
-            (lanes, waiting)
+            lanes
+                .iter()
+                .filter_map(|lane| Some((lane.consumer.clone()?, Waiting::on(lane))))
+                .collect()
         };
-        Ok(self.wait_on(lanes, waiting, max_wait).await)
+        Ok(self.wait_on(taker, waits, max_wait).await)
     }
 
     /// Takes one waiting message from the first stream (from lane `start` on)
@@ -533,96 +554,145 @@ impl JetStreamQueue {
         None
     }
 
-    /// Idle queue: waits on `lanes` at once with a request for one message on each.
-    /// A message that lands on a request after another one won is handed back (nak)
-    /// and goes to the next waiting request: a cost of one redelivery, which
-    /// [`JetStreamQueue::pull_any`] keeps rare by giving a stream a second request only
-    /// once every stream has one. A process with as many idle pulls as streams then
-    /// waits with exactly one request per pull (ADR 0009).
+    /// Idle queue: waits on the given streams at once with a request for one
+    /// message on each, and for a job passed on by an earlier pull's request. The
+    /// requests still open when a job came stay this process's: what they bring
+    /// goes to the next waiting pull (`handoff`), and only a job that finds none
+    /// within the hold is handed back. With the choice of streams in
+    /// [`JetStreamQueue::pull_any`], a process with fewer idle pulls than streams
+    /// thus covers every stream without redeliveries (ADR 0009).
     async fn wait_on(
         &self,
-        lanes: Vec<&Lane>,
-        _waiting: Vec<Waiting<'_>>,
+        mut taker: Taker<'_, jetstream::Message>,
+        waits: Vec<(PullConsumer, Waiting)>,
         max_wait: Duration,
     ) -> Option<jetstream::Message> {
-        let mut waits: FuturesUnordered<_> = lanes
-            .iter()
-            .filter_map(|lane| lane.consumer.clone())
-            .map(|consumer| {
+        let limit = max_wait + Duration::from_millis(250);
+        let mut requests: FuturesUnordered<_> = waits
+            .into_iter()
+            .map(|(consumer, waiting)| {
                 op("wait");
                 async move {
-                    consumer
-                        .batch()
-                        .max_messages(1)
-                        .expires(max_wait)
-                        .messages()
-                        .await
-                        .map_err(unavailable)
+                    let _counted = waiting;
+                    let request = async {
+                        let batch = consumer.batch().max_messages(1).expires(max_wait);
+                        let mut messages = batch.messages().await.ok()?;
+                        messages.next().await.and_then(|r| r.ok())
+                    };
+                    tokio::time::timeout(limit, request).await.ok().flatten()
                 }
             })
             .collect();
-        let mut batches = Vec::new();
-        let limit = tokio::time::sleep(max_wait + Duration::from_millis(250));
-        tokio::pin!(limit);
-        while let Some(opened) = tokio::select! { o = waits.next() => o, _ = &mut limit => None } {
-            if let Ok(batch) = opened {
-                batches.push(batch);
-            }
-        }
-        let mut messages: FuturesUnordered<_> = batches
-            .into_iter()
-            .map(|mut b| async move { b.next().await.and_then(|r| r.ok()) })
-            .collect();
-        let mut winner = None;
-        loop {
+        let winner = loop {
             tokio::select! {
-                next = messages.next() => match next {
-                    Some(Some(m)) => { winner = Some(m); break; }
+                next = requests.next() => match next {
+                    Some(Some(message)) => break Some(message),
                     Some(None) => continue,
-                    None => break,
+                    None => break None,
                 },
-                _ = &mut limit => break,
+                Some(message) = taker.offered() => break Some(message),
             }
-        }
-        if !messages.is_empty() {
-            self.hand_back(messages);
+        };
+        self.leave(taker);
+        if !requests.is_empty() {
+            self.adopt(requests);
         }
         winner
     }
 
-    /// Naks whatever the still-open pull requests bring, in the background;
+    /// Takes a pull out of line; a job offered to it too late is passed on again.
+    fn leave(&self, taker: Taker<'_, jetstream::Message>) {
+        if let Some(late) = taker.leave() {
+            self.pass_on(late);
+        }
+    }
+
+    /// Keeps the open requests of a pull that returned, passing on what they bring;
     /// [`JetStreamQueue::quiesce`] waits for them.
-    fn hand_back<F>(&self, mut messages: FuturesUnordered<F>)
+    fn adopt<F>(&self, mut requests: FuturesUnordered<F>)
     where
         F: std::future::Future<Output = Option<jetstream::Message>> + Send + 'static,
     {
-        let open = self.open_requests.clone();
-        open.fetch_add(1, Ordering::Relaxed);
+        let open = Open::count(&self.open_requests);
+        let (takers, open_requests, hold) = (
+            self.takers.clone(),
+            self.open_requests.clone(),
+            self.config.hold_for,
+        );
         tokio::spawn(async move {
-            while let Some(extra) = messages.next().await {
-                if let Some(m) = extra {
-                    op("handed_back");
-                    let _ = m.ack_with(AckKind::Nak(None)).await;
+            let _open = open;
+            while let Some(extra) = requests.next().await {
+                if let Some(message) = extra {
+                    pass_on(&takers, &open_requests, hold, message);
                 }
             }
-            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    fn pass_on(&self, message: jetstream::Message) {
+        pass_on(&self.takers, &self.open_requests, self.config.hold_for, message);
+    }
+}
+
+/// Offers a job to this process's waiting pulls for up to `hold`, in the
+/// background; the takers hand it back if none comes.
+fn pass_on(
+    takers: &Arc<Takers<jetstream::Message>>,
+    open_requests: &Arc<AtomicUsize>,
+    hold: Duration,
+    message: jetstream::Message,
+) {
+    let open = Open::count(open_requests);
+    let takers = takers.clone();
+    tokio::spawn(async move {
+        let _open = open;
+        if takers.pass_on(message, hold).await == Outcome::Taken {
+            op("passed_on");
+        }
+    });
+}
+
+/// Hands a job back (nak) in the background, so another worker may have it at once.
+fn nak_later(open_requests: Arc<AtomicUsize>) -> impl Fn(jetstream::Message) + Send + Sync + 'static {
+    move |message| {
+        op("handed_back");
+        let open = Open::count(&open_requests);
+        tokio::spawn(async move {
+            let _open = open;
+            let _ = message.ack_with(AckKind::Nak(None)).await;
         });
     }
 }
 
-/// One idle pull counted on its stream for as long as it waits, even if cancelled.
-struct Waiting<'a>(&'a Lane);
+/// One idle pull request counted on its stream for as long as it is open.
+struct Waiting(Arc<AtomicUsize>);
 
-impl<'a> Waiting<'a> {
-    fn on(lane: &'a Lane) -> Self {
+impl Waiting {
+    fn on(lane: &Lane) -> Self {
         lane.waiters.fetch_add(1, Ordering::Relaxed);
-        Self(lane)
+        Self(lane.waiters.clone())
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One background task counted in `open_requests` for as long as it runs.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn count(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -7,11 +7,14 @@
 //! - [`queue`]: the [`JobQueue`] handle over a [`JobQueueBackend`], and [`QueueItem`].
 //! - [`memory`]: the embedded backend, a bounded in-process FIFO, round-robin over tenants.
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
+//! - `handoff`: how a job that reaches an idle pull request after its pull returned
+//!   goes to another waiting pull of the process instead of back to the queue.
 //!
 //! # Backends
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
 //! work-queue streams replicated by Raft. Items are small; image bytes never ride the queue.
 
+mod handoff;
 pub mod inventory;
 pub mod jetstream;
 pub mod memory;

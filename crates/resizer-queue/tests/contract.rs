@@ -218,6 +218,18 @@ async fn test_jetstream_keeps_jobs_where_configured() {
 /// handed back and redelivered (ADR 0009). Six idle pulls on three streams.
 #[tokio::test]
 async fn test_jetstream_idle_pulls_take_jobs_without_redeliveries() {
+    idle_pulls_take_jobs_without_redeliveries(6).await;
+}
+
+/// Fewer idle pulls than streams (a worker of one imaging thread): one pull waits
+/// on two streams, and a job reaching the request of a pull that already returned
+/// goes to the next pull instead of back to the queue (`handoff`).
+#[tokio::test]
+async fn test_jetstream_fewer_idle_pulls_than_streams_take_jobs_without_redeliveries() {
+    idle_pulls_take_jobs_without_redeliveries(2).await;
+}
+
+async fn idle_pulls_take_jobs_without_redeliveries(pulls: usize) {
     let nats = resizer_testing::nats::start_nats().await;
     let mut config = JetStreamConfig::new(vec![nats.url.clone()]);
     config.streams = 3;
@@ -225,7 +237,7 @@ async fn test_jetstream_idle_pulls_take_jobs_without_redeliveries() {
     config.connect_timeout = Duration::from_secs(10);
     let queue = JobQueue::<TestItem>::new(Arc::new(JetStreamQueue::connect(config, true).await.unwrap()));
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let pullers: Vec<_> = (0..6)
+    let pullers: Vec<_> = (0..pulls)
         .map(|_| {
             let (queue, tx) = (queue.clone(), tx.clone());
             tokio::spawn(async move {

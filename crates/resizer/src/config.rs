@@ -306,6 +306,10 @@ pub struct QueueSection {
     /// Time a job may go without an ack or a progress report (workers send one every
     /// 500 ms while resizing) before JetStream redelivers it to another worker. Default 2,000 ms.
     pub ack_wait_ms: u64,
+    /// How long a job that reached one of a worker's idle pull requests after that
+    /// pull had returned waits for the worker's next pull before it is handed back to
+    /// the queue for another worker (ADR 0009). Default 25 ms: a few resizes.
+    pub hold_ms: u64,
     /// This role's NATS user (each role its own, with only the permissions it needs;
     /// deploy/cluster.sh shows them). Empty (the default): connect without one.
     pub nats_user: Option<String>,
@@ -324,6 +328,7 @@ impl Default for QueueSection {
             storage: QueueStorage::Memory,
             publish_timeout_ms: 250,
             ack_wait_ms: 2000,
+            hold_ms: 25,
             nats_user: None,
             nats_password: Redacted::default(),
         }
