@@ -484,7 +484,7 @@ impl JetStreamQueue {
         // Idle: streams none of our requests waits on get a request each from this
         // pull; once every stream has one, further pulls wait on one stream each.
         // Chosen and counted under one lock, so pulls starting together spread out.
-        let waits: Vec<(PullConsumer, Waiting)> = {
+        let waits: Vec<(PullConsumer, Counted)> = {
             let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
             let order: Vec<&Lane> = (0..n)
                 .map(|k| &self.lanes[(self.wait_offset + start + k) % n])
@@ -506,7 +506,7 @@ impl JetStreamQueue {
             };
             lanes
                 .iter()
-                .filter_map(|lane| Some((lane.consumer.clone()?, Waiting::on(lane))))
+                .filter_map(|lane| Some((lane.consumer.clone()?, Counted::on(&lane.waiters))))
                 .collect()
         };
         Ok(self.wait_on(taker, waits, max_wait).await)
@@ -564,7 +564,7 @@ impl JetStreamQueue {
     async fn wait_on(
         &self,
         mut taker: Taker<'_, jetstream::Message>,
-        waits: Vec<(PullConsumer, Waiting)>,
+        waits: Vec<(PullConsumer, Counted)>,
         max_wait: Duration,
     ) -> Option<jetstream::Message> {
         let limit = max_wait + Duration::from_millis(250);
@@ -613,7 +613,7 @@ impl JetStreamQueue {
     where
         F: std::future::Future<Output = Option<jetstream::Message>> + Send + 'static,
     {
-        let open = Open::count(&self.open_requests);
+        let open = Counted::on(&self.open_requests);
         let (takers, open_requests, hold) = (
             self.takers.clone(),
             self.open_requests.clone(),
@@ -642,7 +642,7 @@ fn pass_on(
     hold: Duration,
     message: jetstream::Message,
 ) {
-    let open = Open::count(open_requests);
+    let open = Counted::on(open_requests);
     let takers = takers.clone();
     tokio::spawn(async move {
         let _open = open;
@@ -656,7 +656,7 @@ fn pass_on(
 fn nak_later(open_requests: Arc<AtomicUsize>) -> impl Fn(jetstream::Message) + Send + Sync + 'static {
     move |message| {
         op("handed_back");
-        let open = Open::count(&open_requests);
+        let open = Counted::on(&open_requests);
         tokio::spawn(async move {
             let _open = open;
             let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -664,33 +664,18 @@ fn nak_later(open_requests: Arc<AtomicUsize>) -> impl Fn(jetstream::Message) + S
     }
 }
 
-/// One idle pull request counted on its stream for as long as it is open.
-struct Waiting(Arc<AtomicUsize>);
+/// One thing counted for as long as it lives: an idle pull request on its
+/// stream's `waiters`, or a background task in `open_requests`.
+struct Counted(Arc<AtomicUsize>);
 
-impl Waiting {
-    fn on(lane: &Lane) -> Self {
-        lane.waiters.fetch_add(1, Ordering::Relaxed);
-        Self(lane.waiters.clone())
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// One background task counted in `open_requests` for as long as it runs.
-struct Open(Arc<AtomicUsize>);
-
-impl Open {
-    fn count(counter: &Arc<AtomicUsize>) -> Self {
+impl Counted {
+    fn on(counter: &Arc<AtomicUsize>) -> Self {
         counter.fetch_add(1, Ordering::Relaxed);
         Self(counter.clone())
     }
 }
 
-impl Drop for Open {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
