@@ -29,7 +29,22 @@ pub(crate) struct Takers<T> {
 struct State<T> {
     next_id: u64,
     waiting: VecDeque<(u64, oneshot::Sender<T>)>,
-    held: VecDeque<(u64, T)>,
+    held: VecDeque<Held<T>>,
+}
+
+/// A job held for the next pull. `taken` ends the hold at once when a pull takes
+/// the job, so a stopping process does not wait it out.
+struct Held<T> {
+    id: u64,
+    job: T,
+    taken: oneshot::Sender<()>,
+}
+
+impl<T> Held<T> {
+    fn take(self) -> T {
+        let _ = self.taken.send(());
+        self.job
+    }
 }
 
 /// A pull's place in line; leaving it (or dropping it) withdraws the pull.
@@ -72,14 +87,14 @@ impl<T: Send> Takers<T> {
 
     /// The oldest job held, if any; none is offered to this caller otherwise.
     pub(crate) fn take_held(&self) -> Option<T> {
-        self.lock().held.pop_front().map(|(_, job)| job)
+        self.lock().held.pop_front().map(Held::take)
     }
 
     /// The oldest job held, or else a place in line for the next one passed on.
     pub(crate) fn join(&self) -> Joined<'_, T> {
         let mut state = self.lock();
-        if let Some((_, job)) = state.held.pop_front() {
-            return Joined::Held(job);
+        if let Some(held) = state.held.pop_front() {
+            return Joined::Held(held.take());
         }
         let (tx, offered) = oneshot::channel();
         let id = state.next_id;
@@ -96,7 +111,7 @@ impl<T: Send> Takers<T> {
     /// Gives `job` to the pull that has waited longest or, with none waiting,
     /// holds it for the next pull for up to `hold`, then releases it.
     pub(crate) async fn pass_on(&self, job: T, hold: Duration) -> Outcome {
-        let id = {
+        let (id, taken) = {
             let mut state = self.lock();
             let mut job = job;
             // Sent under the lock: a pull that left the line can no longer be given anything.
@@ -108,18 +123,19 @@ impl<T: Send> Takers<T> {
             }
             let id = state.next_id;
             state.next_id += 1;
-            state.held.push_back((id, job));
-            id
+            let (tx, taken) = oneshot::channel();
+            state.held.push_back(Held { id, job, taken: tx });
+            (id, taken)
         };
-        tokio::time::sleep(hold).await;
+        let _ = tokio::time::timeout(hold, taken).await;
         let expired = {
             let mut state = self.lock();
-            let at = state.held.iter().position(|(i, _)| *i == id);
+            let at = state.held.iter().position(|held| held.id == id);
             at.and_then(|at| state.held.remove(at))
         };
         match expired {
-            Some((_, job)) => {
-                (self.release)(job);
+            Some(held) => {
+                (self.release)(held.job);
                 Outcome::Released
             }
             None => Outcome::Taken,
@@ -218,6 +234,25 @@ mod tests {
         assert_eq!(five.await.unwrap(), Outcome::Taken);
         assert_eq!(six.await.unwrap(), Outcome::Taken);
         assert!(released.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn test_a_hold_ends_when_its_job_is_taken() {
+        let (takers, _) = takers();
+        let passing = {
+            let takers = takers.clone();
+            tokio::spawn(async move { takers.pass_on(1, Duration::from_secs(3600)).await })
+        };
+        let job = loop {
+            if let Some(job) = takers.take_held() {
+                break job;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(job, 1);
+        // Real time: had the hold run its course this would wait an hour.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), passing).await;
+        assert_eq!(outcome.expect("the hold ended").unwrap(), Outcome::Taken);
     }
 
     #[tokio::test(start_paused = true)]
