@@ -676,6 +676,15 @@ impl Config {
         if self.queue.streams == 0 || self.queue.replicas == 0 || self.queue.publish_timeout_ms == 0 {
             bail!("`queue.streams`, `queue.replicas` and `queue.publish_timeout_ms` must be positive");
         }
+        // A held job's ack wait is already running: a hold near it would let
+        // JetStream redeliver the job to another worker while this one starts it.
+        if self.queue.hold_ms.saturating_mul(2) >= self.queue.ack_wait_ms {
+            bail!(
+                "`queue.hold_ms` ({}) must be less than half of `queue.ack_wait_ms` ({})",
+                self.queue.hold_ms,
+                self.queue.ack_wait_ms
+            );
+        }
         if self.api.max_in_flight == 0 {
             bail!("`api.max_in_flight` must be positive");
         }
@@ -828,6 +837,18 @@ mod tests {
     #[test]
     fn test_config_defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn test_a_hold_must_stay_well_inside_the_ack_wait() {
+        let mut c = Config::default();
+        c.queue.hold_ms = 1000;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("queue.hold_ms"), "{err}");
+        c.queue.hold_ms = 999;
+        c.validate().unwrap();
+        c.queue.ack_wait_ms = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]
