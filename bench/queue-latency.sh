@@ -8,6 +8,8 @@
 #   RATE=4000 DUR=20 bench/queue-latency.sh
 #   ARGS=--file NATS_GOMAXPROCS=2 bench/queue-latency.sh   # jobs on disk; Go's default threads
 #   ARGS=--unreplicated-consumers bench/queue-latency.sh   # single-replica consumers (ADR 0009)
+#   ARGS=--limits-retention bench/queue-latency.sh         # acked jobs kept, not deleted (ADR 0009)
+#   ARGS="--replicas 1" bench/queue-latency.sh              # no replication at all: JetStream's floor
 #   QUEUE_ONLY=1 bench/queue-latency.sh    # the three servers alone: no API node, worker,
 #                                          # aggregator or their background traffic
 #

@@ -62,6 +62,9 @@ pub struct JetStreamConfig {
     /// the default. Such a consumer does not fail over with its server and the
     /// stream has no backlog bound; no role sets it.
     pub unreplicated_consumers: bool,
+    /// For measurement only: limits-retention streams with their replicated
+    /// consumers, so what deleting acked jobs costs can be read off on its own.
+    pub limits_retention: bool,
     /// Time one publish attempt waits for the stream's ack.
     pub publish_timeout: Duration,
     /// Total time a publish may spend trying streams before answering unavailable.
@@ -103,6 +106,7 @@ impl JetStreamConfig {
             in_memory: true,
             max_jobs: 1024,
             unreplicated_consumers: false,
+            limits_retention: false,
             publish_timeout: Duration::from_millis(250),
             publish_budget: Duration::from_millis(1500),
             ack_wait: Duration::from_secs(2),
@@ -256,7 +260,7 @@ async fn open_lane(
         config.stream_prefix.to_ascii_lowercase().replace('_', ".")
     );
     let mut stream_config = job_stream_config(config, &name, &subject);
-    if config.unreplicated_consumers {
+    if config.unreplicated_consumers || config.limits_retention {
         stream_config = measured_stream_config(stream_config);
     }
     retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;

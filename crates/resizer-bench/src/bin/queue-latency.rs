@@ -54,6 +54,10 @@ struct Cli {
     /// (ADR 0009), on streams of their own (`QUEUE_BENCH_R1_*`).
     #[arg(long)]
     unreplicated_consumers: bool,
+    /// Limits-retention streams with replicated consumers: acked jobs are not
+    /// deleted (`QUEUE_BENCH_LIM_*`).
+    #[arg(long)]
+    limits_retention: bool,
     /// NATS user and password of the publishing side (`api`) and the pulling side (`worker`).
     #[arg(long, env = "QUEUE_BENCH_PUBLISHER")]
     publisher: Option<String>,
@@ -100,6 +104,9 @@ async fn connect(cli: &Cli, who: &Option<String>, consume: bool) -> anyhow::Resu
     if cli.unreplicated_consumers {
         config.unreplicated_consumers = true;
         config.stream_prefix = "QUEUE_BENCH_R1".into();
+    } else if cli.limits_retention {
+        config.limits_retention = true;
+        config.stream_prefix = "QUEUE_BENCH_LIM".into();
     }
     config.access = access(who);
     config.connect_timeout = Duration::from_secs(10);
@@ -230,11 +237,16 @@ async fn main() -> anyhow::Result<()> {
         let _ = p.await;
     }
     println!(
-        "rate {:.0} jobs/s for {:.0} s, {} consumers, {} streams × R{} in {}, consumers R{}; failed publishes: {failed}",
+        "rate {:.0} jobs/s for {:.0} s, {} consumers, {} {} streams × R{} in {}, consumers R{}; failed publishes: {failed}",
         cli.rate,
         cli.duration,
         cli.consumers,
         cli.streams,
+        if cli.unreplicated_consumers || cli.limits_retention {
+            "limits"
+        } else {
+            "work-queue"
+        },
         cli.replicas,
         if cli.file { "files" } else { "memory" },
         if cli.unreplicated_consumers {
