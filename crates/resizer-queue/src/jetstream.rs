@@ -12,6 +12,10 @@
 //! explicit ack: a worker that dies mid-job is covered by redelivery after
 //! the ack wait. Streams are bounded (`max_msgs`, discard new), so a full
 //! queue is refused at once.
+//!
+//! With [`JetStreamConfig::single_replica_consumers`] the consumer has one
+//! replica and the workers replace it when it fails (`single_replica`); the
+//! streams then keep acked jobs until they age out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +33,7 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::handoff::{Joined, Outcome, Taker, Takers};
 use crate::queue::{Acker, Delivery, JobQueueBackend, QueueError, QueueItem};
+use crate::single_replica::Slot;
 
 /// The API error code JetStream answers when a bounded stream refuses a message.
 const STREAM_FULL_CODES: [u64; 2] = [10077, 10078];
@@ -56,12 +61,13 @@ pub struct JetStreamConfig {
     pub in_memory: bool,
     /// Jobs the whole queue may hold; split evenly over the streams.
     pub max_jobs: u64,
-    /// For measurement only (`bench/queue-latency.sh`, ADR 0009): limits-retention
-    /// streams, each with one in-memory consumer of a single replica, so the cost
-    /// of replicating the consumer and deleting acked jobs can be read off against
-    /// the default. Such a consumer does not fail over with its server and the
-    /// stream has no backlog bound; no role sets it.
-    pub unreplicated_consumers: bool,
+    /// Limits-retention streams, each with an in-memory consumer of a single
+    /// replica that the consuming processes replace when it fails
+    /// ([`crate::single_replica`]), so deliveries and acks are not replicated
+    /// (about half of the servers' CPU per job, ADR 0009). The stream then
+    /// does not bound waiting jobs; the API nodes' in-flight bound does.
+    /// Applies when streams are created.
+    pub single_replica_consumers: bool,
     /// For measurement only: limits-retention streams with their replicated
     /// consumers, so what deleting acked jobs costs can be read off on its own.
     pub limits_retention: bool,
@@ -105,7 +111,7 @@ impl JetStreamConfig {
             replicas: 1,
             in_memory: true,
             max_jobs: 1024,
-            unreplicated_consumers: false,
+            single_replica_consumers: false,
             limits_retention: false,
             publish_timeout: Duration::from_millis(250),
             publish_budget: Duration::from_millis(1500),
@@ -128,7 +134,7 @@ struct Lane {
     name: String,
     subject: String,
     /// Present on consuming clients.
-    consumer: Option<PullConsumer>,
+    consumer: Option<LaneConsumer>,
     /// Milliseconds since `epoch` before which publishes skip this lane.
     skip_publish_until: AtomicU64,
     /// Same, for pulls.
@@ -136,6 +142,23 @@ struct Lane {
     /// Idle pull requests of this process open on this stream now, whether their
     /// pull still waits or already returned (see `handoff`).
     waiters: Arc<AtomicUsize>,
+}
+
+/// The consumer a lane pulls from.
+enum LaneConsumer {
+    /// Replicated: NATS moves it with its Raft group.
+    Replicated(Box<PullConsumer>),
+    /// Single replica: replaced by the workers when it fails.
+    Single(Arc<Slot>),
+}
+
+impl LaneConsumer {
+    fn get(&self) -> PullConsumer {
+        match self {
+            Self::Replicated(c) => (**c).clone(),
+            Self::Single(slot) => slot.consumer(),
+        }
+    }
 }
 
 /// The JetStream queue client of one process.
@@ -233,10 +256,10 @@ fn job_stream_config(config: &JetStreamConfig, name: &str, subject: &str) -> str
     }
 }
 
-/// [`JetStreamConfig::unreplicated_consumers`]'s stream: acked jobs stay (a work
+/// [`JetStreamConfig::single_replica_consumers`]'s stream: acked jobs stay (a work
 /// queue refuses a consumer of fewer replicas than itself) and age out, the oldest
 /// dropped first, bounded for the servers' memory.
-fn measured_stream_config(config: stream::Config) -> stream::Config {
+fn limits_stream_config(config: stream::Config) -> stream::Config {
     stream::Config {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
@@ -246,12 +269,13 @@ fn measured_stream_config(config: stream::Config) -> stream::Config {
     }
 }
 
-/// Creates stream `i` if missing and, with `consumer_js`, its shared consumer on that connection.
+/// Creates stream `i` if missing and, when `consume`, its shared consumer; the
+/// lane's consumer lives on the lane's own connection (`contexts[i % n]`).
 async fn open_lane(
     config: &JetStreamConfig,
     i: usize,
-    js: &jetstream::Context,
-    consumer_js: Option<&jetstream::Context>,
+    contexts: &[jetstream::Context],
+    consume: bool,
     deadline: Instant,
 ) -> Result<Lane, QueueError> {
     let name = format!("{}_{i}", config.stream_prefix);
@@ -260,33 +284,17 @@ async fn open_lane(
         config.stream_prefix.to_ascii_lowercase().replace('_', ".")
     );
     let mut stream_config = job_stream_config(config, &name, &subject);
-    if config.unreplicated_consumers || config.limits_retention {
-        stream_config = measured_stream_config(stream_config);
+    if config.single_replica_consumers || config.limits_retention {
+        stream_config = limits_stream_config(stream_config);
     }
-    retry_until(deadline, || js.get_or_create_stream(stream_config.clone())).await?;
-    let consumer = match consumer_js {
-        Some(lane_js) => {
-            let stream = retry_until(deadline, || lane_js.get_stream(&name)).await?;
-            let consumer_config = pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: config.ack_wait,
-                // No delivery limit: extras handed back by idle pulls (nak) count as
-                // deliveries, and a job that kills every worker it reaches is retried
-                // only until its deadline, after which workers drop it unprocessed.
-                max_ack_pending: 100_000,
-                num_replicas: usize::from(config.unreplicated_consumers),
-                memory_storage: config.unreplicated_consumers,
-                ..Default::default()
-            };
-            Some(
-                retry_until(deadline, || {
-                    stream.get_or_create_consumer(CONSUMER, consumer_config.clone())
-                })
-                .await?,
-            )
-        }
-        None => None,
+    retry_until(deadline, || {
+        contexts[0].get_or_create_stream(stream_config.clone())
+    })
+    .await?;
+    let consumer = if consume {
+        Some(open_consumer(config, &name, i, contexts, deadline).await?)
+    } else {
+        None
     };
     Ok(Lane {
         name,
@@ -298,6 +306,48 @@ async fn open_lane(
     })
 }
 
+/// The lane's consumer: the replicated one, or the newest single-replica one,
+/// watched from now on.
+async fn open_consumer(
+    config: &JetStreamConfig,
+    name: &str,
+    i: usize,
+    contexts: &[jetstream::Context],
+    deadline: Instant,
+) -> Result<LaneConsumer, QueueError> {
+    let single = config.single_replica_consumers;
+    let template = pull::Config {
+        durable_name: Some(CONSUMER.into()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: config.ack_wait,
+        // No delivery limit: extras handed back by idle pulls (nak) count as
+        // deliveries, and a job that kills every worker it reaches is retried
+        // only until its deadline, after which workers drop it unprocessed.
+        max_ack_pending: 100_000,
+        num_replicas: usize::from(single),
+        memory_storage: single,
+        ..Default::default()
+    };
+    let lane_js = &contexts[i % contexts.len()];
+    if single {
+        // The lane's own connection first, then the others, for mending.
+        let mut order = contexts.to_vec();
+        order.rotate_left(i % contexts.len());
+        let slot = retry_until(deadline, || {
+            Slot::open(name.to_string(), order.clone(), template.clone())
+        })
+        .await?;
+        slot.watch();
+        return Ok(LaneConsumer::Single(slot));
+    }
+    let stream = retry_until(deadline, || lane_js.get_stream(name)).await?;
+    let consumer = retry_until(deadline, || {
+        stream.get_or_create_consumer(CONSUMER, template.clone())
+    })
+    .await?;
+    Ok(LaneConsumer::Replicated(Box::new(consumer)))
+}
+
 impl JetStreamQueue {
     /// Connects, creates the streams if missing and, when `consume`, their consumers.
     /// Retries until `connect_timeout`, so roles may start before the cluster is ready.
@@ -306,9 +356,7 @@ impl JetStreamQueue {
         let contexts = connect_each(&config).await?;
         let mut lanes = Vec::with_capacity(config.streams);
         for i in 0..config.streams.max(1) {
-            // The lane's consumer lives on the lane's own connection.
-            let lane_js = consume.then(|| &contexts[i % contexts.len()]);
-            lanes.push(open_lane(&config, i, &contexts[0], lane_js, deadline).await?);
+            lanes.push(open_lane(&config, i, &contexts, consume, deadline).await?);
         }
         let open_requests = Arc::new(AtomicUsize::new(0));
         Ok(Self {
@@ -510,7 +558,7 @@ impl JetStreamQueue {
             };
             lanes
                 .iter()
-                .filter_map(|lane| Some((lane.consumer.clone()?, Counted::on(&lane.waiters))))
+                .filter_map(|lane| Some((lane.consumer.as_ref()?.get(), Counted::on(&lane.waiters))))
                 .collect()
         };
         Ok(self.wait_on(taker, waits, max_wait).await)
@@ -522,7 +570,7 @@ impl JetStreamQueue {
     async fn take_ready(&self, start: usize) -> Option<jetstream::Message> {
         let n = self.lanes.len();
         for lane in (0..n).map(|k| &self.lanes[(start + k) % n]) {
-            let Some(consumer) = lane.consumer.as_ref() else {
+            let Some(consumer) = lane.consumer.as_ref().map(LaneConsumer::get) else {
                 continue;
             };
             // A stream on which one of our pulls is waiting has no backlog: the

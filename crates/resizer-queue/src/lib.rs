@@ -9,6 +9,7 @@
 //! - [`jetstream`]: the distributed backend on NATS JetStream.
 //! - `handoff`: how a job that reaches an idle pull request after its pull returned
 //!   goes to another waiting pull of the process instead of back to the queue.
+//! - `single_replica`: consumers of one replica, replaced by the workers when they fail.
 //!
 //! # Backends
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
@@ -19,6 +20,7 @@ pub mod inventory;
 pub mod jetstream;
 pub mod memory;
 pub mod queue;
+mod single_replica;
 #[cfg(test)]
 mod testing;
 

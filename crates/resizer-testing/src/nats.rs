@@ -84,3 +84,33 @@ pub async fn start_nats_with(extra: &[&str]) -> Nats {
         _dir: dir,
     }
 }
+
+/// A JetStream cluster of `n` nats-servers on loopback (server names `s0`..),
+/// each stopped when its [`Nats`] is dropped; for failover tests.
+pub async fn start_nats_cluster(n: usize) -> Vec<Nats> {
+    let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let route_urls = routes
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut servers = Vec::with_capacity(n);
+    for (i, route) in routes.iter().enumerate() {
+        let name = format!("s{i}");
+        let listen = format!("nats://127.0.0.1:{route}");
+        servers.push(
+            start_nats_with(&[
+                "--server_name",
+                &name,
+                "--cluster_name",
+                "resizer-test",
+                "--cluster",
+                &listen,
+                "--routes",
+                &route_urls,
+            ])
+            .await,
+        );
+    }
+    servers
+}

@@ -102,7 +102,7 @@ async fn connect(cli: &Cli, who: &Option<String>, consume: bool) -> anyhow::Resu
     config.replicas = cli.replicas;
     config.in_memory = !cli.file;
     if cli.unreplicated_consumers {
-        config.unreplicated_consumers = true;
+        config.single_replica_consumers = true;
         config.stream_prefix = "QUEUE_BENCH_R1".into();
     } else if cli.limits_retention {
         config.limits_retention = true;
