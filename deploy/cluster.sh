@@ -37,7 +37,9 @@
 # unset: NATS's default; a measurement knob, docs/benchmarks.md), NATS_SYS_PASSWORD (adds a `sys` user to the
 # servers' system account; unset by default), STORAGE_SAMPLE_MS (how often the aggregators
 # sample stored originals into the usage roll-ups, default 300000), VARIANT_BALANCE (uri, the
-# default: variant URLs on a consistent-hash ring; roundrobin, for comparison).
+# default: variant URLs on a consistent-hash ring; roundrobin, for comparison),
+# SINGLE_REPLICA_CONSUMERS (true: the job streams' consumers have one replica and the
+# workers replace a failed one, ADR 0009; default false: Raft-replicated consumers).
 set -euo pipefail
 # Secrets, logs and data of the cluster are the operator's alone: files 0600, directories 0700.
 umask 077
@@ -45,6 +47,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${RESIZER_CLUSTER_DIR:-/tmp/resizer-cluster}
 BASE=${RESIZER_CLUSTER_PORT_BASE:-18000}
 WORKER_THREADS=${WORKER_THREADS:-1}
+SINGLE_REPLICA_CONSUMERS=${SINGLE_REPLICA_CONSUMERS:-false}
 NATS_SERVER=${NATS_SERVER:-$("$ROOT/scripts/tools-dir.sh")/venv/bin/nats-server}
 COMPONENTS="postgres garage nats-1 nats-2 nats-3 identity api-1 api-2 worker-1 worker-2 aggregator aggregator-2 haproxy"
 DISK_MB=${RESIZER_CLUSTER_DISK_MB:-256}
@@ -256,6 +259,7 @@ resizer_env() {
     # Settings every resizer role shares; none of them is a secret.
     echo RESIZER_QUEUE__NATS_URL="$NATS_URLS" \
         RESIZER_QUEUE__REPLICAS=3 \
+        RESIZER_QUEUE__SINGLE_REPLICA_CONSUMERS="$SINGLE_REPLICA_CONSUMERS" \
         RESIZER_IDENTITY__URL="http://$(addr identity):$IDENTITY_PORT" \
         RESIZER_LOG="${RESIZER_LOG:-info}"
 }
@@ -285,6 +289,12 @@ nats_authorization() {
         jobs_take+="$q\$JS.API.CONSUMER.MSG.NEXT.RESIZER_JOBS_$j.>$q, $q\$JS.ACK.RESIZER_JOBS_$j.>$q, "
     done
     local admin_ops='"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.CONSUMER.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>"'
+    # With single-replica consumers the workers replace a failed job consumer
+    # themselves (ADR 0009): they may delete the job streams' consumers, no other.
+    local worker_admin_ops=$admin_ops
+    if [ "$SINGLE_REPLICA_CONSUMERS" = true ]; then
+        worker_admin_ops='"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.CONSUMER.DELETE.RESIZER_USAGE.>", "$JS.API.CONSUMER.DELETE.KV_RESIZER_LEASES.>", "$JS.API.STREAM.MSG.DELETE.>"'
+    fi
     local lease='"$KV.>", "$JS.API.STREAM.CREATE.KV_RESIZER_LEASES"'
     local usage_take='"$JS.API.STREAM.CREATE.RESIZER_USAGE", "$JS.API.CONSUMER.MSG.NEXT.RESIZER_USAGE.>", "$JS.ACK.RESIZER_USAGE.>", "$JS.API.CONSUMER.CREATE.RESIZER_USAGE.>", "$JS.API.CONSUMER.DURABLE.CREATE.RESIZER_USAGE.>"'
     cat <<EOF
@@ -294,7 +304,7 @@ authorization {
         publish: { deny: [$admin_ops, $lease, ${jobs_take%, }, "\$JS.API.CONSUMER.MSG.NEXT.RESIZER_USAGE.>"] },
         subscribe: { deny: ["resizer.>", "\$KV.>"] } } }
     { user: worker, password: "$(secret nats-worker)", permissions: {
-        publish: { deny: [$admin_ops, $lease, $usage_take, "resizer.>"] },
+        publish: { deny: [$worker_admin_ops, $lease, $usage_take, "resizer.>"] },
         subscribe: { deny: ["resizer.>", "\$KV.>"] } } }
     { user: aggregator, password: "$(secret nats-aggregator)", permissions: {
         publish: { deny: [$admin_ops, ${jobs_create}${jobs_take%, }, "resizer.>"] },

@@ -310,6 +310,14 @@ pub struct QueueSection {
     /// pull had returned waits for the worker's next pull before it is handed back to
     /// the queue for another worker (ADR 0009). Default 25 ms: a few resizes.
     pub hold_ms: u64,
+    /// Consumers of one replica, replaced by the workers when their server fails,
+    /// instead of Raft-replicated ones: deliveries and acks are not replicated,
+    /// about half of the queue's CPU per job (ADR 0009). The streams then keep
+    /// acked jobs until they age out, so waiting jobs are bounded by
+    /// `api.max_in_flight` per API node, not by `queue.capacity`; workers need the
+    /// right to create and delete the job streams' consumers. Applies when the
+    /// streams are created. Default false.
+    pub single_replica_consumers: bool,
     /// This role's NATS user (each role its own, with only the permissions it needs;
     /// deploy/cluster.sh shows them). Empty (the default): connect without one.
     pub nats_user: Option<String>,
@@ -329,6 +337,7 @@ impl Default for QueueSection {
             publish_timeout_ms: 250,
             ack_wait_ms: 2000,
             hold_ms: 25,
+            single_replica_consumers: false,
             nats_user: None,
             nats_password: Redacted::default(),
         }

@@ -80,6 +80,7 @@ pub fn jetstream_config(config: &Config) -> JetStreamConfig {
     js.publish_timeout = Duration::from_millis(config.queue.publish_timeout_ms);
     js.ack_wait = Duration::from_millis(config.queue.ack_wait_ms);
     js.hold_for = Duration::from_millis(config.queue.hold_ms);
+    js.single_replica_consumers = config.queue.single_replica_consumers;
     js.access = config.nats_access();
     js
 }

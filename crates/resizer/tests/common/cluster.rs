@@ -168,7 +168,7 @@ impl Cluster {
         let mut best: Vec<StreamState> = Vec::new();
         for n in 1..=3u16 {
             let url = format!(
-                "http://{}:{}/jsz?streams=true&consumers=true",
+                "http://{}:{}/jsz?streams=true&consumers=true&config=true",
                 self.addr(&format!("nats-{n}")),
                 self.port_base + 20 + n
             );
@@ -184,8 +184,16 @@ impl Cluster {
                     if !name.starts_with("RESIZER_JOBS") {
                         continue;
                     }
-                    let c = &s["consumer_detail"][0];
+                    // With single-replica consumers a replaced one may linger
+                    // until its server is back: the newest epoch counts.
+                    let epoch = |c: &&Value| {
+                        let name = c["name"].as_str().unwrap_or_default();
+                        name.strip_prefix("workers-").and_then(|e| e.parse::<u64>().ok())
+                    };
+                    let consumers = s["consumer_detail"].as_array().into_iter().flatten();
+                    let c = consumers.max_by_key(epoch).unwrap_or(&Value::Null);
                     let state = StreamState {
+                        keeps_acked: s["config"]["retention"].as_str() == Some("limits"),
                         name: name.to_string(),
                         leader: s["cluster"]["leader"].as_str().unwrap_or_default().to_string(),
                         consumer_leader: c["cluster"]["leader"].as_str().unwrap_or_default().to_string(),
@@ -298,10 +306,15 @@ pub struct StreamState {
     pub acked: u64,
     pub pending: u64,
     pub ack_pending: u64,
+    /// Limits retention (single-replica consumers): acked jobs stay until they age out.
+    pub keeps_acked: bool,
 }
 
 impl StreamState {
     pub fn drained(&self) -> bool {
-        self.messages == 0 && self.pending == 0 && self.ack_pending == 0 && self.acked == self.published
+        (self.keeps_acked || self.messages == 0)
+            && self.pending == 0
+            && self.ack_pending == 0
+            && self.acked == self.published
     }
 }
