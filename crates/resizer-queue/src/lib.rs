@@ -10,6 +10,7 @@
 //! - `handoff`: how a job that reaches an idle pull request after its pull returned
 //!   goes to another waiting pull of the process instead of back to the queue.
 //! - `single_replica`: consumers of one replica, replaced by the workers when they fail.
+//! - [`testing`]: the item the queue's own tests (unit and integration) carry.
 //!
 //! # Backends
 //! Embedded: [`memory::MemoryJobQueue`]. Distributed: [`jetstream::JetStreamQueue`],
@@ -21,7 +22,6 @@ pub mod jetstream;
 pub mod memory;
 pub mod queue;
 mod single_replica;
-#[cfg(test)]
-mod testing;
+pub mod testing;
 
 pub use queue::{Delivery, JobQueue, JobQueueBackend, QueueError, QueueItem};

@@ -1,4 +1,5 @@
-//! This crate's unit tests' queue item: an id and a tenant, nothing else.
+//! The queue item of this crate's tests, unit and integration: an id and a
+//! tenant, nothing else.
 
 use resizer_core::ids::{JobId, TenantId};
 use serde::{Deserialize, Serialize};

@@ -7,34 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use resizer_core::ids::{JobId, TenantId};
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
-use resizer_queue::{JobQueue, QueueError, QueueItem};
-use serde::{Deserialize, Serialize};
-
-/// An item with an id and a tenant, all the queue reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct TestItem {
-    id: String,
-    tenant_id: TenantId,
-}
-
-impl QueueItem for TestItem {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn tenant(&self) -> &TenantId {
-        &self.tenant_id
-    }
-}
-
-fn sample_item() -> TestItem {
-    TestItem {
-        id: JobId::random().to_string(),
-        tenant_id: TenantId::random(),
-    }
-}
+use resizer_queue::testing::{TestItem, sample_item};
+use resizer_queue::{JobQueue, QueueError};
 
 const BOUND: usize = 4;
 

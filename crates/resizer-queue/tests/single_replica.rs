@@ -6,34 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use resizer_core::ids::{JobId, TenantId};
 use resizer_queue::JobQueue;
-use resizer_queue::QueueItem;
 use resizer_queue::jetstream::{JetStreamConfig, JetStreamQueue};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct TestItem {
-    id: String,
-    tenant_id: TenantId,
-}
-
-impl QueueItem for TestItem {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn tenant(&self) -> &TenantId {
-        &self.tenant_id
-    }
-}
-
-fn item() -> TestItem {
-    TestItem {
-        id: JobId::random().to_string(),
-        tenant_id: TenantId::random(),
-    }
-}
+use resizer_queue::testing::{TestItem, sample_item as item};
 
 const STREAM: &str = "SOLO_0";
 
