@@ -38,7 +38,7 @@ pub const METRICS: &[MetricDef] = &[
     counter(
         "resizer_queue_operations_total",
         &["op"],
-        "JetStream operations of this client, by op (publish, publish_failed, fetch, fetch_empty, wait, passed_on, handed_back, ack, progress, term)",
+        "JetStream operations of this client, by op (publish, publish_failed, fetch, fetch_empty, wait, passed_on, handed_back, ack, progress, term; with single-replica consumers also consumer_replaced, consumer_rebound)",
     ),
     histogram(
         "resizer_queue_receive_delay_seconds",
