@@ -147,15 +147,16 @@ struct Lane {
 /// The consumer a lane pulls from.
 enum LaneConsumer {
     /// Replicated: NATS moves it with its Raft group.
-    Replicated(Box<PullConsumer>),
+    Replicated(Arc<PullConsumer>),
     /// Single replica: replaced by the workers when it fails.
     Single(Arc<Slot>),
 }
 
 impl LaneConsumer {
-    fn get(&self) -> PullConsumer {
+    /// Shared, not copied: a consumer handle is over a kilobyte and every pull takes one.
+    fn get(&self) -> Arc<PullConsumer> {
         match self {
-            Self::Replicated(c) => (**c).clone(),
+            Self::Replicated(c) => c.clone(),
             Self::Single(slot) => slot.consumer(),
         }
     }
@@ -194,7 +195,7 @@ fn op(name: &'static str) {
     metrics::counter!("resizer_queue_operations_total", "op" => name).increment(1);
 }
 
-fn unavailable(e: impl std::fmt::Display) -> QueueError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
 }
 
@@ -345,7 +346,7 @@ async fn open_consumer(
         stream.get_or_create_consumer(CONSUMER, template.clone())
     })
     .await?;
-    Ok(LaneConsumer::Replicated(Box::new(consumer)))
+    Ok(LaneConsumer::Replicated(Arc::new(consumer)))
 }
 
 impl JetStreamQueue {
@@ -536,7 +537,7 @@ impl JetStreamQueue {
         // Idle: streams none of our requests waits on get a request each from this
         // pull; once every stream has one, further pulls wait on one stream each.
         // Chosen and counted under one lock, so pulls starting together spread out.
-        let waits: Vec<(PullConsumer, Counted)> = {
+        let waits: Vec<(Arc<PullConsumer>, Counted)> = {
             let _claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
             let order: Vec<&Lane> = (0..n)
                 .map(|k| &self.lanes[(self.wait_offset + start + k) % n])
@@ -616,7 +617,7 @@ impl JetStreamQueue {
     async fn wait_on(
         &self,
         mut taker: Taker<'_, jetstream::Message>,
-        waits: Vec<(PullConsumer, Counted)>,
+        waits: Vec<(Arc<PullConsumer>, Counted)>,
         max_wait: Duration,
     ) -> Option<jetstream::Message> {
         let limit = max_wait + Duration::from_millis(250);

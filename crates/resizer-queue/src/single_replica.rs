@@ -38,6 +38,7 @@ use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
+use crate::jetstream::unavailable;
 use crate::queue::QueueError;
 
 /// Consumer names are this prefix and an epoch.
@@ -61,7 +62,7 @@ pub(crate) struct Slot {
     /// Every connection of the process, the lane's own first.
     contexts: Vec<jetstream::Context>,
     template: pull::Config,
-    current: RwLock<(u64, PullConsumer)>,
+    current: RwLock<(u64, Arc<PullConsumer>)>,
 }
 
 /// What one check found.
@@ -145,10 +146,6 @@ fn epoch_of(name: &str) -> Option<u64> {
     name.strip_prefix(PREFIX)?.parse().ok()
 }
 
-fn unavailable(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(e.to_string())
-}
-
 async fn within<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, QueueError> {
@@ -174,12 +171,12 @@ impl Slot {
             stream,
             contexts,
             template,
-            current: RwLock::new(bound),
+            current: RwLock::new((bound.0, Arc::new(bound.1))),
         }))
     }
 
     /// The consumer to pull from now.
-    pub(crate) fn consumer(&self) -> PullConsumer {
+    pub(crate) fn consumer(&self) -> Arc<PullConsumer> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
@@ -187,11 +184,11 @@ impl Slot {
         self.current.read().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    fn set(&self, bound: (u64, PullConsumer)) {
+    fn set(&self, (epoch, consumer): (u64, PullConsumer)) {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         // Never back to an older epoch (two fixes racing).
-        if bound.0 >= current.0 {
-            *current = bound;
+        if epoch >= current.0 {
+            *current = (epoch, Arc::new(consumer));
         }
     }
 
